@@ -1,0 +1,1 @@
+"""Views of the workstation, one module per view."""

@@ -1,0 +1,1 @@
+"""Image operations on :class:`~dosimetry_core.model.Volume` (resampling, ...)."""

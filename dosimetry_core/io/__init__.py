@@ -1,0 +1,1 @@
+"""Input/output: DICOM discovery, readers and writers (later: RTSTRUCT/SEG, NIfTI)."""

@@ -1,0 +1,466 @@
+"""The case: a patient, what was given, what was measured, and what was derived.
+
+All classes are plain dataclasses with explicit ``to_dict``/``from_dict`` for the
+store and the CLI's JSON.  Units follow :mod:`dosimetry_core.model.units`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from dosimetry_core.model.units import ImageUnits
+from dosimetry_core.model.volume import VolumeRef
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def new_id(prefix: str = "") -> str:
+    """Short random identifier (12 hex digits), optionally prefixed."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+# --------------------------------------------------------------------- patient
+@dataclass
+class Patient:
+    """Who the case is about (identifying data; anonymised export removes it)."""
+
+    patient_id: str
+    name: str = ""
+    birth_date: date | None = None
+    sex: str = ""  # DICOM code: M, F, O or empty
+    weight_kg: float | None = None
+    height_cm: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patient_id": self.patient_id,
+            "name": self.name,
+            "birth_date": self.birth_date.isoformat() if self.birth_date else None,
+            "sex": self.sex,
+            "weight_kg": self.weight_kg,
+            "height_cm": self.height_cm,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Patient:
+        bd = d.get("birth_date")
+        return cls(
+            patient_id=d["patient_id"],
+            name=d.get("name", ""),
+            birth_date=date.fromisoformat(bd) if bd else None,
+            sex=d.get("sex", ""),
+            weight_kg=d.get("weight_kg"),
+            height_cm=d.get("height_cm"),
+        )
+
+
+# -------------------------------------------------------------- administration
+@dataclass
+class Administration:
+    """One administration of a radiopharmaceutical.
+
+    ``activity_mbq`` is the activity measured in the syringe at ``time`` (the
+    administration time).  A residual left in the syringe/lines is recorded with
+    its own measurement time; the net administered activity is computed by
+    :func:`dosimetry_core.physics.decay.net_administered_activity_mbq`.
+    """
+
+    nuclide: str  # e.g. "Lu-177" (ICRP-107 spelling)
+    activity_mbq: float
+    time: datetime
+    radiopharmaceutical: str = ""
+    route: str = "intravenous"
+    residual_activity_mbq: float = 0.0
+    residual_time: datetime | None = None
+    cycle: int = 1
+    administration_id: str = field(default_factory=lambda: new_id("adm-"))
+    entered_by: str = ""
+    source: str = ""  # "dicom" when read from the Radiopharmaceutical Information Sequence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "administration_id": self.administration_id,
+            "nuclide": self.nuclide,
+            "activity_mbq": self.activity_mbq,
+            "time": _dt(self.time),
+            "radiopharmaceutical": self.radiopharmaceutical,
+            "route": self.route,
+            "residual_activity_mbq": self.residual_activity_mbq,
+            "residual_time": _dt(self.residual_time),
+            "cycle": self.cycle,
+            "entered_by": self.entered_by,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Administration:
+        t = _parse_dt(d["time"])
+        assert t is not None
+        return cls(
+            administration_id=d["administration_id"],
+            nuclide=d["nuclide"],
+            activity_mbq=float(d["activity_mbq"]),
+            time=t,
+            radiopharmaceutical=d.get("radiopharmaceutical", ""),
+            route=d.get("route", "intravenous"),
+            residual_activity_mbq=float(d.get("residual_activity_mbq", 0.0)),
+            residual_time=_parse_dt(d.get("residual_time")),
+            cycle=int(d.get("cycle", 1)),
+            entered_by=d.get("entered_by", ""),
+            source=d.get("source", ""),
+        )
+
+
+# ---------------------------------------------------------------------- series
+class CalibrationStatus(StrEnum):
+    """How the voxel values of a functional series became Bq/mL."""
+
+    VENDOR_BQML = "vendor Bq/mL"
+    """The reconstruction stored activity concentration (Units = BQML)."""
+    CALIBRATION_FACTOR = "calibration factor"
+    """Counts converted with a camera calibration factor (cps/MBq)."""
+    SUV_CONVERTED = "converted from SUV"
+    UNCALIBRATED = "uncalibrated"
+    """Counts without a calibration factor: not quantitative."""
+    NOT_APPLICABLE = "n/a"
+    """Anatomical series (CT)."""
+
+
+@dataclass
+class SeriesInfo:
+    """Where a volume came from: the DICOM series and how it was converted."""
+
+    series_instance_uid: str
+    study_instance_uid: str = ""
+    modality: str = ""  # CT, NM, PT
+    series_description: str = ""
+    frame_of_reference_uid: str = ""
+    manufacturer: str = ""
+    manufacturer_model: str = ""
+    station_name: str = ""
+    device_serial_number: str = ""
+    n_files: int = 0
+    source_units: str = ""  # the DICOM Units value or description as found
+    calibration_status: CalibrationStatus = CalibrationStatus.NOT_APPLICABLE
+    cps_per_mbq: float | None = None
+    corrections: list[str] = field(default_factory=list)  # e.g. ["ATTN", "SCAT", "DECY"]
+    decay_corrected_to: datetime | None = None
+    nuclide: str = ""  # as read from DICOM, normalised (e.g. "Lu-177")
+    volume: VolumeRef | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "series_instance_uid": self.series_instance_uid,
+            "study_instance_uid": self.study_instance_uid,
+            "modality": self.modality,
+            "series_description": self.series_description,
+            "frame_of_reference_uid": self.frame_of_reference_uid,
+            "manufacturer": self.manufacturer,
+            "manufacturer_model": self.manufacturer_model,
+            "station_name": self.station_name,
+            "device_serial_number": self.device_serial_number,
+            "n_files": self.n_files,
+            "source_units": self.source_units,
+            "calibration_status": str(self.calibration_status),
+            "cps_per_mbq": self.cps_per_mbq,
+            "corrections": list(self.corrections),
+            "decay_corrected_to": _dt(self.decay_corrected_to),
+            "nuclide": self.nuclide,
+            "volume": self.volume.to_dict() if self.volume else None,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeriesInfo:
+        return cls(
+            series_instance_uid=d["series_instance_uid"],
+            study_instance_uid=d.get("study_instance_uid", ""),
+            modality=d.get("modality", ""),
+            series_description=d.get("series_description", ""),
+            frame_of_reference_uid=d.get("frame_of_reference_uid", ""),
+            manufacturer=d.get("manufacturer", ""),
+            manufacturer_model=d.get("manufacturer_model", ""),
+            station_name=d.get("station_name", ""),
+            device_serial_number=d.get("device_serial_number", ""),
+            n_files=int(d.get("n_files", 0)),
+            source_units=d.get("source_units", ""),
+            calibration_status=CalibrationStatus(d.get("calibration_status", "n/a")),
+            cps_per_mbq=d.get("cps_per_mbq"),
+            corrections=list(d.get("corrections", [])),
+            decay_corrected_to=_parse_dt(d.get("decay_corrected_to")),
+            nuclide=d.get("nuclide", ""),
+            volume=VolumeRef.from_dict(d["volume"]) if d.get("volume") else None,
+            extra=dict(d.get("extra", {})),
+        )
+
+
+# ------------------------------------------------------------------ time point
+@dataclass
+class TimePoint:
+    """One quantitative acquisition (SPECT or PET) with its anatomical (CT) series.
+
+    ``acquired_at`` is the acquisition start; activities of this time point are
+    at that time (not decay corrected) unless a series says otherwise.
+    """
+
+    acquired_at: datetime
+    modality: str  # "NM" (SPECT) or "PT"
+    functional: SeriesInfo
+    anatomical: SeriesInfo | None = None
+    duration_s: float | None = None
+    label: str = ""
+    total_activity_mbq: float | None = None
+    """Activity in the whole functional field at scan time (MBq), from the calibrated image."""
+    time_point_id: str = field(default_factory=lambda: new_id("tp-"))
+
+    @property
+    def units(self) -> ImageUnits:
+        vol = self.functional.volume
+        return vol.units if vol is not None else ImageUnits.UNKNOWN
+
+    def hours_after(self, reference: datetime) -> float:
+        """Elapsed time from ``reference`` to acquisition start, in hours."""
+        return (self.acquired_at - reference).total_seconds() / 3600.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time_point_id": self.time_point_id,
+            "label": self.label,
+            "acquired_at": _dt(self.acquired_at),
+            "duration_s": self.duration_s,
+            "modality": self.modality,
+            "total_activity_mbq": self.total_activity_mbq,
+            "functional": self.functional.to_dict(),
+            "anatomical": self.anatomical.to_dict() if self.anatomical else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimePoint:
+        t = _parse_dt(d["acquired_at"])
+        assert t is not None
+        return cls(
+            time_point_id=d["time_point_id"],
+            label=d.get("label", ""),
+            acquired_at=t,
+            duration_s=d.get("duration_s"),
+            modality=d["modality"],
+            total_activity_mbq=d.get("total_activity_mbq"),
+            functional=SeriesInfo.from_dict(d["functional"]),
+            anatomical=SeriesInfo.from_dict(d["anatomical"]) if d.get("anatomical") else None,
+        )
+
+
+# ------------------------------------------------------------------------ VOIs
+class VoiKind(StrEnum):
+    ORGAN = "organ"
+    LESION = "lesion"
+    REFERENCE = "reference"
+
+
+class VoiStatus(StrEnum):
+    """Physician verification state of a contour."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass
+class VOI:
+    """A volume of interest: a mask on a reference grid, with a name and a kind.
+
+    ``mask`` refers to a stored uint8 volume (1 inside) on the grid of the time
+    point named by ``time_point_id`` (or the registration reference grid).
+    """
+
+    name: str
+    kind: VoiKind
+    mask: VolumeRef
+    color_rgb: tuple[int, int, int] = (255, 0, 0)
+    time_point_id: str = ""
+    status: VoiStatus = VoiStatus.DRAFT
+    source: str = ""  # e.g. "RTSTRUCT <SOP UID>", "threshold 40 %"
+    history: list[dict[str, Any]] = field(default_factory=list)
+    voi_id: str = field(default_factory=lambda: new_id("voi-"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "voi_id": self.voi_id,
+            "name": self.name,
+            "kind": str(self.kind),
+            "mask": self.mask.to_dict(),
+            "color_rgb": list(self.color_rgb),
+            "time_point_id": self.time_point_id,
+            "status": str(self.status),
+            "source": self.source,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VOI:
+        c = d.get("color_rgb", [255, 0, 0])
+        return cls(
+            voi_id=d["voi_id"],
+            name=d["name"],
+            kind=VoiKind(d["kind"]),
+            mask=VolumeRef.from_dict(d["mask"]),
+            color_rgb=(int(c[0]), int(c[1]), int(c[2])),
+            time_point_id=d.get("time_point_id", ""),
+            status=VoiStatus(d.get("status", "draft")),
+            source=d.get("source", ""),
+            history=list(d.get("history", [])),
+        )
+
+
+# ---------------------------------------------------------------- measurements
+class MeasurementKind(StrEnum):
+    DOSE_RATE = "dose rate"  # external whole-body dose rate, e.g. uSv/h at 1 m
+    BLOOD_SAMPLE = "blood sample"  # well-counter reading of a blood sample
+    PROBE = "probe"  # thyroid/uptake probe reading
+    OTHER = "other"
+
+
+@dataclass
+class Measurement:
+    """A non-imaging reading: value with its unit, when, by whom."""
+
+    kind: MeasurementKind
+    value: float
+    unit: str
+    time: datetime
+    entered_by: str = ""
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    measurement_id: str = field(default_factory=lambda: new_id("m-"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measurement_id": self.measurement_id,
+            "kind": str(self.kind),
+            "value": self.value,
+            "unit": self.unit,
+            "time": _dt(self.time),
+            "entered_by": self.entered_by,
+            "note": self.note,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        t = _parse_dt(d["time"])
+        assert t is not None
+        return cls(
+            measurement_id=d["measurement_id"],
+            kind=MeasurementKind(d["kind"]),
+            value=float(d["value"]),
+            unit=d["unit"],
+            time=t,
+            entered_by=d.get("entered_by", ""),
+            note=d.get("note", ""),
+            extra=dict(d.get("extra", {})),
+        )
+
+
+# ------------------------------------------------------------------------ case
+@dataclass
+class Case:
+    """Everything known about one patient's therapy dosimetry.
+
+    ``version`` increases at every save; the store refuses a save whose
+    ``version`` is older than the stored one (no lost update).
+    """
+
+    patient: Patient
+    administrations: list[Administration] = field(default_factory=list)
+    time_points: list[TimePoint] = field(default_factory=list)
+    vois: list[VOI] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    protocol: str = ""
+    description: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
+    modified_at: datetime | None = None
+    version: int = 0
+    case_id: str = field(default_factory=lambda: new_id("case-"))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def first_administration(self) -> Administration | None:
+        """Earliest administration (the reference time t0 of the kinetics), if any."""
+        if not self.administrations:
+            return None
+        return min(self.administrations, key=lambda a: a.time)
+
+    def sorted_time_points(self) -> list[TimePoint]:
+        return sorted(self.time_points, key=lambda t: t.acquired_at)
+
+    def time_point(self, key: str) -> TimePoint:
+        """Find a time point by id, label, or 1-based position in time order."""
+        ordered = self.sorted_time_points()
+        for tp in ordered:
+            if key in (tp.time_point_id, tp.label):
+                return tp
+        if key.isdigit() and 1 <= int(key) <= len(ordered):
+            return ordered[int(key) - 1]
+        raise KeyError(f"case {self.case_id} has no time point {key!r}")
+
+    def hours_after_administration(self, tp: TimePoint) -> float | None:
+        adm = self.first_administration
+        return tp.hours_after(adm.time) if adm else None
+
+    def volume_refs(self) -> list[VolumeRef]:
+        """Every stored volume this case refers to."""
+        refs: list[VolumeRef] = []
+        for tp in self.time_points:
+            for s in (tp.functional, tp.anatomical):
+                if s is not None and s.volume is not None:
+                    refs.append(s.volume)
+        refs.extend(v.mask for v in self.vois)
+        return refs
+
+    # --------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "version": self.version,
+            "protocol": self.protocol,
+            "description": self.description,
+            "created_at": _dt(self.created_at),
+            "modified_at": _dt(self.modified_at),
+            "patient": self.patient.to_dict(),
+            "administrations": [a.to_dict() for a in self.administrations],
+            "time_points": [t.to_dict() for t in self.time_points],
+            "vois": [v.to_dict() for v in self.vois],
+            "measurements": [m.to_dict() for m in self.measurements],
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Case:
+        created = _parse_dt(d.get("created_at"))
+        return cls(
+            case_id=d["case_id"],
+            version=int(d.get("version", 0)),
+            protocol=d.get("protocol", ""),
+            description=d.get("description", ""),
+            created_at=created if created else datetime.now().replace(microsecond=0),
+            modified_at=_parse_dt(d.get("modified_at")),
+            patient=Patient.from_dict(d["patient"]),
+            administrations=[Administration.from_dict(a) for a in d.get("administrations", [])],
+            time_points=[TimePoint.from_dict(t) for t in d.get("time_points", [])],
+            vois=[VOI.from_dict(v) for v in d.get("vois", [])],
+            measurements=[Measurement.from_dict(m) for m in d.get("measurements", [])],
+            extra=dict(d.get("extra", {})),
+        )

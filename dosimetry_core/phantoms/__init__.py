@@ -1,0 +1,1 @@
+"""Synthetic phantoms with known ground truth (demo patient, QC phantoms)."""

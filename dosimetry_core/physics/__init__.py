@@ -1,0 +1,1 @@
+"""Physics data and helpers: nuclides, decay (later: materials, cross sections)."""

@@ -1,0 +1,212 @@
+"""Nuclear decay data: half-lives, mean energies per decay, beta spectra, progeny.
+
+Sources
+-------
+* Emissions and beta spectra: ICRP Publication 107, "Nuclear Decay Data for
+  Dosimetric Calculations" (Eckerman & Endo, Ann. ICRP 38(3), 2008), as shipped
+  by the PyPI package ``icrp107-database`` (one JSON file per nuclide, energies
+  in MeV, yields per decay).
+* Half-lives and decay chains: the PyPI package ``radioactivedecay`` with its
+  default dataset (ICRP-107 half-lives and branching, AME2020/NUBASE2020 masses).
+
+Radiation-type grouping used for dosimetry (MIRD convention):
+
+* ``electron``: beta-minus and beta-plus kinetic energy, Auger and internal
+  conversion electrons (ICRP-107 types B-, B+, AE, IE);
+* ``photon``: gamma rays, X-rays and annihilation photons (G, X, AQ);
+* ``alpha``: alpha particles (A);
+* ``alpha_recoil``: recoiling daughter nuclei (AR), deposited locally.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dosimetry_core.errors import InvalidInputError
+
+_ELECTRON_TYPES = ("beta-", "beta+", "auger", "IE")
+_PHOTON_TYPES = ("gamma", "X", "annihilation")
+
+_ELEMENT_NAMES = {
+    "hydrogen": "H", "carbon": "C", "nitrogen": "N", "oxygen": "O", "fluorine": "F",
+    "sodium": "Na", "phosphorus": "P", "potassium": "K", "chromium": "Cr",
+    "scandium": "Sc", "copper": "Cu", "gallium": "Ga", "germanium": "Ge",
+    "rubidium": "Rb", "strontium": "Sr", "yttrium": "Y", "zirconium": "Zr",
+    "technetium": "Tc", "indium": "In", "iodine": "I", "xenon": "Xe",
+    "samarium": "Sm", "terbium": "Tb", "holmium": "Ho", "erbium": "Er",
+    "lutetium": "Lu", "rhenium": "Re", "thallium": "Tl", "lead": "Pb",
+    "bismuth": "Bi", "astatine": "At", "radium": "Ra", "actinium": "Ac",
+    "thorium": "Th", "cobalt": "Co", "cesium": "Cs", "caesium": "Cs",
+    "barium": "Ba", "europium": "Eu", "americium": "Am", "gadolinium": "Gd",
+    "radon": "Rn", "polonium": "Po", "francium": "Fr", "copper-": "Cu",
+}
+
+_DATA_DIR: Path | None = None
+
+
+def _icrp107_dir() -> Path:
+    global _DATA_DIR
+    if _DATA_DIR is None:
+        import icrp107_database
+
+        _DATA_DIR = Path(icrp107_database.__file__).parent / "icrp107"
+    return _DATA_DIR
+
+
+def normalize_nuclide(name: str) -> str:
+    """Return the ICRP-107 spelling (``"Lu-177"``, ``"Tc-99m"``) of a nuclide name.
+
+    Accepts ``Lu-177``, ``lu177``, ``177Lu``, ``LU-177``, ``Lutetium-177``,
+    ``^177^Lutetium`` (DICOM code meanings), ``Tc99m``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the name cannot be parsed or the nuclide is not in ICRP-107.
+    """
+    raw = str(name).strip()
+    s = raw.replace("^", " ").replace("_", " ").strip()
+    m = re.fullmatch(r"([A-Za-z]+)\s*-?\s*(\d+)\s*(m\d?)?", s) or None
+    if m:
+        sym, mass, meta = m.group(1), m.group(2), m.group(3) or ""
+    else:
+        m2 = re.fullmatch(r"(\d+)\s*(m\d?)?\s*-?\s*([A-Za-z]+)", s)
+        if not m2:
+            raise InvalidInputError(f"cannot read nuclide name {raw!r} (expected e.g. 'Lu-177')")
+        mass, meta, sym = m2.group(1), m2.group(2) or "", m2.group(3)
+    low = sym.lower()
+    if low in _ELEMENT_NAMES:
+        sym = _ELEMENT_NAMES[low]
+    elif len(sym) <= 2:
+        sym = sym[0].upper() + sym[1:].lower()
+    else:
+        raise InvalidInputError(f"unknown element {sym!r} in nuclide name {raw!r}")
+    canonical = f"{sym}-{int(mass)}{meta.lower()}"
+    if not (_icrp107_dir() / f"{canonical}.json").exists():
+        raise InvalidInputError(f"nuclide {canonical} (from {raw!r}) is not in ICRP-107")
+    return canonical
+
+
+@lru_cache(maxsize=256)
+def _emissions(nuclide: str) -> dict[str, list[list[float]]]:
+    path = _icrp107_dir() / f"{nuclide}.json"
+    with open(path, "rb") as f:
+        data = json.loads(json.load(f))
+    return data["emissions"]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class EnergyPerDecay:
+    """Mean energy emitted per decay by radiation group, in MeV (ICRP-107)."""
+
+    electron_mev: float
+    photon_mev: float
+    alpha_mev: float
+    alpha_recoil_mev: float
+
+    @property
+    def total_mev(self) -> float:
+        return self.electron_mev + self.photon_mev + self.alpha_mev + self.alpha_recoil_mev
+
+    @property
+    def non_penetrating_mev(self) -> float:
+        """Electrons, alphas and recoils: energy usually deposited locally."""
+        return self.electron_mev + self.alpha_mev + self.alpha_recoil_mev
+
+
+def energy_per_decay(nuclide: str) -> EnergyPerDecay:
+    """Mean energy per decay of ``nuclide`` alone (no progeny), in MeV.
+
+    Source: ICRP Publication 107.  E.g. Lu-177: electrons 0.1479 MeV,
+    photons 0.0351 MeV; Y-90: electrons 0.9331 MeV.
+    """
+    n = normalize_nuclide(nuclide)
+    em = _emissions(n)
+
+    def s(keys: tuple[str, ...]) -> float:
+        return float(sum(e * y for k in keys for e, y in em.get(k, [])))
+
+    return EnergyPerDecay(
+        electron_mev=s(_ELECTRON_TYPES),
+        photon_mev=s(_PHOTON_TYPES),
+        alpha_mev=s(("alpha",)),
+        alpha_recoil_mev=s(("alpha recoil",)),
+    )
+
+
+def emission_lines(nuclide: str, radiation: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Discrete emissions of one ICRP-107 type: (energies in MeV, yields per decay).
+
+    ``radiation`` is an ICRP-107 type as named by ``icrp107-database``: ``gamma``,
+    ``X``, ``annihilation``, ``auger``, ``IE``, ``alpha``, ``alpha recoil``,
+    ``beta-`` / ``beta+`` (mean energies of each branch).
+    """
+    em = _emissions(normalize_nuclide(nuclide))
+    if radiation not in em:
+        raise InvalidInputError(f"unknown ICRP-107 radiation type {radiation!r}")
+    lines = np.asarray(em[radiation], dtype=float).reshape(-1, 2)
+    return lines[:, 0].copy(), lines[:, 1].copy()
+
+
+def beta_spectrum(nuclide: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """ICRP-107 beta spectrum: (kinetic energy in MeV, probability density per MeV).
+
+    The density integrates to 1 over energy (per beta decay); multiply by the
+    beta yield (sum of ``beta-``/``beta+`` yields) for per-decay numbers.
+    Returns empty arrays for nuclides without beta decay.
+    """
+    em = _emissions(normalize_nuclide(nuclide))
+    spec = np.asarray(em.get("b-spectra", []), dtype=float).reshape(-1, 2)
+    return spec[:, 0].copy(), spec[:, 1].copy()
+
+
+def half_life_h(nuclide: str) -> float:
+    """Physical half-life in hours (``radioactivedecay`` default dataset, ICRP-107)."""
+    import radioactivedecay as rd
+
+    n = normalize_nuclide(nuclide)
+    try:
+        return float(rd.Nuclide(n).half_life("h"))
+    except Exception as exc:  # radioactivedecay raises its own error types
+        raise InvalidInputError(f"no half-life for {n}: {exc}") from exc
+
+
+def decay_constant_per_h(nuclide: str) -> float:
+    """Physical decay constant lambda = ln 2 / T_half in 1/h."""
+    return float(np.log(2.0) / half_life_h(nuclide))
+
+
+@dataclass(frozen=True)
+class Progeny:
+    nuclide: str
+    branching_fraction: float
+    half_life_h: float
+
+
+def progeny(nuclide: str) -> list[Progeny]:
+    """Direct radioactive daughters with branching fractions (``radioactivedecay``).
+
+    Stable daughters are omitted.
+    """
+    import radioactivedecay as rd
+
+    n = normalize_nuclide(nuclide)
+    parent = rd.Nuclide(n)
+    out = []
+    for d, bf in zip(parent.progeny(), parent.branching_fractions(), strict=True):
+        hl = rd.Nuclide(d).half_life("h")
+        if isinstance(hl, float) and np.isfinite(hl):
+            out.append(Progeny(d, float(bf), float(hl)))
+    return out
+
+
+def available_nuclides() -> list[str]:
+    """Every nuclide with ICRP-107 emission data."""
+    return sorted(p.stem for p in _icrp107_dir().glob("*.json"))
