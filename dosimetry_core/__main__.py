@@ -1,0 +1,3 @@
+from dosimetry_core.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run the whole test suite, GUI tests included,
+# under a virtual X server.  Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/installer/setup.sh" gui,dev
+VENV="${MRT_VENV:-$ROOT/.venv}"
+cd "$ROOT"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.numba_cache}"
+# A private store for anything the tests might open by default.
+export MRTDOSE_STORE="${MRTDOSE_STORE:-$(mktemp -d)/store}"
+exec xvfb-run -a -s "-screen 0 1280x1024x24" "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
