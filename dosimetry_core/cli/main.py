@@ -286,7 +286,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print machine-readable JSON on stdout")
     common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS,

@@ -175,9 +175,9 @@ class Geometry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Geometry:
         return cls(
-            shape_zyx=tuple(data["shape_zyx"]),  # type: ignore[arg-type]
-            spacing_mm=tuple(data["spacing_mm"]),  # type: ignore[arg-type]
-            origin_mm=tuple(data["origin_mm"]),  # type: ignore[arg-type]
+            shape_zyx=tuple(data["shape_zyx"]),
+            spacing_mm=tuple(data["spacing_mm"]),
+            origin_mm=tuple(data["origin_mm"]),
             direction=tuple(tuple(r) for r in data["direction"]),
             frame_of_reference_uid=data.get("frame_of_reference_uid", ""),
         )

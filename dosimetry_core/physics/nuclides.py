@@ -99,7 +99,8 @@ def _emissions(nuclide: str) -> dict[str, list[list[float]]]:
     path = _icrp107_dir() / f"{nuclide}.json"
     with open(path, "rb") as f:
         data = json.loads(json.load(f))
-    return data["emissions"]  # type: ignore[no-any-return]
+    emissions: dict[str, list[list[float]]] = data["emissions"]
+    return emissions
 
 
 @dataclass(frozen=True)

@@ -247,15 +247,15 @@ def import_directory(
                     f"series {f.info.series_instance_uid} is already in case {case.case_id}; not imported again"
                 )
                 continue
-            ct = _pair_ct(f, cts)
-            if ct is None:
+            paired = _pair_ct(f, cts)
+            if paired is None:
                 out.warnings.append(
                     f"{f.info.modality} series '{f.info.series_description}' has no CT in the same "
                     "frame of reference or study: time point without anatomy"
                 )
-            tp = _make_time_point(store, f, ct)
-            if ct is not None:
-                used_ct.add(ct.info.series_instance_uid)
+            tp = _make_time_point(store, f, paired)
+            if paired is not None:
+                used_ct.add(paired.info.series_instance_uid)
             case.time_points.append(tp)
             entry = next((p for p in pending if p[0] is case), None)
             if entry is None:
