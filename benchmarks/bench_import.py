@@ -17,19 +17,29 @@ import time
 from pathlib import Path
 
 CHILD_IMPORT = r"""
-import json, resource, sys, time
+import json, sys, time
+def hwm_mb():
+    # VmHWM: peak RSS of this address space (ru_maxrss would include the parent's peak across fork/exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 from dosimetry_core.pipeline.importing import import_directory
 from dosimetry_core.store import CaseStore
 t0 = time.perf_counter()
 store = CaseStore(sys.argv[2])
 rep = import_directory(store, sys.argv[1])
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"seconds": dt, "peak_rss_mb": hwm_mb(),
                   "time_points": rep.cases[0].time_points}))
 """
 
 CHILD_BASELINE = r"""
-import json, resource, sys, time
+import json, sys, time
+def hwm_mb():
+    # VmHWM: peak RSS of this address space (ru_maxrss would include the parent's peak across fork/exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 from pathlib import Path
 import pydicom
 files = [p for p in Path(sys.argv[1]).rglob("*.dcm")]
@@ -40,7 +50,7 @@ for p in files:
     if "PixelData" in ds:
         n += ds.pixel_array.size
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"seconds": dt, "peak_rss_mb": hwm_mb(),
                   "files": len(files), "voxels": n}))
 """
 

@@ -60,8 +60,12 @@ STAMP="$VENV/.mrt-installed"
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "setup: installing the workstation and its Python dependencies ($EXTRAS)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]" 2>&1 \
-    | grep -v -E "^WARNING: Location .* is ignored" || true
+  LOG="$VENV/pip-install.log"
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]" >"$LOG" 2>&1; then
+    grep -v -E "^WARNING: Location .* is ignored" "$LOG" | tail -40 >&2
+    echo "setup: pip install failed (full log: $LOG)" >&2
+    exit 1
+  fi
   "$VENV/bin/python" -c "import dosimetry_core, numpy, pydicom, SimpleITK, sqlalchemy" \
     || { echo "setup: installation failed" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
