@@ -19,7 +19,8 @@ from pathlib import Path
 CHILD_IMPORT = r"""
 import json, sys, time
 def hwm_mb():
-    # VmHWM: peak RSS of this address space (ru_maxrss would include the parent's peak across fork/exec)
+    # VmHWM: peak RSS of this address space
+    # (ru_maxrss would include the parent's peak across fork/exec)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -36,7 +37,8 @@ print(json.dumps({"seconds": dt, "peak_rss_mb": hwm_mb(),
 CHILD_BASELINE = r"""
 import json, sys, time
 def hwm_mb():
-    # VmHWM: peak RSS of this address space (ru_maxrss would include the parent's peak across fork/exec)
+    # VmHWM: peak RSS of this address space
+    # (ru_maxrss would include the parent's peak across fork/exec)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -56,7 +58,9 @@ print(json.dumps({"seconds": dt, "peak_rss_mb": hwm_mb(),
 
 
 def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

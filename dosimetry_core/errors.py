@@ -43,5 +43,5 @@ class ConcurrentModificationError(StoreError):
     """The case was changed by someone else since it was loaded."""
 
 
-class Cancelled(DosimetryError):  # noqa: N818 - reads better at the call site
+class Cancelled(DosimetryError):
     """A long computation was cancelled by the user."""

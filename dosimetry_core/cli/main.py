@@ -33,8 +33,11 @@ class _ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors on one line (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"mrtdose: {message} (see 'mrtdose {self.prog.split(' ', 1)[-1]} --help')\n"
-                         if " " in self.prog else f"mrtdose: {message} (see 'mrtdose --help')\n")
+        sys.stderr.write(
+            f"mrtdose: {message} (see 'mrtdose {self.prog.split(' ', 1)[-1]} --help')\n"
+            if " " in self.prog
+            else f"mrtdose: {message} (see 'mrtdose --help')\n"
+        )
         raise SystemExit(EXIT_USAGE)
 
 
@@ -50,7 +53,9 @@ class TextProgress:
             return
         width = 30
         filled = int(round(width * fraction))
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}% {message[:60]:<60}"
+        line = (
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}% {message[:60]:<60}"
+        )
         if line != self._last:
             sys.stderr.write(line)
             sys.stderr.flush()
@@ -90,7 +95,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     bar = TextProgress(not args.json)
     try:
         result = import_directory(
-            store, args.dicom_dir, calibration_cps_per_mbq=args.calibration_cps_per_mbq, progress=bar
+            store,
+            args.dicom_dir,
+            calibration_cps_per_mbq=args.calibration_cps_per_mbq,
+            progress=bar,
         )
     finally:
         bar.done()
@@ -98,8 +106,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     lines = []
     for c in result.cases:
         verb = "created" if c.created else "updated"
-        lines.append(f"{verb} case {c.case_id} (patient {c.patient_id}): "
-                     f"{c.time_points} time point(s), {c.new_time_points} new")
+        lines.append(
+            f"{verb} case {c.case_id} (patient {c.patient_id}): "
+            f"{c.time_points} time point(s), {c.new_time_points} new"
+        )
     if not result.cases:
         lines.append("no case imported")
     for s in result.skipped:
@@ -116,25 +126,31 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_cases(args: argparse.Namespace) -> int:
     store = _open_store(args)
     cases = store.list_cases()
-    data = {"cases": [
-        {
-            "case_id": c.case_id,
-            "patient_id": c.patient_id,
-            "patient_name": c.patient_name,
-            "protocol": c.protocol,
-            "time_points": c.n_time_points,
-            "description": c.description,
-            "created_at": c.created_at.isoformat() if c.created_at else None,
-            "modified_at": c.modified_at.isoformat() if c.modified_at else None,
-            "version": c.version,
-        }
-        for c in cases
-    ]}
+    data = {
+        "cases": [
+            {
+                "case_id": c.case_id,
+                "patient_id": c.patient_id,
+                "patient_name": c.patient_name,
+                "protocol": c.protocol,
+                "time_points": c.n_time_points,
+                "description": c.description,
+                "created_at": c.created_at.isoformat() if c.created_at else None,
+                "modified_at": c.modified_at.isoformat() if c.modified_at else None,
+                "version": c.version,
+            }
+            for c in cases
+        ]
+    }
     if cases:
-        header = f"{'CASE':<18} {'PATIENT':<16} {'NAME':<22} {'TP':>3}  {'MODIFIED':<19}  DESCRIPTION"
+        header = (
+            f"{'CASE':<18} {'PATIENT':<16} {'NAME':<22} {'TP':>3}  {'MODIFIED':<19}  DESCRIPTION"
+        )
         rows = [
-            f"{c.case_id:<18} {c.patient_id[:16]:<16} {c.patient_name[:22]:<22} {c.n_time_points:>3}  "
-            f"{(c.modified_at or c.created_at).isoformat(sep=' ', timespec='seconds'):<19}  {c.description}"
+            f"{c.case_id:<18} {c.patient_id[:16]:<16} {c.patient_name[:22]:<22} "
+            f"{c.n_time_points:>3}  "
+            f"{(c.modified_at or c.created_at).isoformat(sep=' ', timespec='seconds'):<19}  "
+            f"{c.description}"
             for c in cases
         ]
         text = "\n".join([header, *rows])
@@ -152,37 +168,45 @@ def case_summary(case: Any) -> dict[str, Any]:
     tps = []
     for tp in case.sorted_time_points():
         f = tp.functional
-        tps.append({
-            "time_point_id": tp.time_point_id,
-            "label": tp.label,
-            "acquired_at": tp.acquired_at.isoformat(),
-            "hours_after_administration": case.hours_after_administration(tp),
-            "modality": tp.modality,
-            "units": str(tp.units),
-            "total_activity_mbq": tp.total_activity_mbq,
-            "duration_s": tp.duration_s,
-            "calibration_status": str(f.calibration_status),
-            "cps_per_mbq": f.cps_per_mbq,
-            "series": {
-                "functional": {
-                    "series_instance_uid": f.series_instance_uid,
-                    "description": f.series_description,
-                    "manufacturer": f.manufacturer,
-                    "station_name": f.station_name,
-                    "source_units": f.source_units,
-                    "corrections": f.corrections,
-                    "shape_zyx": list(f.volume.geometry.shape_zyx) if f.volume else None,
-                    "spacing_mm": list(f.volume.geometry.spacing_mm) if f.volume else None,
+        tps.append(
+            {
+                "time_point_id": tp.time_point_id,
+                "label": tp.label,
+                "acquired_at": tp.acquired_at.isoformat(),
+                "hours_after_administration": case.hours_after_administration(tp),
+                "modality": tp.modality,
+                "units": str(tp.units),
+                "total_activity_mbq": tp.total_activity_mbq,
+                "duration_s": tp.duration_s,
+                "calibration_status": str(f.calibration_status),
+                "cps_per_mbq": f.cps_per_mbq,
+                "series": {
+                    "functional": {
+                        "series_instance_uid": f.series_instance_uid,
+                        "description": f.series_description,
+                        "manufacturer": f.manufacturer,
+                        "station_name": f.station_name,
+                        "source_units": f.source_units,
+                        "corrections": f.corrections,
+                        "shape_zyx": list(f.volume.geometry.shape_zyx) if f.volume else None,
+                        "spacing_mm": list(f.volume.geometry.spacing_mm) if f.volume else None,
+                    },
+                    "anatomical": None
+                    if tp.anatomical is None
+                    else {
+                        "series_instance_uid": tp.anatomical.series_instance_uid,
+                        "description": tp.anatomical.series_description,
+                        "modality": tp.anatomical.modality,
+                        "shape_zyx": list(tp.anatomical.volume.geometry.shape_zyx)
+                        if tp.anatomical.volume
+                        else None,
+                        "spacing_mm": list(tp.anatomical.volume.geometry.spacing_mm)
+                        if tp.anatomical.volume
+                        else None,
+                    },
                 },
-                "anatomical": None if tp.anatomical is None else {
-                    "series_instance_uid": tp.anatomical.series_instance_uid,
-                    "description": tp.anatomical.series_description,
-                    "modality": tp.anatomical.modality,
-                    "shape_zyx": list(tp.anatomical.volume.geometry.shape_zyx) if tp.anatomical.volume else None,
-                    "spacing_mm": list(tp.anatomical.volume.geometry.spacing_mm) if tp.anatomical.volume else None,
-                },
-            },
-        })
+            }
+        )
     return {
         "case_id": case.case_id,
         "version": case.version,
@@ -222,19 +246,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not data["administrations"]:
         lines.append("  none recorded (enter the administration before kinetics)")
     for a in data["administrations"]:
-        lines.append(f"  {a['time']}  {a['nuclide']:<7} {a['activity_mbq']:9.1f} MBq  "
-                     f"{a['radiopharmaceutical']}  (cycle {a['cycle']}, from {a['source'] or 'entry'})")
+        lines.append(
+            f"  {a['time']}  {a['nuclide']:<7} {a['activity_mbq']:9.1f} MBq  "
+            f"{a['radiopharmaceutical']}  (cycle {a['cycle']}, from {a['source'] or 'entry'})"
+        )
     lines.append("Time points:")
-    lines.append(f"  {'TP':<4} {'ACQUIRED':<19} {'HOURS':>7} {'MOD':<3} {'UNITS':<7} "
-                 f"{'ACTIVITY':>12}  CALIBRATION / SERIES")
+    lines.append(
+        f"  {'TP':<4} {'ACQUIRED':<19} {'HOURS':>7} {'MOD':<3} {'UNITS':<7} "
+        f"{'ACTIVITY':>12}  CALIBRATION / SERIES"
+    )
     for t in data["time_points"]:
         cal = t["calibration_status"]
         if t["cps_per_mbq"]:
             cal += f" ({t['cps_per_mbq']:.3g} cps/MBq)"
         ct = t["series"]["anatomical"]
         lines.append(
-            f"  {t['label']:<4} {t['acquired_at'][:19]:<19} {_fmt(t['hours_after_administration'], '7.1f')} "
-            f"{t['modality']:<3} {t['units']:<7} {_fmt(t['total_activity_mbq'], '9.1f', 'MBq'):>12}  "
+            f"  {t['label']:<4} {t['acquired_at'][:19]:<19} "
+            f"{_fmt(t['hours_after_administration'], '7.1f')} "
+            f"{t['modality']:<3} {t['units']:<7} "
+            f"{_fmt(t['total_activity_mbq'], '9.1f', 'MBq'):>12}  "
             f"{cal}; {t['series']['functional']['description'] or '-'}"
             f" + {'CT ' + (ct['description'] or '') if ct else 'no CT'}"
         )
@@ -263,8 +293,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         "n_files": n_files,
         "size_mb": round(size_mb, 1),
     }
-    text = (f"wrote the demo patient ({args.style}) to {out}: {n_files} files, {size_mb:.1f} MB; "
-            f"ground truth in {files.ground_truth_path}")
+    text = (
+        f"wrote the demo patient ({args.style}) to {out}: {n_files} files, {size_mb:.1f} MB; "
+        f"ground truth in {files.ground_truth_path}"
+    )
     _emit(args, data, text)
     return EXIT_OK
 
@@ -287,10 +319,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     common = _ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print machine-readable JSON on stdout")
-    common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS,
-                        help="case store folder (default: $MRTDOSE_STORE or the user data folder)")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print machine-readable JSON on stdout",
+    )
+    common.add_argument(
+        "--store",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="case store folder (default: $MRTDOSE_STORE or the user data folder)",
+    )
 
     parser = _ArgumentParser(
         prog="mrtdose",
@@ -302,26 +342,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import", parents=[common], help="import a DICOM folder tree into cases")
     p.add_argument("dicom_dir", metavar="DICOM_DIR")
-    p.add_argument("--calibration-cps-per-mbq", type=float, default=None, metavar="X",
-                   help="camera calibration factor (cps/MBq) for count-based NM series")
+    p.add_argument(
+        "--calibration-cps-per-mbq",
+        type=float,
+        default=None,
+        metavar="X",
+        help="camera calibration factor (cps/MBq) for count-based NM series",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("cases", parents=[common], help="list the cases in the store")
     p.set_defaults(func=cmd_cases)
 
-    p = sub.add_parser("show", parents=[common], help="show a case: patient, administrations, time points")
+    p = sub.add_parser(
+        "show", parents=[common], help="show a case: patient, administrations, time points"
+    )
     p.add_argument("case", metavar="CASE")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("demo-data", parents=[common], help="write the synthetic demo patient as DICOM")
+    p = sub.add_parser(
+        "demo-data", parents=[common], help="write the synthetic demo patient as DICOM"
+    )
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--style", default="siemens-bqml", choices=["siemens-bqml", "ge-counts"],
-                   help="vendor style of the SPECT series (ge-counts needs --calibration-cps-per-mbq 9 on import)")
+    p.add_argument(
+        "--style",
+        default="siemens-bqml",
+        choices=["siemens-bqml", "ge-counts"],
+        help="vendor style of the SPECT series "
+        "(ge-counts needs --calibration-cps-per-mbq 9 on import)",
+    )
     p.add_argument("--seed", type=int, default=20261122)
     p.add_argument("--noise-free", action="store_true", help="no Poisson or CT noise")
     p.set_defaults(func=cmd_demo_data)
 
-    p = sub.add_parser("demo", parents=[common], help="import the demo patient into the store if missing")
+    p = sub.add_parser(
+        "demo", parents=[common], help="import the demo patient into the store if missing"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -349,8 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line unless debugging
         if os.environ.get("MRTDOSE_DEBUG"):
             traceback.print_exc()
-        sys.stderr.write(f"mrtdose: internal error ({type(exc).__name__}: {exc}); "
-                         "set MRTDOSE_DEBUG=1 for details and please report it\n")
+        sys.stderr.write(
+            f"mrtdose: internal error ({type(exc).__name__}: {exc}); "
+            "set MRTDOSE_DEBUG=1 for details and please report it\n"
+        )
         return EXIT_INTERNAL
 
 

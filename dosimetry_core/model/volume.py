@@ -61,7 +61,9 @@ class Volume:
 
     def with_array(self, array: NDArray[Any], units: ImageUnits | None = None) -> Volume:
         """Same geometry, new values."""
-        return Volume(array, self.geometry, self.units if units is None else units, self.description)
+        return Volume(
+            array, self.geometry, self.units if units is None else units, self.description
+        )
 
 
 @dataclass(frozen=True)

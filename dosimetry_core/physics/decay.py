@@ -32,7 +32,9 @@ def decay_activity_mbq(activity_mbq: float, nuclide: str, at: datetime, to: date
 def net_administered_activity_mbq(adm: Administration) -> float:
     """Administered activity minus the residual, both decay-corrected to ``adm.time`` (MBq)."""
     if adm.residual_activity_mbq and adm.residual_time is not None:
-        residual = decay_activity_mbq(adm.residual_activity_mbq, adm.nuclide, adm.residual_time, adm.time)
+        residual = decay_activity_mbq(
+            adm.residual_activity_mbq, adm.nuclide, adm.residual_time, adm.time
+        )
     else:
         residual = adm.residual_activity_mbq
     return adm.activity_mbq - residual

@@ -49,7 +49,9 @@ def ensure_demo_case(
         files = write_demo_dicom(
             Path(tmp), style=DEMO_STYLE, progress=sub_progress(progress, 0.0, 0.5), cancel=cancel
         )
-        result = import_directory(store, tmp, progress=sub_progress(progress, 0.5, 0.95), cancel=cancel)
+        result = import_directory(
+            store, tmp, progress=sub_progress(progress, 0.5, 0.95), cancel=cancel
+        )
         if not result.cases:
             reasons = "; ".join(s.reason for s in result.skipped[:3])
             raise DosimetryError(f"the demo patient could not be imported: {reasons}")

@@ -88,7 +88,11 @@ def _series_path(series: SeriesFiles) -> str:
     if not series.paths:
         return series.series_instance_uid
     parents = {p.parent for p in series.paths}
-    return str(series.paths[0].parent) if len(parents) == 1 and len(series.paths) > 1 else str(series.paths[0])
+    return (
+        str(series.paths[0].parent)
+        if len(parents) == 1 and len(series.paths) > 1
+        else str(series.paths[0])
+    )
 
 
 def _compact_ct(volume: Volume) -> Volume:
@@ -111,13 +115,21 @@ def _compact_ct(volume: Volume) -> Volume:
 
 
 def _functional_array(volume: Volume) -> Volume:
-    return volume if volume.array.dtype == np.float32 else volume.with_array(volume.array.astype(np.float32))
+    return (
+        volume
+        if volume.array.dtype == np.float32
+        else volume.with_array(volume.array.astype(np.float32))
+    )
 
 
 def _pair_ct(functional: LoadedSeries, cts: list[LoadedSeries]) -> LoadedSeries | None:
     """Choose the CT of a functional series: same frame of reference first, then same study."""
     f = functional.info
-    same_for = [c for c in cts if f.frame_of_reference_uid and c.info.frame_of_reference_uid == f.frame_of_reference_uid]
+    same_for = [
+        c
+        for c in cts
+        if f.frame_of_reference_uid and c.info.frame_of_reference_uid == f.frame_of_reference_uid
+    ]
     candidates = same_for or [c for c in cts if c.info.study_instance_uid == f.study_instance_uid]
     if not candidates:
         return None
@@ -192,7 +204,8 @@ def import_directory(
         raise InvalidInputError(f"{root}: no such file or folder")
     if calibration_cps_per_mbq is not None and not (calibration_cps_per_mbq > 0):
         raise InvalidInputError(
-            f"calibration factor must be a positive number of cps/MBq, got {calibration_cps_per_mbq}"
+            "calibration factor must be a positive number of cps/MBq, "
+            f"got {calibration_cps_per_mbq}"
         )
     out = ImportReport()
     report(progress, 0.0, f"scanning {root}")
@@ -205,12 +218,18 @@ def import_directory(
     for s in scan.series:
         if s.modality not in IMAGE_MODALITIES:
             out.skipped.append(
-                Skipped(_series_path(s), f"{s.modality or 'unknown'} series is not an image series for a time point")
+                Skipped(
+                    _series_path(s),
+                    f"{s.modality or 'unknown'} series is not an image series for a time point",
+                )
             )
     for n, s in enumerate(image_series):
         check_cancel(cancel)
-        report(progress, 0.2 + 0.6 * n / max(len(image_series), 1),
-               f"reading {s.modality} series {n + 1}/{len(image_series)}")
+        report(
+            progress,
+            0.2 + 0.6 * n / max(len(image_series), 1),
+            f"reading {s.modality} series {n + 1}/{len(image_series)}",
+        )
         try:
             ls = read_series(s, calibration_cps_per_mbq=calibration_cps_per_mbq)
         except DosimetryError as exc:
@@ -231,8 +250,12 @@ def import_directory(
         cts = [ls for ls in series if ls.info.modality in ANATOMICAL_MODALITIES]
         if not functionals:
             for ct in cts:
-                out.skipped.append(Skipped(ct.info.extra.get("source_path", ct.info.series_instance_uid),
-                                           "CT without a SPECT or PET acquisition of the same patient: no time point"))
+                out.skipped.append(
+                    Skipped(
+                        ct.info.extra.get("source_path", ct.info.series_instance_uid),
+                        "CT without a SPECT or PET acquisition of the same patient: no time point",
+                    )
+                )
             continue
         cases = _cases_for_patient(store, patient_id, pending)
         used_ct: set[str] = set()
@@ -244,7 +267,8 @@ def import_directory(
             case, created = _case_for(f, cases, patient_id, out)
             if f.info.series_instance_uid in _existing_series_uids(case):
                 out.warnings.append(
-                    f"series {f.info.series_instance_uid} is already in case {case.case_id}; not imported again"
+                    f"series {f.info.series_instance_uid} is already in case "
+                    f"{case.case_id}; not imported again"
                 )
                 continue
             paired = _pair_ct(f, cts)
@@ -275,13 +299,17 @@ def import_directory(
             relabel_time_points(case)
             store.save_case(case)
             out.cases.append(
-                ImportedCase(case.case_id, case.patient.patient_id, len(case.time_points), n_new, created)
+                ImportedCase(
+                    case.case_id, case.patient.patient_id, len(case.time_points), n_new, created
+                )
             )
     report(progress, 1.0, f"imported {sum(c.new_time_points for c in out.cases)} time point(s)")
     return out
 
 
-def _cases_for_patient(store: Any, patient_id: str, pending: list[tuple[Case, int, bool]]) -> list[Case]:
+def _cases_for_patient(
+    store: Any, patient_id: str, pending: list[tuple[Case, int, bool]]
+) -> list[Case]:
     cases = [p[0] for p in pending if p[0].patient.patient_id == patient_id]
     known = {c.case_id for c in cases}
     for summary in store.find_cases(patient_id=patient_id):
@@ -290,7 +318,9 @@ def _cases_for_patient(store: Any, patient_id: str, pending: list[tuple[Case, in
     return cases
 
 
-def _case_for(f: LoadedSeries, cases: list[Case], patient_id: str, out: ImportReport) -> tuple[Case, bool]:
+def _case_for(
+    f: LoadedSeries, cases: list[Case], patient_id: str, out: ImportReport
+) -> tuple[Case, bool]:
     """Find the case of this acquisition's administration, or start a new one."""
     adm = f.administration
     if adm is not None:
@@ -307,7 +337,10 @@ def _case_for(f: LoadedSeries, cases: list[Case], patient_id: str, out: ImportRe
         return case, True
     if cases:
         # No administration in the header: attach to the latest case of the patient
-        latest = max(cases, key=lambda c: c.first_administration.time if c.first_administration else c.created_at)
+        latest = max(
+            cases,
+            key=lambda c: c.first_administration.time if c.first_administration else c.created_at,
+        )
         return latest, False
     out.warnings.append(
         f"patient {patient_id}: no administration found in the DICOM headers; "
@@ -323,7 +356,10 @@ def _make_time_point(store: Any, f: LoadedSeries, ct: LoadedSeries | None) -> Ti
     finfo: SeriesInfo = f.info
     finfo.volume = store.put_volume(fvol, description=finfo.series_description)
     total = fvol.total_activity_mbq() if fvol.units == ImageUnits.BQML else None
-    if fvol.units == ImageUnits.BQML and finfo.calibration_status == CalibrationStatus.NOT_APPLICABLE:
+    if (
+        fvol.units == ImageUnits.BQML
+        and finfo.calibration_status == CalibrationStatus.NOT_APPLICABLE
+    ):
         finfo.calibration_status = CalibrationStatus.VENDOR_BQML
     ainfo: SeriesInfo | None = None
     if ct is not None:

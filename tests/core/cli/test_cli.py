@@ -26,7 +26,9 @@ def run_json(capsys, *argv: str) -> dict:
 
 
 def test_import_prints_the_public_json_shape(capsys, small_demo_dirs, store_dir):
-    data = run_json(capsys, "--store", str(store_dir), "import", str(small_demo_dirs["siemens-bqml"]))
+    data = run_json(
+        capsys, "--store", str(store_dir), "import", str(small_demo_dirs["siemens-bqml"])
+    )
     assert set(data) >= {"cases", "skipped"}
     assert len(data["cases"]) == 1
     assert data["cases"][0]["time_points"] == 4
@@ -38,8 +40,12 @@ def test_import_prints_the_public_json_shape(capsys, small_demo_dirs, store_dir)
     assert all(set(s) == {"path", "reason"} for s in data["skipped"])
 
 
-def test_show_reports_times_units_and_activity_against_ground_truth(capsys, small_demo_dirs, small_demo_truth, store_dir):
-    imp = run_json(capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", str(store_dir))
+def test_show_reports_times_units_and_activity_against_ground_truth(
+    capsys, small_demo_dirs, small_demo_truth, store_dir
+):
+    imp = run_json(
+        capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", str(store_dir)
+    )
     case_id = imp["cases"][0]["case_id"]
     show = run_json(capsys, "show", case_id, "--store", str(store_dir))
     assert show["case_id"] == case_id
@@ -51,20 +57,28 @@ def test_show_reports_times_units_and_activity_against_ground_truth(capsys, smal
     for tp, truth in zip(show["time_points"], small_demo_truth["time_points"], strict=True):
         assert tp["modality"] == "NM"
         assert tp["units"] == "Bq/mL"
-        assert tp["hours_after_administration"] == pytest.approx(truth["hours_after_administration"], abs=1e-6)
+        assert tp["hours_after_administration"] == pytest.approx(
+            truth["hours_after_administration"], abs=1e-6
+        )
         assert tp["acquired_at"].startswith(truth["acquired_at"][:16])
         assert tp["total_activity_mbq"] == pytest.approx(truth["fov_activity_mbq"], rel=0.01)
 
 
-def test_counts_series_need_a_calibration_factor(capsys, small_demo_dirs, small_demo_truth, tmp_path):
+def test_counts_series_need_a_calibration_factor(
+    capsys, small_demo_dirs, small_demo_truth, tmp_path
+):
     ge = str(small_demo_dirs["ge-counts"])
     a = run_json(capsys, "import", ge, "--store", str(tmp_path / "a"))
     show = run_json(capsys, "show", a["cases"][0]["case_id"], "--store", str(tmp_path / "a"))
-    assert all(tp["units"] == "counts" and tp["total_activity_mbq"] is None for tp in show["time_points"])
+    assert all(
+        tp["units"] == "counts" and tp["total_activity_mbq"] is None for tp in show["time_points"]
+    )
     assert all(tp["calibration_status"] == "uncalibrated" for tp in show["time_points"])
 
     cf = small_demo_truth["camera"]["cps_per_mbq"]
-    b = run_json(capsys, "import", ge, "--calibration-cps-per-mbq", str(cf), "--store", str(tmp_path / "b"))
+    b = run_json(
+        capsys, "import", ge, "--calibration-cps-per-mbq", str(cf), "--store", str(tmp_path / "b")
+    )
     show = run_json(capsys, "show", b["cases"][0]["case_id"], "--store", str(tmp_path / "b"))
     for tp, truth in zip(show["time_points"], small_demo_truth["time_points"], strict=True):
         assert tp["units"] == "Bq/mL"
@@ -89,7 +103,9 @@ def test_store_from_environment_variable(capsys, small_demo_dirs, tmp_path, monk
     assert run_json(capsys, "cases")["cases"][0]["case_id"] == data["cases"][0]["case_id"]
 
 
-def test_bad_files_are_skipped_with_reasons_and_good_series_still_import(capsys, small_demo_dirs, tmp_path):
+def test_bad_files_are_skipped_with_reasons_and_good_series_still_import(
+    capsys, small_demo_dirs, tmp_path
+):
     import shutil
 
     mixed = tmp_path / "mixed"
@@ -102,17 +118,28 @@ def test_bad_files_are_skipped_with_reasons_and_good_series_still_import(capsys,
     data = run_json(capsys, "import", str(mixed), "--store", str(tmp_path / "s"))
     assert data["cases"][0]["time_points"] == 4  # SPECTs still import
     skipped = {Path(s["path"]).name: s["reason"] for s in data["skipped"]}
-    assert "notes.txt" in skipped and "not a DICOM" in skipped["notes.txt"].replace("DICOM file", "DICOM")
+    assert "notes.txt" in skipped and "not a DICOM" in skipped["notes.txt"].replace(
+        "DICOM file", "DICOM"
+    )
     assert any(victim.name in s["path"] or "CT" in s["path"] for s in data["skipped"])
 
 
 def test_user_mistakes_give_one_line_and_nonzero_exit(capsys, tmp_path):
-    code, out, err = run(capsys, "import", str(tmp_path / "nowhere"), "--store", str(tmp_path / "s"))
+    code, out, err = run(
+        capsys, "import", str(tmp_path / "nowhere"), "--store", str(tmp_path / "s")
+    )
     assert code == 1 and "no such file or folder" in err and err.count("\n") == 1
     code, out, err = run(capsys, "show", "case-doesnotexist", "--store", str(tmp_path / "s"))
     assert code == 1 and "case-doesnotexist" in err and err.count("\n") == 1
-    code, out, err = run(capsys, "import", str(tmp_path), "--calibration-cps-per-mbq", "-3",
-                         "--store", str(tmp_path / "s"))
+    code, out, err = run(
+        capsys,
+        "import",
+        str(tmp_path),
+        "--calibration-cps-per-mbq",
+        "-3",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 1 and "positive" in err
     with pytest.raises(SystemExit) as exc:
         main(["import"])
@@ -122,7 +149,11 @@ def test_user_mistakes_give_one_line_and_nonzero_exit(capsys, tmp_path):
 
 def test_console_script_never_prints_a_traceback(tmp_path):
     env = dict(os.environ, MRTDOSE_STORE=str(tmp_path / "s"))
-    p = subprocess.run([sys.executable, "-m", "dosimetry_core", "show", "nope", "--json"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "dosimetry_core", "show", "nope", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 1
     assert "Traceback" not in p.stderr and p.stderr.startswith("mrtdose: ")

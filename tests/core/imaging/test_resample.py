@@ -12,7 +12,9 @@ def _ramp_volume() -> Volume:
     k, j, i = np.meshgrid(range(8), range(10), range(12), indexing="ij")
     world = g.index_to_world(np.stack([k, j, i], -1))
     # a linear function of world position is reproduced exactly by trilinear interpolation
-    arr = (1.0 + 0.5 * world[..., 0] - 0.25 * world[..., 1] + 2.0 * world[..., 2]).astype(np.float64)
+    arr = (1.0 + 0.5 * world[..., 0] - 0.25 * world[..., 1] + 2.0 * world[..., 2]).astype(
+        np.float64
+    )
     return Volume(arr, g, ImageUnits.BQML)
 
 
@@ -36,7 +38,8 @@ def test_translation_moves_a_point_source_by_the_known_amount():
     arr = np.zeros(g.shape_zyx)
     arr[10, 10, 10] = 1.0  # at world (0, 0, 0)
     v = Volume(arr, g, ImageUnits.BQML)
-    # target point p samples source at p + t; with t = (-4, 0, 6) the source at 0 appears at p = (4, 0, -6)
+    # target point p samples the source at p + t;
+    # with t = (-4, 0, 6) the source at 0 appears at p = (4, 0, -6)
     out = resample(v, g, order=0, transform=rigid_transform(translation_mm=(-4.0, 0.0, 6.0))).array
     k, j, i = np.argwhere(out == 1.0)[0]
     np.testing.assert_allclose(g.index_to_world([k, j, i]), [4.0, 0.0, -6.0])

@@ -18,9 +18,9 @@ from dosimetry_core.model import (
     Patient,
     SeriesInfo,
     TimePoint,
+    VoiKind,
     Volume,
     VolumeRef,
-    VoiKind,
 )
 
 
@@ -35,13 +35,13 @@ def make_case() -> Case:
             acquired_at=datetime(2026, 3, 2 + d, 13, 30),
             modality="NM",
             functional=SeriesInfo(
-                "1.2.3.%d" % i,
+                f"1.2.3.{i}",
                 modality="NM",
                 calibration_status=CalibrationStatus.CALIBRATION_FACTOR,
                 cps_per_mbq=9.0,
-                volume=_ref("a%d" % i),
+                volume=_ref(f"a{i}"),
             ),
-            anatomical=SeriesInfo("1.2.4.%d" % i, modality="CT", volume=_ref("c%d" % i, ImageUnits.HU)),
+            anatomical=SeriesInfo(f"1.2.4.{i}", modality="CT", volume=_ref(f"c{i}", ImageUnits.HU)),
             duration_s=1200.0,
             total_activity_mbq=5000.0 - i,
         )

@@ -29,8 +29,16 @@ def test_alpha_emitter_has_alpha_energy():
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("Lu-177", "Lu-177"), ("lu177", "Lu-177"), ("177Lu", "Lu-177"), ("^177^Lutetium", "Lu-177"),
-     ("Tc99m", "Tc-99m"), ("99mTc", "Tc-99m"), ("Iodine-131", "I-131"), ("Y90", "Y-90")],
+    [
+        ("Lu-177", "Lu-177"),
+        ("lu177", "Lu-177"),
+        ("177Lu", "Lu-177"),
+        ("^177^Lutetium", "Lu-177"),
+        ("Tc99m", "Tc-99m"),
+        ("99mTc", "Tc-99m"),
+        ("Iodine-131", "I-131"),
+        ("Y90", "Y-90"),
+    ],
 )
 def test_nuclide_names_are_normalised(text, canonical):
     assert nuclides.normalize_nuclide(text) == canonical
@@ -60,8 +68,14 @@ def test_beta_spectrum_is_normalised_and_gives_mean_energy():
 def test_net_administered_activity_subtracts_decayed_residual():
     t = datetime(2026, 3, 2, 9, 30)
     hl = nuclides.half_life_h("Lu-177")
-    adm = Administration("Lu-177", 7400.0, t, residual_activity_mbq=50.0,
-                         residual_time=datetime(2026, 3, 2, 9, 30) + (datetime(2026, 3, 3) - datetime(2026, 3, 2)) * (hl / 24))
+    adm = Administration(
+        "Lu-177",
+        7400.0,
+        t,
+        residual_activity_mbq=50.0,
+        residual_time=datetime(2026, 3, 2, 9, 30)
+        + (datetime(2026, 3, 3) - datetime(2026, 3, 2)) * (hl / 24),
+    )
     assert decay.net_administered_activity_mbq(adm) == pytest.approx(7300.0)
 
 

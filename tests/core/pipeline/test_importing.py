@@ -13,7 +13,9 @@ from dosimetry_core.pipeline import importing
 from dosimetry_core.store import CaseStore
 
 
-def test_each_spect_gets_its_own_ct_and_times_from_the_administration(small_demo_dirs, small_demo_truth, store_dir):
+def test_each_spect_gets_its_own_ct_and_times_from_the_administration(
+    small_demo_dirs, small_demo_truth, store_dir
+):
     store = CaseStore(store_dir)
     rep = importing.import_directory(store, small_demo_dirs["siemens-bqml"])
     case = store.load_case(rep.cases[0].case_id)
@@ -25,7 +27,9 @@ def test_each_spect_gets_its_own_ct_and_times_from_the_administration(small_demo
         # CT and SPECT of one visit share the frame of reference written by the demo
         assert tp.anatomical.frame_of_reference_uid == tp.functional.frame_of_reference_uid
         assert tp.functional.calibration_status == CalibrationStatus.VENDOR_BQML
-        assert case.hours_after_administration(tp) == pytest.approx(truth["hours_after_administration"])
+        assert case.hours_after_administration(tp) == pytest.approx(
+            truth["hours_after_administration"]
+        )
         assert tp.duration_s == pytest.approx(small_demo_truth["camera"]["acquisition_duration_s"])
         spect = store.load_volume(tp.functional.volume)
         assert spect.units == ImageUnits.BQML and spect.array.dtype == np.float32
