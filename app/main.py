@@ -137,6 +137,21 @@ def _run_event_loop(app: QApplication) -> int:
     return app.exec()
 
 
+def _show_fitted(window: MainWindow) -> None:
+    """Show the window at its preferred size, or maximised when the screen is smaller."""
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        window.show()
+        return
+    avail = screen.availableGeometry()
+    if window.width() > avail.width() or window.height() > avail.height():
+        window.resize(min(window.width(), avail.width()), min(window.height(), avail.height()))
+        window.move(avail.topLeft())
+        window.showMaximized()
+    else:
+        window.show()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the workstation; returns the event loop's exit code."""
     parser = build_parser()
@@ -170,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store_error = _store_error_message(path or Path(args.store or "?"), exc)
 
     window = MainWindow(store, store_path=path, store_opener=open_store)
-    window.show()
+    _show_fitted(window)
     _install_excepthook(lambda: window)
     if store_error:
         error_display.show_error(window, "Case store", store_error)

@@ -56,9 +56,23 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # Reinstall only when the dependency list changed.
+# The stamp holds the pyproject hash and the extras installed; asking for a subset
+# of what is installed (e.g. "gui" after "gui,dev") installs nothing.
 STAMP="$VENV/.mrt-installed"
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+need_install=1
+if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$HASH" ]; then
+  have=",$(cut -d' ' -f2 "$STAMP"),"
+  need_install=0
+  for e in ${EXTRAS//,/ }; do
+    case "$have" in *",$e,"*) ;; *) need_install=1 ;; esac
+  done
+fi
+if [ "$need_install" = 1 ]; then
+  if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$HASH" ]; then
+    # keep the extras already installed
+    EXTRAS="$(printf '%s,%s' "$(cut -d' ' -f2 "$STAMP")" "$EXTRAS" | tr ',' '\n' | sort -u | paste -sd, -)"
+  fi
   echo "setup: installing the workstation and its Python dependencies ($EXTRAS)"
   LOG="$VENV/pip-install.log"
   if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]" >"$LOG" 2>&1; then
@@ -68,5 +82,5 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   fi
   "$VENV/bin/python" -c "import dosimetry_core, numpy, pydicom, SimpleITK, sqlalchemy" \
     || { echo "setup: installation failed" >&2; exit 1; }
-  echo "$WANT" > "$STAMP"
+  echo "$HASH $EXTRAS" > "$STAMP"
 fi

@@ -247,7 +247,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines.append("  none recorded (enter the administration before kinetics)")
     for a in data["administrations"]:
         lines.append(
-            f"  {a['time']}  {a['nuclide']:<7} {a['activity_mbq']:9.1f} MBq  "
+            f"  {a['time'].replace('T', ' ')}  {a['nuclide']:<7} {a['activity_mbq']:9.1f} MBq  "
             f"{a['radiopharmaceutical']}  (cycle {a['cycle']}, from {a['source'] or 'entry'})"
         )
     lines.append("Time points:")
@@ -261,12 +261,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             cal += f" ({t['cps_per_mbq']:.3g} cps/MBq)"
         ct = t["series"]["anatomical"]
         lines.append(
-            f"  {t['label']:<4} {t['acquired_at'][:19]:<19} "
+            f"  {t['label']:<4} {t['acquired_at'][:19].replace('T', ' '):<19} "
             f"{_fmt(t['hours_after_administration'], '7.1f')} "
             f"{t['modality']:<3} {t['units']:<7} "
             f"{_fmt(t['total_activity_mbq'], '9.1f', 'MBq'):>12}  "
             f"{cal}; {t['series']['functional']['description'] or '-'}"
-            f" + {'CT ' + (ct['description'] or '') if ct else 'no CT'}"
+            f" + {(ct['modality'] + ': ' + (ct['description'] or '-')) if ct else 'no CT'}"
         )
     _emit(args, data, "\n".join(lines))
     return EXIT_OK
