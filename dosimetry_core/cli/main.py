@@ -395,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except DosimetryError as exc:
-        sys.stderr.write(f"mrtdose: {exc}\n")
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        sys.stderr.write(f"mrtdose: {message}\n")
         return EXIT_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("mrtdose: interrupted\n")

@@ -124,6 +124,13 @@ def default_store_path() -> Path:
     return base / APP_DIRNAME / "store"
 
 
+def _db_reason(exc: BaseException) -> str:
+    """The database driver's own message, on one line (without SQLAlchemy's help links)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class CaseSummary:
     """One line of the case list (no JSON parsing needed to build it).
@@ -224,7 +231,7 @@ class CaseStore:
                 db_url, pool_pre_ping=db_url.get_backend_name() != "sqlite"
             )
         except (ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot use the database URL {url!r}: {exc}") from exc
+            raise StoreError(f"cannot use the database URL {url!r}: {_db_reason(exc)}") from exc
         self.url = db_url
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", self._sqlite_connect)
@@ -236,7 +243,9 @@ class CaseStore:
             raise
         except (DBAPIError, sqlite3.Error) as exc:
             self._engine.dispose()
-            raise StoreError(f"cannot open the case store at {self._where()}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the case store at {self._where()}: {_db_reason(exc)}"
+            ) from exc
 
     # ------------------------------------------------------------ lifecycle
     def _sqlite_connect(self, dbapi_conn: Any, _record: Any) -> None:
@@ -573,7 +582,7 @@ class CaseStore:
         try:
             text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
-            raise StoreError(f"case {case.case_id} cannot be saved: {exc}") from exc
+            raise StoreError(f"case {case.case_id} cannot be saved: {_db_reason(exc)}") from exc
         row = {
             "patient_id": case.patient.patient_id,
             "version": new_version,

@@ -157,3 +157,13 @@ def test_console_script_never_prints_a_traceback(tmp_path):
     )
     assert p.returncode == 1
     assert "Traceback" not in p.stderr and p.stderr.startswith("mrtdose: ")
+
+
+def test_a_corrupt_store_is_reported_on_one_line(capsys, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "cases.sqlite").write_text("this is not a database")
+    code, out, err = run(capsys, "cases", "--store", str(bad))
+    assert code == 1
+    assert err.startswith("mrtdose: cannot open the case store") and err.count("\n") == 1
+    assert "not a database" in err
