@@ -205,6 +205,85 @@ class SeriesInfo:
         )
 
 
+# ---------------------------------------------------------------- registration
+class RegistrationStatus(StrEnum):
+    PROPOSED = "proposed"
+    """Computed, not yet reviewed."""
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    """Reviewed and refused: redo it (other settings or manual)."""
+
+
+@dataclass
+class Registration:
+    """How one time point maps onto the reference time point.
+
+    ``matrix_ref_to_tp`` is a 4x4 homogeneous matrix mapping an LPS point (mm) in
+    the **reference** time point's frame to the same anatomical point in this time
+    point's frame -- the transform that :func:`dosimetry_core.imaging.resample.resample`
+    takes to bring this time point onto the reference grid.  ``translation_mm``
+    and ``rotation_deg`` are its decomposition (rotation about the LPS x, y, z
+    axes, ``R = Rz Ry Rx``, about ``center_mm``), for display.
+    A deformable refinement, if any, is a displacement field (mm, LPS, on the
+    reference CT grid, arrays ``[z, y, x, 3]``) applied after the matrix.
+    """
+
+    reference_time_point_id: str
+    matrix_ref_to_tp: list[list[float]]
+    translation_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    center_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    method: str = ""  # e.g. "rigid MI (SimpleITK Euler3D)", "+ demons"
+    deformation: VolumeRef | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+    status: RegistrationStatus = RegistrationStatus.PROPOSED
+    computed_at: datetime | None = None
+    computed_by: str = ""
+    reviewed_by: str = ""
+    reviewed_at: datetime | None = None
+    comment: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference_time_point_id": self.reference_time_point_id,
+            "matrix_ref_to_tp": [list(map(float, r)) for r in self.matrix_ref_to_tp],
+            "translation_mm": list(self.translation_mm),
+            "rotation_deg": list(self.rotation_deg),
+            "center_mm": list(self.center_mm),
+            "method": self.method,
+            "deformation": self.deformation.to_dict() if self.deformation else None,
+            "quality": dict(self.quality),
+            "status": str(self.status),
+            "computed_at": _dt(self.computed_at),
+            "computed_by": self.computed_by,
+            "reviewed_by": self.reviewed_by,
+            "reviewed_at": _dt(self.reviewed_at),
+            "comment": self.comment,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Registration:
+        t = d.get("translation_mm", [0, 0, 0])
+        r = d.get("rotation_deg", [0, 0, 0])
+        c = d.get("center_mm", [0, 0, 0])
+        return cls(
+            reference_time_point_id=d["reference_time_point_id"],
+            matrix_ref_to_tp=[list(map(float, row)) for row in d["matrix_ref_to_tp"]],
+            translation_mm=(float(t[0]), float(t[1]), float(t[2])),
+            rotation_deg=(float(r[0]), float(r[1]), float(r[2])),
+            center_mm=(float(c[0]), float(c[1]), float(c[2])),
+            method=d.get("method", ""),
+            deformation=VolumeRef.from_dict(d["deformation"]) if d.get("deformation") else None,
+            quality=dict(d.get("quality", {})),
+            status=RegistrationStatus(d.get("status", "proposed")),
+            computed_at=_parse_dt(d.get("computed_at")),
+            computed_by=d.get("computed_by", ""),
+            reviewed_by=d.get("reviewed_by", ""),
+            reviewed_at=_parse_dt(d.get("reviewed_at")),
+            comment=d.get("comment", ""),
+        )
+
+
 # ------------------------------------------------------------------ time point
 @dataclass
 class TimePoint:
@@ -222,6 +301,8 @@ class TimePoint:
     label: str = ""
     total_activity_mbq: float | None = None
     """Activity in the whole functional field at scan time (MBq), from the calibrated image."""
+    registration: Registration | None = None
+    """Mapping onto the reference time point (None: not registered, or the reference)."""
     time_point_id: str = field(default_factory=lambda: new_id("tp-"))
 
     @property
@@ -243,6 +324,7 @@ class TimePoint:
             "total_activity_mbq": self.total_activity_mbq,
             "functional": self.functional.to_dict(),
             "anatomical": self.anatomical.to_dict() if self.anatomical else None,
+            "registration": self.registration.to_dict() if self.registration else None,
         }
 
     @classmethod
@@ -258,6 +340,9 @@ class TimePoint:
             total_activity_mbq=d.get("total_activity_mbq"),
             functional=SeriesInfo.from_dict(d["functional"]),
             anatomical=SeriesInfo.from_dict(d["anatomical"]) if d.get("anatomical") else None,
+            registration=Registration.from_dict(d["registration"])
+            if d.get("registration")
+            else None,
         )
 
 
@@ -427,6 +512,8 @@ class Case:
             for s in (tp.functional, tp.anatomical):
                 if s is not None and s.volume is not None:
                     refs.append(s.volume)
+            if tp.registration is not None and tp.registration.deformation is not None:
+                refs.append(tp.registration.deformation)
         refs.extend(v.mask for v in self.vois)
         return refs
 

@@ -83,3 +83,23 @@ def test_volume_total_activity_in_mbq():
         v.with_array(v.array, ImageUnits.COUNTS).total_activity_mbq()
     with pytest.raises(ValueError, match="does not match"):
         Volume(np.zeros((2, 2, 3)), g)
+
+
+def test_registration_round_trips_with_the_case():
+    from dosimetry_core.model import Registration, RegistrationStatus
+
+    case = make_case()
+    tp = case.sorted_time_points()[1]
+    tp.registration = Registration(
+        reference_time_point_id=case.sorted_time_points()[0].time_point_id,
+        matrix_ref_to_tp=[[1, 0, 0, 5.0], [0, 1, 0, -4.0], [0, 0, 1, 3.0], [0, 0, 0, 1]],
+        translation_mm=(5.0, -4.0, 3.0),
+        method="rigid MI",
+        deformation=_ref("def"),
+        quality={"mutual_information": -0.61},
+        status=RegistrationStatus.ACCEPTED,
+    )
+    back = Case.from_dict(json.loads(json.dumps(case.to_dict())))
+    assert back.to_dict() == case.to_dict()
+    assert back.sorted_time_points()[1].registration.status == RegistrationStatus.ACCEPTED
+    assert len(back.volume_refs()) == 6  # the deformation field is a stored volume too
