@@ -1,0 +1,400 @@
+"""Register the time points of a case to a reference time point and keep the result.
+
+:func:`register_case` registers each time point's CT to the reference CT
+(:func:`dosimetry_core.imaging.registration.register_rigid`, optionally refined by
+demons), stores a :class:`~dosimetry_core.model.case.Registration` with status
+PROPOSED on the time point and saves the case.  :func:`set_registration_status`
+accepts or rejects one; a rejected one is redone by calling :func:`register_case`
+again with ``time_points=[...]``.  :func:`spect_on_reference` brings a time point's
+SPECT onto the reference CT grid through its registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dosimetry_core.errors import DosimetryError, InvalidInputError
+from dosimetry_core.imaging.registration import (
+    DEMONS_METHOD,
+    RIGID_METHOD,
+    refine_deformable,
+    register_rigid,
+    warp_volume,
+)
+from dosimetry_core.model import Geometry, ImageUnits, Volume
+from dosimetry_core.model.case import Case, Registration, RegistrationStatus, TimePoint
+from dosimetry_core.model.volume import VolumeRef
+from dosimetry_core.progress import (
+    CancelCheck,
+    ProgressCallback,
+    check_cancel,
+    report,
+    sub_progress,
+)
+
+
+@dataclass
+class RegistrationSummary:
+    """What happened to one time point in :func:`register_case` (CLI ``--json`` row).
+
+    Attributes
+    ----------
+    time_point_id, label
+        The time point.
+    status
+        ``"registered"``, ``"reference"`` or ``"skipped"``.
+    message
+        Why it was skipped, or a one-line result.
+    translation_mm, rotation_deg, center_mm
+        Rigid decomposition (``R = Rz Ry Rx`` about ``center_mm``), when registered.
+    quality
+        Quality figures (see :func:`dosimetry_core.imaging.registration.registration_quality`).
+    elapsed_s
+        Computing time (s).
+    """
+
+    time_point_id: str
+    label: str
+    status: str
+    message: str = ""
+    translation_mm: tuple[float, float, float] | None = None
+    rotation_deg: tuple[float, float, float] | None = None
+    center_mm: tuple[float, float, float] | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time_point_id": self.time_point_id,
+            "label": self.label,
+            "status": self.status,
+            "message": self.message,
+            "translation_mm": list(self.translation_mm) if self.translation_mm else None,
+            "rotation_deg": list(self.rotation_deg) if self.rotation_deg else None,
+            "center_mm": list(self.center_mm) if self.center_mm else None,
+            "quality": dict(self.quality),
+            "elapsed_s": self.elapsed_s,
+        }
+
+
+def _find_time_point(case: Case, key: str | int) -> TimePoint:
+    try:
+        return case.time_point(str(key))
+    except KeyError as exc:
+        labels = ", ".join(t.label or t.time_point_id for t in case.sorted_time_points())
+        raise InvalidInputError(
+            f"case {case.case_id} has no time point {key!r} (time points: {labels})"
+        ) from exc
+
+
+def reference_time_point(case: Case, reference: str | int | None = None) -> TimePoint:
+    """The reference time point: by id, label or 1-based index; default the first in time."""
+    if not case.time_points:
+        raise InvalidInputError(f"case {case.case_id} has no time points to register")
+    if reference is None:
+        return case.sorted_time_points()[0]
+    return _find_time_point(case, reference)
+
+
+def _tp_name(tp: TimePoint) -> str:
+    return tp.label or tp.time_point_id
+
+
+def store_displacement(
+    store: Any, field_mm: NDArray[Any], geometry: Geometry, description: str = ""
+) -> VolumeRef:
+    """Store a displacement field ``[z, y, x, 3]`` (mm) and return its reference.
+
+    The store's integrity check compares a blob's shape with
+    ``ref.geometry.shape_zyx``, so the field is stored component-major as a
+    ``[3 * z, y, x]`` float32 array (x, y, z components one after the other);
+    the reference's geometry is the reference CT grid with ``3 * z`` slices and
+    ``meta`` records ``components=3``, ``units='mm'``, the layout and the true
+    grid.  Use :func:`load_displacement` to read it back.
+    """
+    arr = np.asarray(field_mm, dtype=np.float32)
+    if arr.shape != (*geometry.shape_zyx, 3):
+        raise InvalidInputError(
+            f"displacement field shape {arr.shape} does not match {geometry.shape_zyx} + 3"
+        )
+    nz, ny, nx = geometry.shape_zyx
+    stacked = np.ascontiguousarray(np.moveaxis(arr, -1, 0).reshape(3 * nz, ny, nx))
+    stacked_geom = Geometry(
+        (3 * nz, ny, nx),
+        geometry.spacing_mm,
+        geometry.origin_mm,
+        geometry.direction,
+        geometry.frame_of_reference_uid,
+    )
+    return store.put_volume(
+        Volume(stacked, stacked_geom, ImageUnits.UNKNOWN, description),
+        description,
+        meta={
+            "components": 3,
+            "units": "mm",
+            "layout": "component-major [3*z, y, x]",
+            "grid": geometry.to_dict(),
+            "applied": "p_tp = M (p_ref + D(p_ref))",
+        },
+    )
+
+
+def load_displacement(store: Any, ref: VolumeRef) -> tuple[NDArray[np.float32], Geometry]:
+    """Read a displacement field stored by :func:`store_displacement`.
+
+    Returns
+    -------
+    field, geometry
+        ``[z, y, x, 3]`` float32 (mm, LPS x, y, z components) and its grid
+        (the reference CT grid).
+    """
+    if int(ref.meta.get("components", 0)) != 3 or "grid" not in ref.meta:
+        raise DosimetryError(f"volume {ref.key[:12]} is not a stored displacement field")
+    geometry = Geometry.from_dict(ref.meta["grid"])
+    arr = store.load_volume(ref).array
+    nz, ny, nx = geometry.shape_zyx
+    if arr.shape != (3 * nz, ny, nx):
+        raise DosimetryError(
+            f"displacement field {ref.key[:12]} has shape {arr.shape}, expected {(3 * nz, ny, nx)}"
+        )
+    field_mm = np.moveaxis(arr.reshape(3, nz, ny, nx), 0, -1).astype(np.float32)
+    return field_mm, geometry
+
+
+def register_case(
+    store: Any,
+    case_id: str,
+    *,
+    reference: str | int | None = None,
+    deformable: bool = False,
+    time_points: Sequence[str | int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    user: str = "",
+    seed: int | None = None,
+) -> list[RegistrationSummary]:
+    """Register every (or the named) time point's CT to the reference CT and save the case.
+
+    Parameters
+    ----------
+    store
+        A :class:`~dosimetry_core.store.CaseStore`.
+    case_id
+        The case.
+    reference
+        Reference time point (id, label such as ``'TP1'``, or 1-based index);
+        default the first in time.
+    deformable
+        Refine with demons after the rigid step (field stored as a blob).
+    time_points
+        Only these time points (e.g. to redo a rejected registration); default all.
+    progress, cancel
+        :mod:`dosimetry_core.progress` callbacks.  On cancel nothing is saved.
+    user
+        Stored as ``computed_by``.
+    seed
+        Seed of the metric sampling (default: the module default).
+
+    Returns
+    -------
+    list of RegistrationSummary
+        One per time point in time order (the reference reported as such;
+        time points without a CT reported as skipped with the reason).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown time point, or the reference time point has no CT.
+    Cancelled
+        If cancelled (the case is left as it was).
+    """
+    case = store.load_case(case_id)
+    ref_tp = reference_time_point(case, reference)
+    if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
+        raise InvalidInputError(
+            f"the reference time point {_tp_name(ref_tp)} has no CT: choose a reference "
+            "time point with a CT (--reference)"
+        )
+    wanted: set[str] | None = None
+    if time_points is not None:
+        wanted = {_find_time_point(case, k).time_point_id for k in time_points}
+    report(progress, 0.0, f"registration: loading the reference CT ({_tp_name(ref_tp)})")
+    fixed = store.load_volume(ref_tp.anatomical.volume)
+    ordered = case.sorted_time_points()
+    todo = [
+        tp for tp in ordered if tp is not ref_tp and (wanted is None or tp.time_point_id in wanted)
+    ]
+    summaries: list[RegistrationSummary] = []
+    n = max(len(todo), 1)
+    done = 0
+    rigid_kw: dict[str, Any] = {} if seed is None else {"seed": seed}
+    for tp in ordered:
+        if tp is ref_tp:
+            tp.registration = None
+            summaries.append(
+                RegistrationSummary(tp.time_point_id, tp.label, "reference", "reference time point")
+            )
+            continue
+        if tp not in todo:
+            continue
+        check_cancel(cancel)
+        step = sub_progress(progress, 0.02 + 0.95 * done / n, 0.02 + 0.95 * (done + 1) / n)
+        done += 1
+        if tp.anatomical is None or tp.anatomical.volume is None:
+            summaries.append(
+                RegistrationSummary(
+                    tp.time_point_id,
+                    tp.label,
+                    "skipped",
+                    f"time point {_tp_name(tp)} has no CT: it cannot be registered "
+                    "(register it manually or import its CT)",
+                )
+            )
+            continue
+        report(step, 0.0, f"registration: {_tp_name(tp)} to {_tp_name(ref_tp)}")
+        moving = store.load_volume(tp.anatomical.volume)
+        rigid = register_rigid(
+            fixed,
+            moving,
+            progress=sub_progress(step, 0.0, 0.6 if deformable else 1.0),
+            cancel=cancel,
+            **rigid_kw,
+        )
+        quality: dict[str, Any] = dict(rigid.quality)
+        method = RIGID_METHOD
+        deformation: VolumeRef | None = None
+        elapsed = rigid.elapsed_s
+        if deformable:
+            defo = refine_deformable(
+                fixed,
+                moving,
+                rigid.matrix_ref_to_tp,
+                progress=sub_progress(step, 0.6, 1.0),
+                cancel=cancel,
+            )
+            deformation = store_displacement(
+                store,
+                defo.displacement_mm,
+                fixed.geometry,
+                f"demons displacement {_tp_name(tp)} -> {_tp_name(ref_tp)}",
+            )
+            quality.update({f"deformable_{k}": v for k, v in defo.quality.items()})
+            quality["deformable_max_displacement_mm"] = defo.max_displacement_mm
+            method = f"{RIGID_METHOD} + {DEMONS_METHOD}"
+            elapsed += defo.elapsed_s
+        tp.registration = Registration(
+            reference_time_point_id=ref_tp.time_point_id,
+            matrix_ref_to_tp=rigid.matrix_ref_to_tp.tolist(),
+            translation_mm=rigid.translation_mm,
+            rotation_deg=rigid.rotation_deg,
+            center_mm=rigid.center_mm,
+            method=method,
+            deformation=deformation,
+            quality=quality,
+            status=RegistrationStatus.PROPOSED,
+            computed_at=datetime.now().replace(microsecond=0),
+            computed_by=user,
+        )
+        summaries.append(
+            RegistrationSummary(
+                tp.time_point_id,
+                tp.label,
+                "registered",
+                f"{_tp_name(tp)} registered to {_tp_name(ref_tp)}",
+                rigid.translation_mm,
+                rigid.rotation_deg,
+                rigid.center_mm,
+                {k: float(v) for k, v in quality.items()},
+                elapsed,
+            )
+        )
+    check_cancel(cancel)
+    store.save_case(case)
+    report(progress, 1.0, "registration done")
+    return summaries
+
+
+def set_registration_status(
+    store: Any,
+    case_id: str,
+    time_point: str | int,
+    status: RegistrationStatus | str,
+    user: str,
+    comment: str = "",
+) -> Registration:
+    """Accept or reject (or reset to proposed) a time point's registration and save.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown time point or status, or the time point has no registration.
+    """
+    try:
+        new_status = RegistrationStatus(status)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in RegistrationStatus)
+        raise InvalidInputError(f"unknown status {status!r} (use {allowed})") from exc
+    if not user:
+        raise InvalidInputError("a reviewer name is needed to change a registration status")
+    case = store.load_case(case_id)
+    tp = _find_time_point(case, time_point)
+    if tp.registration is None:
+        raise InvalidInputError(f"time point {_tp_name(tp)} has no registration to review")
+    reg = tp.registration
+    reg.status = new_status
+    reg.reviewed_by = user
+    reg.reviewed_at = datetime.now().replace(microsecond=0)
+    reg.comment = comment
+    store.save_case(case)
+    return reg
+
+
+def spect_on_reference(store: Any, case: Case, time_point: str | int | TimePoint) -> Volume:
+    """The time point's SPECT resampled through its registration onto the reference CT grid.
+
+    The SPECT is in the same frame of reference as its own CT, so the CT
+    registration applies to it unchanged; linear interpolation, 0 outside.
+    The reference time point's own SPECT is resampled onto its CT grid.
+
+    Raises
+    ------
+    InvalidInputError
+        No SPECT volume, no registration (not yet registered), or no reference CT.
+    """
+    tp = time_point if isinstance(time_point, TimePoint) else _find_time_point(case, time_point)
+    if tp.functional.volume is None:
+        raise InvalidInputError(f"time point {_tp_name(tp)} has no SPECT volume")
+    reg = tp.registration
+    if reg is None:
+        ref_tp = tp
+    else:
+        ref_tp = _find_time_point(case, reg.reference_time_point_id)
+    if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
+        if reg is None:
+            raise InvalidInputError(
+                f"time point {_tp_name(tp)} is not registered and has no CT; register the case"
+            )
+        raise InvalidInputError(f"the reference time point {_tp_name(ref_tp)} has no CT")
+    is_reference = any(
+        t.registration is not None and t.registration.reference_time_point_id == tp.time_point_id
+        for t in case.time_points
+    )
+    if reg is None and not is_reference and len(case.time_points) > 1:
+        raise InvalidInputError(
+            f"time point {_tp_name(tp)} is not registered to a reference: register the case first"
+        )
+    spect = store.load_volume(tp.functional.volume)
+    target = ref_tp.anatomical.volume.geometry
+    matrix = np.eye(4) if reg is None else np.asarray(reg.matrix_ref_to_tp, dtype=float)
+    disp = None
+    if reg is not None and reg.deformation is not None:
+        disp, grid = load_displacement(store, reg.deformation)
+        if not grid.same_grid(target):
+            raise DosimetryError("the stored displacement field is not on the reference CT grid")
+    return warp_volume(spect, target, matrix, disp, order=1, fill_value=0.0)
