@@ -379,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="import the demo patient into the store if missing"
     )
     p.set_defaults(func=cmd_demo)
+
+    from dosimetry_core.cli.case_commands import add_parsers
+
+    add_parsers(sub, common)
     return parser
 
 
