@@ -179,6 +179,24 @@ def cmd_contour(args: argparse.Namespace) -> int:
             f"\nwarning: {w}" for w in warnings
         )
         voi = None
+    elif op in ("import-seg", "import-nifti"):
+        from dosimetry_core.pipeline import contour_io
+
+        if op == "import-seg":
+            vois = contour_io.import_seg_into_case(
+                store, case, Path(args.file), time_point=args.time_point, user=user
+            )
+        else:
+            if not args.time_point:
+                raise InvalidInputError(
+                    "import-nifti needs --time-point (NIfTI has no DICOM frame)"
+                )
+            vois = contour_io.import_nifti_into_case(
+                store, case, Path(args.file), time_point=args.time_point, user=user
+            )
+        result["vois"] = [v.name for v in vois]
+        text = f"imported {len(vois)} VOI(s): {', '.join(v.name for v in vois)}"
+        voi = None
     elif op in ("export-rtstruct", "export-seg", "export-nifti"):
         from dosimetry_core.pipeline import contour_io
 
@@ -339,6 +357,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="time point whose CT grid receives the masks (default: same frame of reference)",
     )
     q.add_argument("--roi", action="append", default=None, help="import only this ROI (repeatable)")
+
+    for name in ("import-seg", "import-nifti"):
+        q = op(name, f"import a {name.split('-')[1].upper()} file as VOIs")
+        q.add_argument("file")
+        q.add_argument(
+            "--time-point", default=None, help="time point whose CT grid receives the masks"
+        )
 
     for name in ("export-rtstruct", "export-seg", "export-nifti"):
         q = op(name, f"write VOIs as {name.split('-')[1].upper()}")

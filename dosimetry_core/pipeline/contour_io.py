@@ -207,3 +207,92 @@ def export_nifti_from_case(
     return write_nifti_labels(
         out, {k: v[0] for k, v in masks.items()}, geometry, {k: v[1] for k, v in masks.items()}
     )
+
+
+def _place_masks(
+    store: Any,
+    case: Case,
+    masks: dict[str, tuple[NDArray[np.bool_], Geometry, tuple[int, int, int] | None]],
+    source: str,
+    time_point: str | None,
+    user: str | None,
+) -> list[VOI]:
+    """Put masks from a file on a time point's CT grid (nearest-neighbour if grids differ)."""
+    from dosimetry_core.imaging.resample import resample
+    from dosimetry_core.model import ImageUnits, Volume
+
+    if not masks:
+        raise InvalidInputError(f"{source}: no segment or label in the file")
+    for_uids = {g.frame_of_reference_uid for _, g, _ in masks.values() if g.frame_of_reference_uid}
+    if time_point is not None:
+        tp = time_point_of(case, time_point)
+    else:
+        same = [
+            t
+            for t in case.sorted_time_points()
+            if t.anatomical is not None and t.anatomical.frame_of_reference_uid in for_uids
+        ]
+        if not same:
+            raise InvalidInputError(
+                f"{source}: its frame of reference ({', '.join(sorted(for_uids)) or 'unknown'}) "
+                f"is not that of any CT of case {case.case_id}; "
+                "choose the time point with --time-point"
+            )
+        tp = same[0]
+    ct = ct_of(store, tp)
+    tp_for = ct.geometry.frame_of_reference_uid
+    vois = []
+    for name, (mask, geometry, colour) in masks.items():
+        if geometry.frame_of_reference_uid and tp_for and geometry.frame_of_reference_uid != tp_for:
+            raise InvalidInputError(
+                f"{source}: segment {name!r} is in frame of reference "
+                f"{geometry.frame_of_reference_uid}, the CT of {tp.label} is in {tp_for}"
+            )
+        if not mask.any():
+            continue
+        if not geometry.same_grid(ct.geometry):
+            moved = resample(
+                Volume(mask.astype(np.float32), geometry, ImageUnits.MASK), ct.geometry, order=1
+            )
+            mask = moved.array >= 0.5
+            if not mask.any():
+                continue
+        vois.append(
+            set_voi_mask(
+                store,
+                case,
+                name,
+                mask,
+                ct.geometry,
+                time_point=tp,
+                operation=f"{source} segment {name}",
+                user=user,
+                color_rgb=colour,
+            )
+        )
+    return vois
+
+
+def import_seg_into_case(
+    store: Any, case: Case, path: Path, *, time_point: str | None = None, user: str | None = None
+) -> list[VOI]:
+    """Import the segments of a DICOM SEG as VOIs on a time point's CT grid."""
+    from dosimetry_core.io.seg import read_seg
+
+    return _place_masks(store, case, read_seg(path), f"SEG {Path(path).name}", time_point, user)
+
+
+def import_nifti_into_case(
+    store: Any, case: Case, path: Path, *, time_point: str, user: str | None = None
+) -> list[VOI]:
+    """Import a NIfTI label map (+ sidecar names/colours) as VOIs.
+
+    NIfTI carries no DICOM frame of reference unless our sidecar recorded it, so
+    the time point is required: the label map must be in that CT's patient space.
+    """
+    from dosimetry_core.io.nifti import read_nifti_label_colors, read_nifti_labels
+
+    masks, geometry = read_nifti_labels(path)
+    colours = read_nifti_label_colors(path)
+    spec = {name: (m, geometry, colours.get(name)) for name, m in masks.items()}
+    return _place_masks(store, case, spec, f"NIfTI {Path(path).name}", time_point, user)

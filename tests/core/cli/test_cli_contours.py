@@ -210,3 +210,60 @@ def test_export_rtstruct_and_nifti_round_trip(
     assert masks["Kidney_L"].sum() * geometry.voxel_volume_ml == pytest.approx(
         after["Kidney_L"], rel=1e-6
     )
+
+
+def test_seg_and_nifti_exports_import_back_exactly(
+    capsys, case_id, store_dir, small_demo_dirs, tmp_path
+):
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    run_json(
+        capsys,
+        "contour",
+        case_id,
+        "import-rtstruct",
+        str(rt),
+        "--roi",
+        "Spleen",
+        "--roi",
+        "Tumour_1",
+        "--store",
+        str(store_dir),
+    )
+    before = {
+        r["name"]: r["volume_ml"]
+        for r in run_json(capsys, "voi", case_id, "--store", str(store_dir))["vois"]
+    }
+    ct_dir = next(small_demo_dirs["siemens-bqml"].glob("tp1*/CT"))
+    seg = tmp_path / "vois_seg.dcm"
+    run_json(
+        capsys,
+        "contour",
+        case_id,
+        "export-seg",
+        str(seg),
+        "--ct-dir",
+        str(ct_dir),
+        "--store",
+        str(store_dir),
+    )
+    nii = tmp_path / "vois.nii.gz"
+    run_json(capsys, "contour", case_id, "export-nifti", str(nii), "--store", str(store_dir))
+    other = str(tmp_path / "other-store")
+    imp = run_json(capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", other)
+    cid = imp["cases"][0]["case_id"]
+    got = run_json(capsys, "contour", cid, "import-seg", str(seg), "--store", other)
+    assert sorted(got["vois"]) == ["Spleen", "Tumour_1"]
+    after = {
+        r["name"]: r["volume_ml"] for r in run_json(capsys, "voi", cid, "--store", other)["vois"]
+    }
+    assert after == pytest.approx(before, rel=1e-9)  # SEG round trip is exact
+    code = main(["contour", cid, "import-nifti", str(nii), "--store", other])
+    assert code == 1 and "--time-point" in capsys.readouterr().err
+    got = run_json(
+        capsys, "contour", cid, "import-nifti", str(nii), "--time-point", "TP1", "--store", other
+    )
+    assert sorted(got["vois"]) == ["Spleen", "Tumour_1"]
+    again = {
+        r["name"]: r["volume_ml"] for r in run_json(capsys, "voi", cid, "--store", other)["vois"]
+    }
+    assert again == pytest.approx(before, rel=1e-9)
