@@ -280,6 +280,12 @@ def margin(
     """Grow (positive mm) or shrink (negative mm) a VOI with a Euclidean margin."""
     voi, mask, g, tp = _operand(store, case, name)
     new = ops.grow_or_shrink(mask, g, margin_mm)
+    if np.array_equal(new, mask):
+        spacing = " x ".join(f"{v:g}" for v in g.spacing_mm)
+        raise InvalidInputError(
+            f"a margin of {margin_mm:g} mm changes no voxel of {voi.name!r} on this grid "
+            f"({spacing} mm voxels); nothing stored"
+        )
     return set_voi_mask(
         store,
         case,

@@ -267,3 +267,24 @@ def test_seg_and_nifti_exports_import_back_exactly(
         r["name"]: r["volume_ml"] for r in run_json(capsys, "voi", cid, "--store", other)["vois"]
     }
     assert again == pytest.approx(before, rel=1e-9)
+
+
+def test_a_margin_below_the_voxel_size_is_refused_not_silently_ignored(capsys, case_id, store_dir):
+    run_json(
+        capsys,
+        "contour",
+        case_id,
+        "threshold",
+        "--name",
+        "Hot",
+        "--percent",
+        "30",
+        "--largest",
+        "--store",
+        str(store_dir),
+    )
+    code = main(
+        ["contour", case_id, "margin", "--name", "Hot", "--mm", "1", "--store", str(store_dir)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "changes no voxel" in err and "6.4 x 6.4 x 10 mm" in err
