@@ -52,7 +52,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
     "$PY" -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip-upgrade.log" 2>&1 || true
 fi
 
 # Reinstall only when the dependency list changed.
