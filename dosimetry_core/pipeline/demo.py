@@ -34,8 +34,9 @@ def ensure_demo_case(
 
     The demo is written as DICOM (Siemens-style Bq/mL SPECT + CT, 4 time points)
     to a temporary folder and imported through the same path as clinical data,
-    so the demo exercises the real reader.  The ground truth is kept in
-    ``case.extra["demo"]``.
+    so the demo exercises the real reader.  Its RTSTRUCT (the true organ and
+    tumour outlines, drawn on TP1) becomes the case's VOIs, as drafts.  The
+    ground truth is kept in ``case.extra["demo"]``.
     """
     from dosimetry_core.phantoms.demo import write_demo_dicom
 
@@ -57,7 +58,12 @@ def ensure_demo_case(
             raise DosimetryError(f"the demo patient could not be imported: {reasons}")
         case_id = result.cases[0].case_id
         truth = json.loads(Path(files.ground_truth_path).read_text())
-    case = store.load_case(case_id)
+        case = store.load_case(case_id)
+        # the true organ outlines become the demo's VOIs (drafts: a physician still approves)
+        from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
+
+        report(progress, 0.96, "importing the true organ outlines")
+        import_rtstruct_into_case(store, case, Path(files.rtstruct_path), user="demo")
     case.description = "Demo patient (synthetic): Lu-177 DOTATATE, 4 SPECT/CT time points"
     case.extra["demo"] = {"style": DEMO_STYLE, "ground_truth": truth}
     store.save_case(case)

@@ -25,3 +25,18 @@ def test_demo_case_matches_ground_truth_and_is_imported_once(tmp_path):
         assert tp.total_activity_mbq == pytest.approx(t["fov_activity_mbq"], rel=0.01)
         assert case.hours_after_administration(tp) == pytest.approx(t["hours_after_administration"])
     assert case.administrations[0].activity_mbq == pytest.approx(7400.0)
+    # the true outlines come in as draft VOIs on TP1, volumes close to the analytic ones
+    names = {v.name: v for v in case.vois}
+    assert {"Liver", "Kidney_L", "Kidney_R", "Spleen", "Tumour_1", "Tumour_2", "Tumour_3"} <= set(
+        names
+    )
+    assert all(v.time_point_id == tps[0].time_point_id for v in case.vois)
+    assert all(str(v.status) == "draft" for v in case.vois)
+    from dosimetry_core.pipeline.contouring import voi_table
+
+    rows = {r["name"]: r for r in voi_table(store, case)}
+    comp = truth["compartments"]
+    assert rows["Kidney_L"]["volume_ml"] == pytest.approx(
+        comp["kidney_left"]["volume_ml"], rel=0.02
+    )
+    assert rows["Spleen"]["volume_ml"] == pytest.approx(comp["spleen"]["volume_ml"], rel=0.02)
