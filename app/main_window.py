@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,10 @@ from PySide6.QtWidgets import (
 import dosimetry_core
 from app.views import error_display
 from app.views.case_list import CaseListWidget, format_person_name
-from app.views.fused_viewer import COLORMAPS, CT_PRESETS, FusedViewer, fused_overlay
+from app.views.fused_viewer import COLORMAPS, CT_PRESETS, FusedViewer, VoiOutline, fused_overlay
 from app.workers import Task
 from dosimetry_core.errors import DosimetryError
-from dosimetry_core.model import CalibrationStatus, Case, TimePoint, Volume
+from dosimetry_core.model import VOI, CalibrationStatus, Case, TimePoint, Volume
 from dosimetry_core.physics.decay import net_administered_activity_mbq
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
 
@@ -79,6 +79,7 @@ class TimePointData:
     ct: Volume | None
     spect: Volume | None
     overlay: Volume | None
+    vois: list[VoiOutline] = field(default_factory=list)
 
 
 def load_time_point_data(
@@ -86,6 +87,7 @@ def load_time_point_data(
     tp: TimePoint,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    vois: Sequence[VOI] = (),
 ) -> TimePointData:
     """Load the CT and functional volumes of ``tp`` and fuse the SPECT onto the CT grid."""
     ct = spect = overlay = None
@@ -100,8 +102,21 @@ def load_time_point_data(
     if ct is not None and spect is not None:
         report(progress, 0.7, "fusing onto the CT grid")
         overlay = fused_overlay(ct, spect)
+    outlines: list[VoiOutline] = []
+    if ct is not None:
+        mine = [v for v in vois if v.time_point_id == tp.time_point_id]
+        for n, voi in enumerate(mine):
+            check_cancel(cancel)
+            report(progress, 0.85 + 0.15 * n / max(len(mine), 1), f"loading VOI {voi.name}")
+            mask = store.load_volume(voi.mask)
+            if mask.geometry.same_grid(ct.geometry):
+                outlines.append(
+                    VoiOutline(
+                        voi.name, mask.array.astype(bool), tuple(voi.color_rgb), str(voi.status)
+                    )
+                )
     report(progress, 1.0, "ready")
-    return TimePointData(ct, spect, overlay)
+    return TimePointData(ct, spect, overlay, outlines)
 
 
 # ------------------------------------------------------ time-point selector
@@ -408,6 +423,11 @@ class MainWindow(QMainWindow):
         self.action_reset_view.setShortcut(QKeySequence("Ctrl+0"))
         self.action_reset_view.triggered.connect(lambda: self.viewer.reset_view())
         view_menu.addAction(self.action_reset_view)
+        self.action_show_vois = QAction("Show VOI outlines", self)
+        self.action_show_vois.setCheckable(True)
+        self.action_show_vois.setChecked(True)
+        self.action_show_vois.toggled.connect(self.viewer.set_vois_visible)
+        view_menu.addAction(self.action_show_vois)
         cmap_menu = view_menu.addMenu("Colour map")
         self._cmap_group = QActionGroup(self)
         self._cmap_group.setExclusive(True)
@@ -584,7 +604,13 @@ class MainWindow(QMainWindow):
             return
         if tp.time_point_id in self._tp_tasks:
             return  # already loading; it is displayed when ready if still selected
-        task = Task(load_time_point_data, self._store, tp, description=f"load {tp.label or index}")
+        task = Task(
+            load_time_point_data,
+            self._store,
+            tp,
+            vois=list(self._case.vois) if self._case is not None else [],
+            description=f"load {tp.label or index}",
+        )
         tp_id = tp.time_point_id
         task.progress.connect(self._on_load_progress)
         task.succeeded.connect(lambda data, i=index, t=tp_id: self._on_tp_loaded(i, t, data))
@@ -625,6 +651,7 @@ class MainWindow(QMainWindow):
     def _display(self, index: int, data: TimePointData) -> None:
         try:
             self.viewer.set_time_point(data.ct, data.spect, data.overlay)
+            self.viewer.set_vois(data.vois)
         except Exception as exc:
             log.exception("displaying time point %d failed", index)
             self._show_error("Display", f"This time point cannot be displayed: {exc}")

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,6 +317,35 @@ def format_value(value: float | None, units: str) -> str:
     return f"{text} {units}" if units and text != "–" else text
 
 
+@dataclass
+class VoiOutline:
+    """A VOI to outline: its mask on the displayed CT grid, colour and review status."""
+
+    name: str
+    mask: NDArray[np.bool_]
+    color_rgb: tuple[int, ...]
+    status: str = ""
+
+
+def outline_rgba(slices: Sequence[tuple[NDArray[np.bool_], tuple[int, ...]]]) -> NDArray[np.uint8]:
+    """RGBA image of the 1-pixel in-plane outlines of 2D masks (later ones drawn on top).
+
+    A pixel is on the outline when it is inside the mask and one of its four
+    in-plane neighbours is outside (or it touches the image edge).
+    """
+    shape = slices[0][0].shape
+    out = np.zeros((*shape, 4), dtype=np.uint8)
+    for m, colour in slices:
+        if not m.any():
+            continue
+        padded = np.pad(m, 1, constant_values=False)
+        interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        edge = m & ~interior
+        out[edge, 0], out[edge, 1], out[edge, 2] = colour[0], colour[1], colour[2]
+        out[edge, 3] = 255
+    return out
+
+
 @dataclass(frozen=True)
 class PlaneSlices:
     """The 2D arrays displayed in one plane (rows: screen vertical axis, mm increasing)."""
@@ -401,8 +431,12 @@ class PlaneView(QWidget):
         self.overlay_item = pg.ImageItem(axisOrder="row-major")
         self.overlay_item.setZValue(10)
         self.overlay_item.setOpts(nanPolicy="omit")
+        # VOI outlines (RGBA) above the functional overlay, below the crosshair
+        self.voi_item = pg.ImageItem(axisOrder="row-major")
+        self.voi_item.setZValue(15)
         self.vb.addItem(self.ct_item)
         self.vb.addItem(self.overlay_item)
+        self.vb.addItem(self.voi_item)
         h_axis, v_axis = PLANE_AXES[plane]
         # a vertical line marks the plane whose normal is the horizontal axis, and vice versa
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=self._line_pen(h_axis))
@@ -579,6 +613,8 @@ class FusedViewer(QWidget):
         self._ct_c: NDArray[Any] | None = None
         self._ov_c: NDArray[Any] | None = None
         self._spect_max = 0.0
+        self._vois: list[VoiOutline] = []
+        self._vois_visible = True
         self._world: NDArray[np.float64] | None = None
         self._last_emitted: NDArray[np.float64] | None = None
         self._ct_width, self._ct_level = CT_PRESETS["Soft tissue"]
@@ -804,6 +840,7 @@ class FusedViewer(QWidget):
         base = ct if ct is not None else overlay
         assert base is not None
         first = self._grid is None
+        self._vois = []  # outlines belong to one grid: the caller sets them again (set_vois)
         self._ct, self._spect, self._overlay = ct, spect, overlay
         self._grid = _DisplayGrid(base.geometry)
         self._ct_c = self._grid.canonical(ct.array) if ct is not None else None
@@ -818,6 +855,7 @@ class FusedViewer(QWidget):
             view.overlay_item.setVisible(overlay is not None)
             view.ct_item.setTransform(tr)
             view.overlay_item.setTransform(tr)
+            view.voi_item.setTransform(tr)
             view.overlay_item.setLookupTable(self._lut)
         self._mip = self._ov_c.max(axis=1) if self._ov_c is not None else None
         self.mip_view.overlay_item.setVisible(self._mip is not None)
@@ -829,8 +867,49 @@ class FusedViewer(QWidget):
         if first:
             self.reset_view(recentre=False)
 
+    def set_vois(self, vois: Sequence[VoiOutline]) -> None:
+        """Outline these VOIs (masks on the displayed CT grid) in every plane.
+
+        Masks on another grid are not shown (the caller passes only the VOIs of
+        the displayed time point); an empty sequence removes the outlines.
+        """
+        if self._grid is None or self._ct is None:
+            self._vois = []
+        else:
+            shape = self._ct.geometry.shape_zyx
+            self._vois = [
+                VoiOutline(v.name, self._grid.canonical(v.mask), v.color_rgb, v.status)
+                for v in vois
+                if v.mask.shape == shape
+            ]
+        self._refresh()
+
+    def voi_names(self) -> list[str]:
+        """Names of the outlined VOIs, in drawing order."""
+        return [v.name for v in self._vois]
+
+    def set_vois_visible(self, visible: bool) -> None:
+        self._vois_visible = bool(visible)
+        self._refresh()
+
+    def voi_outline_image(self, plane: str) -> NDArray[np.uint8] | None:
+        """The RGBA outline image shown in ``plane`` (None when no VOI is outlined)."""
+        if self._grid is None or not self._vois or not self._vois_visible:
+            return None
+        q = self._slices()
+        return outline_rgba([(self._cut(v.mask, plane, q), v.color_rgb) for v in self._vois])
+
+    @staticmethod
+    def _cut(arr: NDArray[Any], plane: str, q: tuple[int, int, int]) -> NDArray[Any]:
+        if plane == "axial":
+            return arr[q[0], :, :]
+        if plane == "coronal":
+            return arr[:, q[1], :]
+        return arr[:, :, q[2]]
+
     def clear(self) -> None:
         """Show nothing (no case open)."""
+        self._vois = []
         self._ct = self._spect = self._overlay = None
         self._grid = None
         self._ct_c = self._ov_c = None
@@ -841,6 +920,7 @@ class FusedViewer(QWidget):
         for view in (*self.planes.values(), self.mip_view):
             view.ct_item.clear()
             view.overlay_item.clear()
+            view.voi_item.clear()
         self._set_empty_texts()
         self._update_colorbar()
 
@@ -1020,6 +1100,11 @@ class FusedViewer(QWidget):
                 view.ct_item.setImage(ct2d, autoLevels=False, levels=ct_levels)
             if ov2d is not None:
                 view.overlay_item.setImage(ov2d, autoLevels=False, levels=ov_levels)
+            rgba = self.voi_outline_image(plane)
+            if rgba is None:
+                view.voi_item.clear()
+            else:
+                view.voi_item.setImage(rgba, autoLevels=False, levels=(0, 255))
             h, v = PLANE_AXES[plane]
             view.vline.setPos(grid.mm_of_slice(h, q[h]))
             view.hline.setPos(grid.mm_of_slice(v, q[v]))

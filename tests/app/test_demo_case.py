@@ -118,3 +118,47 @@ def test_screenshot_under_xvfb_shows_fused_images(tmp_path):
     x0, x1 = int(0.34 * img.width()), int(0.81 * img.width())
     assert grey[:, x0:x1].sum() > 20_000, "no CT greyscale visible"
     assert warm[:, x0:x1].sum() > 2_000, "no SPECT colour overlay visible"
+
+
+def test_voi_outlines_of_the_displayed_time_point_are_drawn(
+    qtbot, tmp_path, small_demo_dirs, shown_errors
+):
+    from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
+
+    store = CaseStore(tmp_path / "store")
+    case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
+    case = store.load_case(case_id)
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    import_rtstruct_into_case(store, case, rt, names=["Kidney_L", "Liver"], user="t")
+    store.save_case(case)
+    w = MainWindow(store, store_path="(test)")
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.timePointDisplayed, timeout=20_000):
+        assert w.open_case(case_id)
+    viewer = w.viewer
+    assert sorted(viewer.voi_names()) == ["Kidney_L", "Liver"]
+    kidney = next(v for v in store.load_case(case_id).vois if v.name == "Kidney_L")
+    mask = store.load_volume(kidney.mask)
+    centre = mask.geometry.index_to_world(np.argwhere(mask.array).mean(axis=0))
+    viewer.set_world_position(centre)
+    rgba = viewer.voi_outline_image("axial")
+    drawn = rgba[..., 3] > 0
+    assert drawn.any()
+    colours = {tuple(int(c) for c in px) for px in rgba[drawn][:, :3]}
+    assert tuple(kidney.color_rgb) in colours
+    # the outline is a ring: its pixels are the kidney mask's in-plane border, not its inside
+    k = viewer.slice_index()[0]
+    area = viewer._cut(viewer._vois[viewer.voi_names().index("Kidney_L")].mask, "axial", (k, 0, 0))
+    ring = np.all(rgba[..., :3] == np.array(kidney.color_rgb), axis=-1) & drawn
+    assert 0 < ring.sum() < area.sum()
+    # other time points have no VOIs drawn on them; hiding works
+    with qtbot.waitSignal(w.timePointDisplayed, timeout=20_000):
+        qtbot.mouseClick(w.time_point_selector.button(1), Qt.MouseButton.LeftButton)
+    assert viewer.voi_names() == [] and viewer.voi_outline_image("axial") is None
+    with qtbot.waitSignal(w.timePointDisplayed, timeout=20_000):
+        qtbot.mouseClick(w.time_point_selector.button(0), Qt.MouseButton.LeftButton)
+    assert viewer.voi_outline_image("axial") is not None
+    w.action_show_vois.setChecked(False)
+    assert viewer.voi_outline_image("axial") is None
+    assert shown_errors == []
