@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -343,6 +344,8 @@ class MainWindow(QMainWindow):
         self._tp_tasks: dict[str, Task] = {}
         self._shown_tp: int = -1
         self._demo_task: Task | None = None
+        self._import_task: Task | None = None
+        self.last_import: Any = None
         # one background thread for store access and fusion: loads never race each other
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -407,13 +410,24 @@ class MainWindow(QMainWindow):
             "Import the synthetic demo patient if needed and open it"
         )
         self.action_open_demo.triggered.connect(self.open_demo_case)
+        self.action_import = QAction("Import DICOM folder…", self)
+        self.action_import.setShortcut(QKeySequence("Ctrl+I"))
+        self.action_import.setStatusTip(
+            "Scan a folder tree and import its SPECT/CT and PET/CT studies"
+        )
+        self.action_import.triggered.connect(self._ask_import_folder)
         self.action_refresh = QAction("Refresh case list", self)
         self.action_refresh.setShortcut(QKeySequence.StandardKey.Refresh)
         self.action_refresh.triggered.connect(self.refresh_cases)
         self.action_quit = QAction("Quit", self)
         self.action_quit.setShortcut(QKeySequence.StandardKey.Quit)
         self.action_quit.triggered.connect(self.close)
-        for a in (self.action_open_store, self.action_open_demo, self.action_refresh):
+        for a in (
+            self.action_open_store,
+            self.action_import,
+            self.action_open_demo,
+            self.action_refresh,
+        ):
             file_menu.addAction(a)
         file_menu.addSeparator()
         file_menu.addAction(self.action_quit)
@@ -710,6 +724,91 @@ class MainWindow(QMainWindow):
         self._demo_task = task
         dialog.show()
         task.start(self._pool)
+
+    # =========================================================== import
+    def _ask_import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import DICOM folder", str(Path.home()))
+        if folder:
+            cf, ok = QInputDialog.getDouble(
+                self,
+                "Camera calibration",
+                "Calibration factor for count-based SPECT (cps/MBq);\n"
+                "leave 0 when the series are in Bq/mL or no factor is known:",
+                0.0,
+                0.0,
+                1e6,
+                4,
+            )
+            if ok:
+                self.import_folder(folder, cf if cf > 0 else None)
+
+    def import_folder(
+        self, folder: str | Path, calibration_cps_per_mbq: float | None = None
+    ) -> None:
+        """Import a DICOM folder tree in a worker; report cases, skipped files and warnings."""
+        if self._store is None:
+            self._show_error("Import", "No case store is open (File › Open store…).")
+            return
+        if self._import_task is not None:
+            return
+        from dosimetry_core.pipeline import importing
+
+        dialog = QProgressDialog(f"Importing {folder}…", "Cancel", 0, 1000, self)
+        dialog.setWindowTitle("Import DICOM")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        self.import_dialog = dialog
+        task = Task(
+            importing.import_directory,
+            self._store,
+            Path(folder),
+            calibration_cps_per_mbq=calibration_cps_per_mbq,
+            description="DICOM import",
+        )
+        task.progress.connect(
+            lambda f, m: (dialog.setValue(int(round(f * 1000))), dialog.setLabelText(m or "…"))
+        )
+        dialog.canceled.connect(task.cancel)
+        task.succeeded.connect(self._on_import_done)
+        task.failed.connect(lambda msg, details: self._show_error("Import", msg, details))
+        task.cancelled.connect(lambda: self.statusBar().showMessage("Import cancelled", 5000))
+        task.finished.connect(self._on_import_finished)
+        self._import_task = task
+        dialog.show()
+        task.start(self._pool)
+
+    def _on_import_done(self, result: Any) -> None:
+        self.last_import = result
+        self.refresh_cases()
+        lines = []
+        for c in result.cases:
+            verb = "New case" if c.created else "Case updated"
+            lines.append(
+                f"{verb} for patient {c.patient_id}: {c.new_time_points} time point(s) added"
+            )
+        if not result.cases:
+            lines.append("No time point was imported.")
+        if result.skipped:
+            lines.append(f"\n{len(result.skipped)} file(s) or series skipped:")
+            lines += [f"  {Path(s.path).name}: {s.reason}" for s in result.skipped[:12]]
+            if len(result.skipped) > 12:
+                lines.append(f"  … and {len(result.skipped) - 12} more")
+        if result.warnings:
+            lines.append("\nWarnings:")
+            lines += [f"  {w}" for w in result.warnings[:8]]
+        error_display.show_info(self, "Import DICOM", "\n".join(lines))
+        if result.cases:
+            self.open_case(result.cases[0].case_id)
+
+    def _on_import_finished(self) -> None:
+        self._import_task = None
+        dialog = getattr(self, "import_dialog", None)
+        if dialog is not None:
+            dialog.hide()
+            dialog.deleteLater()
+            self.import_dialog = None
 
     def _on_demo_ready(self, case_id: str) -> None:
         self.refresh_cases()

@@ -162,3 +162,28 @@ def test_voi_outlines_of_the_displayed_time_point_are_drawn(
     w.action_show_vois.setChecked(False)
     assert viewer.voi_outline_image("axial") is None
     assert shown_errors == []
+
+
+def test_import_dicom_folder_from_the_gui(
+    qtbot, tmp_path, small_demo_dirs, shown_errors, shown_infos
+):
+    store = CaseStore(tmp_path / "store")
+    w = MainWindow(store, store_path="(test)")
+    qtbot.addWidget(w)
+    w.show()
+    truth = __import__("json").loads(
+        (small_demo_dirs["ge-counts"] / "ground_truth.json").read_text()
+    )
+    with qtbot.waitSignal(w.timePointDisplayed, timeout=30_000):
+        w.import_folder(small_demo_dirs["ge-counts"], truth["camera"]["cps_per_mbq"])
+    (title, message), *_ = shown_infos
+    assert title == "Import DICOM"
+    assert "New case for patient MRT-DEMO-001: 4 time point(s) added" in message
+    assert "RTSTRUCT" in message and "ground_truth.json" in message  # skipped, with reasons
+    assert [r[0] for r in w.case_list.visible_rows()] == ["MRT-DEMO-001"]
+    # counts converted with the factor: the header shows the activity in the field of view
+    expected = truth["time_points"][0]["fov_activity_mbq"]
+    shown = float(w.header.value("total").replace(",", "").split()[0])
+    assert shown == pytest.approx(expected, rel=0.01)
+    assert w.header.value("calibration").startswith("calibration factor")
+    assert shown_errors == []
