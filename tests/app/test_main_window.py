@@ -231,7 +231,8 @@ def test_menus_offer_only_working_actions(window, shown_infos):
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert list(menus) == ["File", "View", "Help"]
     file_items = [a.text() for a in menus["File"].actions() if a.text()]
-    assert file_items[:2] == ["Open store…", "Open demo case"] and file_items[-1] == "Quit"
+    assert file_items[:3] == ["Open store…", "Import DICOM folder…", "Open demo case"]
+    assert file_items[-1] == "Quit"
     view_items = [a.text() for a in menus["View"].actions() if a.text()]
     assert "Reset view" in view_items and "Colour map" in view_items
     # later workflow steps are not faked
