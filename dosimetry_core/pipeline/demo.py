@@ -62,8 +62,9 @@ def ensure_demo_case(
         # the true organ outlines become the demo's VOIs (drafts: a physician still approves)
         from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 
-        report(progress, 0.96, "importing the true organ outlines")
-        import_rtstruct_into_case(store, case, Path(files.rtstruct_path), user="demo")
+        if files.rtstruct_path is not None:
+            report(progress, 0.96, "importing the true organ outlines")
+            import_rtstruct_into_case(store, case, Path(files.rtstruct_path), user="demo")
     case.description = "Demo patient (synthetic): Lu-177 DOTATATE, 4 SPECT/CT time points"
     case.extra["demo"] = {"style": DEMO_STYLE, "ground_truth": truth}
     store.save_case(case)

@@ -1,0 +1,117 @@
+"""Population effective half-lives per radiopharmaceutical and organ (user-editable table).
+
+The table is ``resources/kinetics/population_effective_half_lives.json``
+(``format: mrtdose-population-teff/1``).  Each entry has ``radiopharmaceutical``,
+``organ``, ``nuclide``, ``t_eff_h`` (h), ``t_eff_sd_h`` (population SD, h, may be
+null), ``n_patients`` and ``source`` (the publication).  The shipped table holds
+no values until a physicist enters published ones; a lookup that finds nothing
+says so and names the file to edit.  Another table can be passed as ``path``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dosimetry_core.errors import InvalidInputError
+
+DEFAULT_TABLE = (
+    Path(__file__).resolve().parents[2]
+    / "resources"
+    / "kinetics"
+    / "population_effective_half_lives.json"
+)
+
+
+@dataclass(frozen=True)
+class PopulationTeff:
+    """One table entry: population T_eff (h) with its SD and source."""
+
+    radiopharmaceutical: str
+    organ: str
+    nuclide: str
+    t_eff_h: float
+    t_eff_sd_h: float | None
+    n_patients: int | None
+    source: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "radiopharmaceutical": self.radiopharmaceutical,
+            "organ": self.organ,
+            "nuclide": self.nuclide,
+            "t_eff_h": self.t_eff_h,
+            "t_eff_sd_h": self.t_eff_sd_h,
+            "n_patients": self.n_patients,
+            "source": self.source,
+            "note": self.note,
+        }
+
+
+def _key(s: str) -> str:
+    return "".join(ch for ch in str(s).lower() if ch.isalnum())
+
+
+def load_table(path: str | Path | None = None) -> list[PopulationTeff]:
+    """Read and check the table; bad entries raise :class:`InvalidInputError`."""
+    p = Path(path) if path is not None else DEFAULT_TABLE
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"population half-life table not found: {p}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{p}: not valid JSON ({exc})") from exc
+    out = []
+    for i, e in enumerate(data.get("entries", [])):
+        try:
+            t = float(e["t_eff_h"])
+            sd = None if e.get("t_eff_sd_h") is None else float(e["t_eff_sd_h"])
+            src = str(e["source"]).strip()
+            rp, organ = str(e["radiopharmaceutical"]), str(e["organ"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{p}: entry {i} is incomplete ({exc})") from exc
+        if not (math.isfinite(t) and t > 0) or (sd is not None and not sd >= 0):
+            raise InvalidInputError(f"{p}: entry {i} has an impossible half-life or SD")
+        if not src:
+            raise InvalidInputError(f"{p}: entry {i} has no source")
+        n = e.get("n_patients")
+        out.append(
+            PopulationTeff(
+                radiopharmaceutical=rp,
+                organ=organ,
+                nuclide=str(e.get("nuclide", "")),
+                t_eff_h=t,
+                t_eff_sd_h=sd,
+                n_patients=None if n is None else int(n),
+                source=src,
+                note=str(e.get("note", "")),
+            )
+        )
+    return out
+
+
+def lookup(
+    organ: str, radiopharmaceutical: str, *, path: str | Path | None = None
+) -> PopulationTeff:
+    """The entry for an organ and radiopharmaceutical (case and punctuation ignored).
+
+    Raises
+    ------
+    InvalidInputError
+        When the table has no such entry (the message names the table).
+    """
+    table = load_table(path)
+    for e in table:
+        if _key(e.organ) == _key(organ) and _key(e.radiopharmaceutical) == _key(
+            radiopharmaceutical
+        ):
+            return e
+    where = Path(path) if path is not None else DEFAULT_TABLE
+    raise InvalidInputError(
+        f"no population effective half-life for {organ} / {radiopharmaceutical} in {where} "
+        "(add a published value to the table, or give --t-eff-h)"
+    )

@@ -1,0 +1,150 @@
+"""compute_kinetics on the demo patient: stored results, refusals, organ TIAs vs truth.
+
+Done-means line of issue 4 ("organ TIAs for kidneys, liver and spleen within
+5 % of the ground truth, using the true organ outlines"), full-size demo,
+noise-free.  Without partial-volume correction the true outlines recover only
+~80 % of the kidney and spleen TIA and ~94 % of the liver's (SPECT FWHM 11 mm
+spills counts out of organs of ~145 mL).  With the shape-specific recovery
+coefficient (:class:`~dosimetry_core.kinetics.tac.PsfRecovery`, FWHM = the
+camera's 11 mm, RC = 0.81 for kidneys/spleen, 0.92 for the liver) measured at
+the time of writing: Kidney_L 0.987, Kidney_R 0.991, Liver 1.018, Spleen 1.001
+of the truth.  The Liver ROI includes tumours 1 and 2, so its truth is the sum
+of the ``liver``, ``tumour_1`` and ``tumour_2`` compartments.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dosimetry_core.errors import Cancelled, InvalidInputError
+from dosimetry_core.kinetics.tac import PsfRecovery
+from dosimetry_core.phantoms.demo import DemoConfig, write_demo_dicom
+from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
+from dosimetry_core.pipeline.importing import import_directory
+from dosimetry_core.pipeline.kinetics import KINETICS_KEY, compute_kinetics
+from dosimetry_core.pipeline.registration import register_case
+from dosimetry_core.store import CaseStore
+
+ORGANS = ("Kidney_L", "Kidney_R", "Liver", "Spleen")
+
+
+def _prepare(store: CaseStore, root, *, register: bool = True) -> str:
+    case_id = import_directory(store, root).cases[0].case_id
+    if register:
+        register_case(store, case_id)
+    case = store.load_case(case_id)
+    rt = next(root.glob("tp1*/RTSTRUCT/*.dcm"))
+    import_rtstruct_into_case(store, case, rt, time_point=case.sorted_time_points()[0].label)
+    store.save_case(case)
+    return case_id
+
+
+def _truth_tia(truth, roi_name: str) -> float:
+    roi = truth["rois"][roi_name]
+    return sum(
+        truth["compartments"][c]["tia_mbq_h"] for c in [roi["compartment"], *roi["includes"]]
+    )
+
+
+@pytest.fixture(scope="module")
+def small_case(small_demo_dirs, tmp_path_factory):
+    store = CaseStore(tmp_path_factory.mktemp("kin-pipe"))
+    return store, _prepare(store, small_demo_dirs["siemens-bqml"])
+
+
+def test_compute_kinetics_stores_results(small_case, small_demo_truth):
+    store, case_id = small_case
+    seen: list[float] = []
+    res = compute_kinetics(
+        store,
+        case_id,
+        vois=list(ORGANS),
+        recovery=PsfRecovery(11.0),
+        progress=lambda f, m: seen.append(f),
+    )
+    assert [r.voi_name for r in res] == list(ORGANS)
+    assert seen[-1] == 1.0
+    case = store.load_case(case_id)
+    stored = case.extra[KINETICS_KEY]
+    json.dumps(stored, allow_nan=False)  # strictly JSON
+    a_adm = small_demo_truth["injected_activity_mbq"]
+    for r in res:
+        d = stored[r.voi_id]
+        assert d["voi_name"] == r.voi_name
+        assert d["nuclide"] == "Lu-177"
+        assert d["administered_activity_mbq"] == pytest.approx(a_adm)
+        assert len(d["tac"]["activity_mbq"]) == 4
+        assert d["tac"]["recovery_coefficient"] == pytest.approx(r.tac.recovery_coefficient)
+        assert d["recovery"].startswith("shape-specific RC")
+        assert d["error"] is None, d["error"]
+        assert d["model"] == r.model and d["model"] in {
+            "mono",
+            "biexp-uptake",
+            "biexp",
+            "triexp",
+            "trapezoid",
+        }
+        assert d["tiac_h"] == pytest.approx(d["tia_mbq_h"] / a_adm)
+        assert d["tia_sd_mbq_h"] is not None and d["tia_sd_mbq_h"] >= 0
+        assert d["fit"]["candidates"]
+        assert d["review_flag"].startswith("contour not approved")
+        assert r.tia_mbq_h is not None
+        ratio = r.tia_mbq_h / _truth_tia(small_demo_truth, r.voi_name)
+        print(r.voi_name, r.model, round(ratio, 3))
+        # coarse grid (9.6 mm SPECT voxels): within 10 % after the RC correction
+        assert abs(ratio - 1.0) < 0.10
+
+
+def test_recompute_one_voi_keeps_others(small_case):
+    store, case_id = small_case
+    compute_kinetics(store, case_id, vois=list(ORGANS))
+    before = store.load_case(case_id).extra[KINETICS_KEY]
+    res = compute_kinetics(store, case_id, vois=["Spleen"], model="mono")
+    after = store.load_case(case_id).extra[KINETICS_KEY]
+    assert set(after) == set(before)
+    assert after[res[0].voi_id]["model"] == "mono"
+    assert after[res[0].voi_id]["model_requested"] == "mono"
+
+
+def test_cancel_saves_nothing(small_case):
+    store, case_id = small_case
+    version = store.load_case(case_id).version
+    with pytest.raises(Cancelled):
+        compute_kinetics(store, case_id, vois=["Liver"], cancel=lambda: True)
+    assert store.load_case(case_id).version == version
+
+
+def test_unknown_voi_and_unregistered_refused(small_demo_dirs, tmp_path):
+    store = CaseStore(tmp_path / "s")
+    case_id = _prepare(store, small_demo_dirs["siemens-bqml"], register=False)
+    with pytest.raises(InvalidInputError, match="register first"):
+        compute_kinetics(store, case_id, vois=["Liver"])
+    with pytest.raises(InvalidInputError, match="no VOI"):
+        compute_kinetics(store, case_id, vois=["Pancreas"])
+
+
+@pytest.mark.slow
+def test_full_demo_organ_tias_within_5_percent(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo-full")
+    config = DemoConfig()
+    config.noise = False
+    write_demo_dicom(root, config)
+    truth = json.loads((root / "ground_truth.json").read_text())
+    store = CaseStore(tmp_path_factory.mktemp("store-full"))
+    case_id = _prepare(store, root)
+    fwhm = truth["spect"]["fwhm_mm"]
+    plain = {r.voi_name: r for r in compute_kinetics(store, case_id, vois=list(ORGANS))}
+    res = compute_kinetics(store, case_id, vois=list(ORGANS), recovery=PsfRecovery(fwhm))
+    ratios = {}
+    for r in res:
+        t = _truth_tia(truth, r.voi_name)
+        p_tia = plain[r.voi_name].tia_mbq_h
+        assert p_tia is not None and r.tia_mbq_h is not None
+        ratios[r.voi_name] = (p_tia / t, r.tia_mbq_h / t)
+    print({k: tuple(np.round(v, 4)) for k, v in ratios.items()})
+    for name, (uncorrected, corrected) in ratios.items():
+        assert uncorrected < 0.97, name  # spill-out is real and visible without correction
+        assert abs(corrected - 1.0) < 0.05, name
