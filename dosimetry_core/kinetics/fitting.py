@@ -73,6 +73,7 @@ candidates' statistics are kept in ``candidates``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -525,7 +526,9 @@ def _mc_tia_sd(
     if n_samples < 2:
         return None, None
     rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(p, cov, size=n_samples, method="svd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        draws = rng.multivariate_normal(p, 0.5 * (cov + cov.T), size=n_samples, method="svd")
     keep = np.all((draws >= lo) & (draws <= hi), axis=1)
     tias = []
     for d in draws[keep]:
