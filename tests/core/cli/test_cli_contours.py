@@ -288,3 +288,33 @@ def test_a_margin_below_the_voxel_size_is_refused_not_silently_ignored(capsys, c
     )
     err = capsys.readouterr().err
     assert code == 1 and "changes no voxel" in err and "6.4 x 6.4 x 10 mm" in err
+
+
+def test_kinetics_command_gives_tias_with_review_flags(
+    capsys, case_id, store_dir, small_demo_dirs, small_demo_truth
+):
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    run_json(
+        capsys,
+        "contour",
+        case_id,
+        "import-rtstruct",
+        str(rt),
+        "--roi",
+        "Spleen",
+        "--store",
+        str(store_dir),
+    )
+    code = main(["kinetics", case_id, "--store", str(store_dir)])
+    assert code == 1 and "register" in capsys.readouterr().err  # time points not registered yet
+    run_json(capsys, "register", case_id, "--store", str(store_dir))
+    data = run_json(
+        capsys, "kinetics", case_id, "--recovery-fwhm-mm", "11", "--store", str(store_dir)
+    )
+    (row,) = data["vois"]
+    assert row["voi_name"] == "Spleen" and row["review_flag"] == "contour not approved (draft)"
+    truth = small_demo_truth["compartments"]["spleen"]["tia_mbq_h"]
+    # small grid (9.6 mm SPECT voxels): the 11 mm PSF correction leaves a few % of extra blur
+    assert row["tia_mbq_h"] == pytest.approx(truth, rel=0.10)
+    assert 0 < row["tia_sd_mbq_h"] < 0.2 * row["tia_mbq_h"]
+    assert row["tiac_h"] == pytest.approx(row["tia_mbq_h"] / 7400.0, rel=1e-6)
