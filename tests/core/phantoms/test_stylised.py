@@ -188,3 +188,19 @@ def test_outline_vertices_are_on_the_analytic_surface():
     # the liver section is clipped by its cut plane x + y <= 0
     (liver,) = PHANTOM.organ("liver").shape.section(228.0)
     assert np.all(liver[:, 0] + liver[:, 1] <= 1e-9)
+
+
+def test_section_area_with_two_in_plane_cuts_is_a_quarter_ellipse():
+    import math
+
+    from dosimetry_core.phantoms.stylised import Ellipsoid, HalfSpace
+
+    # two cuts through the centre (x <= 0 and y <= 0) leave a quarter of each z-section
+    e = Ellipsoid(
+        center_mm=(0.0, 0.0, 0.0),
+        semi_axes_mm=(40.0, 25.0, 30.0),
+        cuts=(HalfSpace((1.0, 0.0, 0.0), 0.0), HalfSpace((0.0, 1.0, 0.0), 0.0)),
+    )
+    for z in (0.0, 12.0, -20.0):
+        r = math.sqrt(1.0 - (z / 30.0) ** 2)
+        assert e.section_area_mm2(z) == pytest.approx(math.pi * 40 * 25 * r * r / 4, rel=1e-5)
