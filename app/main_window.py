@@ -704,26 +704,44 @@ class MainWindow(QMainWindow):
             return
         from dosimetry_core.pipeline import demo
 
-        dialog = QProgressDialog("Preparing the demo patient…", "Cancel", 0, 1000, self)
-        dialog.setWindowTitle("Demo case")
+        task = Task(demo.ensure_demo_case, self._store, description="demo import")
+        task.succeeded.connect(self._on_demo_ready)
+        task.finished.connect(self._on_demo_finished)
+        self._demo_task = task
+        self.demo_dialog = self._start_with_progress(
+            task, "Demo case", "Preparing the demo patient…", "Demo import cancelled"
+        )
+
+    def _start_with_progress(
+        self, task: Task, title: str, label: str, cancelled_message: str
+    ) -> QProgressDialog:
+        """Run ``task`` behind a window-modal progress dialog with Cancel.
+
+        Progress and cancel are wired; failures go to the one error path.  The
+        caller closes the dialog when the task finishes (:meth:`_close_dialog`).
+        """
+        dialog = QProgressDialog(label, "Cancel", 0, 1000, self)
+        dialog.setWindowTitle(title)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
         dialog.setValue(0)
-        self.demo_dialog = dialog
-        task = Task(demo.ensure_demo_case, self._store, description="demo import")
         task.progress.connect(
             lambda f, m: (dialog.setValue(int(round(f * 1000))), dialog.setLabelText(m or "…"))
         )
         dialog.canceled.connect(task.cancel)
-        task.succeeded.connect(self._on_demo_ready)
-        task.failed.connect(lambda msg, details: self._show_error("Demo case", msg, details))
-        task.cancelled.connect(lambda: self.statusBar().showMessage("Demo import cancelled", 5000))
-        task.finished.connect(self._on_demo_finished)
-        self._demo_task = task
+        task.failed.connect(lambda msg, details: self._show_error(title, msg, details))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(cancelled_message, 5000))
         dialog.show()
         task.start(self._pool)
+        return dialog
+
+    @staticmethod
+    def _close_dialog(dialog: QProgressDialog | None) -> None:
+        if dialog is not None:
+            dialog.hide()
+            dialog.deleteLater()
 
     # =========================================================== import
     def _ask_import_folder(self) -> None:
@@ -753,13 +771,6 @@ class MainWindow(QMainWindow):
             return
         from dosimetry_core.pipeline import importing
 
-        dialog = QProgressDialog(f"Importing {folder}…", "Cancel", 0, 1000, self)
-        dialog.setWindowTitle("Import DICOM")
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(0)
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
-        self.import_dialog = dialog
         task = Task(
             importing.import_directory,
             self._store,
@@ -767,17 +778,12 @@ class MainWindow(QMainWindow):
             calibration_cps_per_mbq=calibration_cps_per_mbq,
             description="DICOM import",
         )
-        task.progress.connect(
-            lambda f, m: (dialog.setValue(int(round(f * 1000))), dialog.setLabelText(m or "…"))
-        )
-        dialog.canceled.connect(task.cancel)
         task.succeeded.connect(self._on_import_done)
-        task.failed.connect(lambda msg, details: self._show_error("Import", msg, details))
-        task.cancelled.connect(lambda: self.statusBar().showMessage("Import cancelled", 5000))
         task.finished.connect(self._on_import_finished)
         self._import_task = task
-        dialog.show()
-        task.start(self._pool)
+        self.import_dialog = self._start_with_progress(
+            task, "Import DICOM", f"Importing {folder}…", "Import cancelled"
+        )
 
     def _on_import_done(self, result: Any) -> None:
         self.last_import = result
@@ -804,11 +810,8 @@ class MainWindow(QMainWindow):
 
     def _on_import_finished(self) -> None:
         self._import_task = None
-        dialog = getattr(self, "import_dialog", None)
-        if dialog is not None:
-            dialog.hide()
-            dialog.deleteLater()
-            self.import_dialog = None
+        self._close_dialog(getattr(self, "import_dialog", None))
+        self.import_dialog = None
 
     def _on_demo_ready(self, case_id: str) -> None:
         self.refresh_cases()
@@ -816,11 +819,8 @@ class MainWindow(QMainWindow):
 
     def _on_demo_finished(self) -> None:
         self._demo_task = None
-        dialog = getattr(self, "demo_dialog", None)
-        if dialog is not None:
-            dialog.hide()
-            dialog.deleteLater()
-            self.demo_dialog = None
+        self._close_dialog(getattr(self, "demo_dialog", None))
+        self.demo_dialog = None
 
     # ============================================================ misc
     def show_about(self) -> None:
