@@ -32,6 +32,7 @@ from dosimetry_core.model import (
     Volume,
 )
 from dosimetry_core.pipeline import voi_review
+from dosimetry_core.pipeline.registration import find_time_point
 from dosimetry_core.segmentation import operations as ops
 from dosimetry_core.segmentation.mass import voi_mass_g, voi_volume_ml
 from dosimetry_core.segmentation.organs import match_organ
@@ -63,13 +64,7 @@ def time_point_of(case: Case, key: str | None) -> TimePoint:
         raise InvalidInputError(f"case {case.case_id} has no time points")
     if key is None:
         return tps[0]
-    try:
-        return case.time_point(str(key))
-    except KeyError:
-        labels = ", ".join(t.label or t.time_point_id for t in tps)
-        raise InvalidInputError(
-            f"case {case.case_id} has no time point {key!r} ({labels})"
-        ) from None
+    return find_time_point(case, key)
 
 
 def ct_of(store: Any, tp: TimePoint) -> Volume:
@@ -155,17 +150,7 @@ def set_voi_mask(
         time_point_id=time_point.time_point_id,
         source=operation,
     )
-    voi.history.append(
-        {
-            "action": "create",
-            "from": "",
-            "to": "draft",
-            "user": user,
-            "at": np.datetime64("now", "s").astype(str),
-            "comment": "",
-            "operation": operation,
-        }
-    )
+    voi_review.record_creation(voi, user, operation)
     case.vois.append(voi)
     return voi
 

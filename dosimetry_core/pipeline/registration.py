@@ -83,7 +83,8 @@ class RegistrationSummary:
         }
 
 
-def _find_time_point(case: Case, key: str | int) -> TimePoint:
+def find_time_point(case: Case, key: str | int) -> TimePoint:
+    """Time point by id, label (``TP2``) or 1-based index; a clear error otherwise."""
     try:
         return case.time_point(str(key))
     except KeyError as exc:
@@ -99,7 +100,7 @@ def reference_time_point(case: Case, reference: str | int | None = None) -> Time
         raise InvalidInputError(f"case {case.case_id} has no time points to register")
     if reference is None:
         return case.sorted_time_points()[0]
-    return _find_time_point(case, reference)
+    return find_time_point(case, reference)
 
 
 def _tp_name(tp: TimePoint) -> str:
@@ -223,7 +224,7 @@ def register_case(
         )
     wanted: set[str] | None = None
     if time_points is not None:
-        wanted = {_find_time_point(case, k).time_point_id for k in time_points}
+        wanted = {find_time_point(case, k).time_point_id for k in time_points}
     report(progress, 0.0, f"registration: loading the reference CT ({_tp_name(ref_tp)})")
     fixed = store.load_volume(ref_tp.anatomical.volume)
     ordered = case.sorted_time_points()
@@ -343,7 +344,7 @@ def set_registration_status(
     if not user:
         raise InvalidInputError("a reviewer name is needed to change a registration status")
     case = store.load_case(case_id)
-    tp = _find_time_point(case, time_point)
+    tp = find_time_point(case, time_point)
     if tp.registration is None:
         raise InvalidInputError(f"time point {_tp_name(tp)} has no registration to review")
     reg = tp.registration
@@ -367,14 +368,14 @@ def spect_on_reference(store: Any, case: Case, time_point: str | int | TimePoint
     InvalidInputError
         No SPECT volume, no registration (not yet registered), or no reference CT.
     """
-    tp = time_point if isinstance(time_point, TimePoint) else _find_time_point(case, time_point)
+    tp = time_point if isinstance(time_point, TimePoint) else find_time_point(case, time_point)
     if tp.functional.volume is None:
         raise InvalidInputError(f"time point {_tp_name(tp)} has no SPECT volume")
     reg = tp.registration
     if reg is None:
         ref_tp = tp
     else:
-        ref_tp = _find_time_point(case, reg.reference_time_point_id)
+        ref_tp = find_time_point(case, reg.reference_time_point_id)
     if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
         if reg is None:
             raise InvalidInputError(

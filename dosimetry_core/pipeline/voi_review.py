@@ -98,6 +98,14 @@ def reject(voi: VOI, user: str, comment: str, at: datetime | None = None) -> VOI
     return _transition(voi, "reject", user, comment, at)
 
 
+def record_creation(voi: VOI, user: str, operation: str, at: datetime | None = None) -> VOI:
+    """Start the history of a new (draft) VOI with how it was made."""
+    voi.history.append(
+        _entry("create", VoiStatus.DRAFT, VoiStatus.DRAFT, user, "", at, operation=operation)
+    )
+    return voi
+
+
 def record_edit(
     voi: VOI,
     new_mask: VolumeRef,
