@@ -5,16 +5,37 @@ decay corrected).  See :mod:`dosimetry_core.kinetics.fitting` for the weights,
 covariance and model-selection rule.
 """
 
-from dosimetry_core.kinetics.fitting import CandidateFit, FitResult, fit_tac, validate_tac
-from dosimetry_core.kinetics.models import MODEL_NAMES, MODELS, KineticModel, trapezoid_tia
-from dosimetry_core.kinetics.population import PopulationTeff, load_table, lookup
-from dosimetry_core.kinetics.stp import (
-    STPResult,
-    compare_stp_with_multipoint,
-    haenscheid,
-    madsen,
-    stp_tia,
-)
+from importlib import import_module
+from typing import Any
+
+# Exports are resolved on first use (PEP 562) so that importing a light module
+# of this package (e.g. the model names for the CLI parser) does not load SciPy.
+_EXPORTS = {
+    "CandidateFit": "fitting",
+    "FitResult": "fitting",
+    "fit_tac": "fitting",
+    "validate_tac": "fitting",
+    "MODEL_NAMES": "models",
+    "MODELS": "models",
+    "KineticModel": "models",
+    "trapezoid_tia": "models",
+    "PopulationTeff": "population",
+    "load_table": "population",
+    "lookup": "population",
+    "STPResult": "stp",
+    "compare_stp_with_multipoint": "stp",
+    "haenscheid": "stp",
+    "madsen": "stp",
+    "stp_tia": "stp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "MODELS",
