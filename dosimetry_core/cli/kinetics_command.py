@@ -25,6 +25,10 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
     finally:
         bar.done()
     rows = [r.to_dict() for r in results]
+    comparisons = _stp_comparisons(args, results) if args.compare_stp else {}
+    for row in rows:
+        if row["voi_id"] in comparisons:
+            row["stp_comparison"] = comparisons[row["voi_id"]]
     lines = [f"{'VOI':<14} {'MODEL':<13} {'TIA (MBq*h)':>14} {'SD':>10} {'TIAC (h)':>9}  NOTE"]
     for r in results:
         if r.error:
@@ -35,7 +39,87 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
             f"{r.voi_name[:14]:<14} {r.model or '-':<13} {r.tia_mbq_h or 0:14.1f} "
             f"{r.tia_sd_mbq_h or 0:10.1f} {r.tiac_h or 0:9.2f}  {note}"
         )
+    if comparisons:
+        lines.append("")
+        lines.append(
+            f"Single-time-point TIA ({args.compare_stp}) from each scan versus the multi-point TIA:"
+        )
+        for r in results:
+            cmp_rows = comparisons.get(r.voi_id)
+            if not cmp_rows:
+                continue
+            cells = "  ".join(
+                f"{c['time_h']:.0f} h: {100 * c['relative_difference']:+.1f} %"
+                if "relative_difference" in c
+                else f"{c['time_h']:.0f} h: {c['error']}"
+                for c in cmp_rows
+            )
+            lines.append(f"  {r.voi_name[:14]:<14} {cells}")
     _emit(args, {"case_id": args.case, "vois": rows}, "\n".join(lines))
+    return 0
+
+
+def _stp_comparisons(
+    args: argparse.Namespace, results: list[Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per VOI: the STP TIA from each scan in turn against the multi-point TIA."""
+    from dosimetry_core.errors import InvalidInputError
+    from dosimetry_core.kinetics.stp import stp_tia
+
+    if args.compare_stp == "madsen" and args.t_eff_h is None:
+        raise InvalidInputError("--compare-stp madsen needs --t-eff-h (population T_eff in h)")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        if r.error or not r.tia_mbq_h:
+            continue
+        rows: list[dict[str, Any]] = []
+        for t, a in zip(r.tac.time_h, r.tac.activity_mbq, strict=True):
+            try:
+                stp = stp_tia(args.compare_stp, float(t), float(a), t_eff_h=args.t_eff_h)
+            except InvalidInputError as exc:
+                rows.append({"time_h": float(t), "error": str(exc)})
+                continue
+            rows.append(
+                {
+                    "time_h": float(t),
+                    "method": args.compare_stp,
+                    "tia_mbq_h": stp.tia_mbq_h,
+                    "relative_difference": stp.tia_mbq_h / r.tia_mbq_h - 1.0,
+                }
+            )
+        out[r.voi_id] = rows
+    return out
+
+
+def cmd_tia_map(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import TextProgress, _emit, _open_store
+    from dosimetry_core.pipeline.tia_map import compute_tia_map
+
+    store = _open_store(args)
+    bar = TextProgress(not args.json)
+    try:
+        res = compute_tia_map(
+            store,
+            args.case,
+            grid=args.grid,
+            body_threshold_hu=args.body_threshold_hu,
+            body_margin_mm=args.body_margin_mm,
+            min_r2=args.min_r2,
+            user=args.user or "",
+            progress=bar,
+        )
+    finally:
+        bar.done()
+    d = res.to_dict()
+    g = res.tia_map.volume.geometry
+    lines = [
+        f"TIA map {res.tia_map.derived_id}: {res.total_tia_mbq_h:.1f} MBq*h in "
+        f"{res.n_voxels} body voxels ({'x'.join(str(n) for n in g.shape_zyx[::-1])} grid, "
+        f"{' x '.join(f'{s:.2f}' for s in g.spacing_mm)} mm)",
+        "models: " + ", ".join(f"{k} {v}" for k, v in res.counts.items()),
+        *[f"warning: {w}" for w in res.warnings],
+    ]
+    _emit(args, {"case_id": args.case, **d}, "\n".join(lines))
     return 0
 
 
@@ -60,4 +144,37 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--recovery", type=float, default=None, help="a fixed recovery coefficient (0 < RC <= 1)"
     )
+    p.add_argument(
+        "--compare-stp",
+        choices=["haenscheid", "madsen"],
+        default=None,
+        help="also compute the single-time-point TIA from each scan and its difference "
+        "from the multi-point TIA",
+    )
+    p.add_argument(
+        "--t-eff-h", type=float, default=None, help="population T_eff (h) for --compare-stp madsen"
+    )
     p.set_defaults(func=cmd_kinetics)
+
+    q = sub.add_parser(
+        "tia-map",
+        parents=[common],
+        help="voxel-wise TIA map of a registered case (kept in the case for voxel dosimetry)",
+    )
+    q.add_argument("case", metavar="CASE")
+    q.add_argument("--grid", choices=["spect", "ct"], default="spect", help="dosimetry grid")
+    q.add_argument(
+        "--body-threshold-hu",
+        type=float,
+        default=-500.0,
+        help="CT threshold of the body mask (HU); voxels outside get no TIA",
+    )
+    q.add_argument(
+        "--body-margin-mm",
+        type=float,
+        default=15.0,
+        help="grow the body mask by this margin (mm) to keep counts blurred past the skin",
+    )
+    q.add_argument("--min-r2", type=float, default=0.8, help="smallest accepted weighted R^2")
+    q.add_argument("--user", default=None, help="who computes it (recorded)")
+    q.set_defaults(func=cmd_tia_map)

@@ -50,7 +50,13 @@ time-integrated activity coefficient. Med Phys 2013;40:102504)::
 
 with ``SSR`` the weighted sum of squared residuals (chi2, floored at ``n * 1e-8``
 so that numerically exact fits of noise-free data tie and the penalty decides)
-and ``k`` the number of fitted model parameters.  Rule:
+and ``k`` the number of fitted model parameters.  Counting convention: Burnham
+& Anderson (Model Selection and Multimodel Inference, 2nd ed., Springer 2002,
+section 2.2) add one to ``k`` for the error variance when it is estimated from
+the residuals of an unweighted fit.  Here the variances are set by the error
+model (``sigma_i`` above), so only the model parameters are counted; with
+``k + 1`` no AICc would exist for a mono-exponential fit of 4 time points
+(``n - k - 1 = 0``), the usual clinical sampling.  Rule:
 
 1. Every parametric model with ``k <= n`` is fitted (mono k=2, biexp-uptake k=3,
    biexp k=4, triexp k=5); the trapezoid is always computed as a reference

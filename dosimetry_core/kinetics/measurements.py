@@ -528,3 +528,66 @@ def case_blood_series(case: Case, calibration: WellCounterCalibration | None) ->
     )
     s.measurement_ids = [m.measurement_id for m in ms]
     return s
+
+
+_PROBE_STANDARD_KEYS = (
+    "standard_counts",
+    "standard_background_counts",
+    "standard_counting_time_s",
+    "standard_activity_mbq",
+)
+
+
+def case_probe_uptake(case: Case) -> MeasuredSeries:
+    """:func:`probe_uptake` from the case's ``PROBE`` measurements.
+
+    ``Measurement.value`` is the gross neck count (unit ``"counts"``); ``extra``:
+    ``counting_time_s`` and ``background_counts`` (required),
+    ``background_counting_time_s`` (default: the counting time), and the standard
+    counted in the same session: ``standard_counts``,
+    ``standard_background_counts``, ``standard_counting_time_s``,
+    ``standard_activity_mbq`` and ``standard_calibrated_at`` (ISO date-time of
+    the standard's activity; default: the reading time).  Each reading is
+    converted with its own session's standard, so a probe whose sensitivity
+    drifts between days is followed.
+    """
+    ms = _of_kind(case, MeasurementKind.PROBE)
+    a_adm, nuclide = _adm(case)
+    time_h: list[float] = []
+    values: list[float] = []
+    fraction: list[float] = []
+    fraction_dc: list[float] = []
+    method = ""
+    for m in ms:
+        std = {k: float(_extra(m, k, required=True)) for k in _PROBE_STANDARD_KEYS}
+        calibrated = _extra(m, "standard_calibrated_at")
+        when = datetime.fromisoformat(calibrated) if calibrated else m.time
+        s = probe_uptake(
+            [_hours(case, m)],
+            [m.value],
+            counting_time_s=float(_extra(m, "counting_time_s", required=True)),
+            background_counts=float(_extra(m, "background_counts", required=True)),
+            background_counting_time_s=_extra(m, "background_counting_time_s"),
+            standard_counts=std["standard_counts"],
+            standard_background_counts=std["standard_background_counts"],
+            standard_counting_time_s=std["standard_counting_time_s"],
+            standard_activity_mbq=std["standard_activity_mbq"],
+            administered_activity_mbq=a_adm,
+            nuclide=nuclide,
+            hours_standard_calibration_to_counting=(m.time - when).total_seconds() / 3600.0,
+        )
+        time_h += s.time_h
+        values += s.values
+        fraction += s.fraction
+        fraction_dc += s.fraction_decay_corrected
+        method = s.method
+    return MeasuredSeries(
+        quantity="thyroid activity",
+        time_h=time_h,
+        values=values,
+        unit="MBq",
+        fraction=fraction,
+        fraction_decay_corrected=fraction_dc,
+        method=method + "; each reading with the standard of its own session",
+        measurement_ids=[m.measurement_id for m in ms],
+    )

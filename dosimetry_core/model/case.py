@@ -459,6 +459,69 @@ class Measurement:
 
 
 # ------------------------------------------------------------------------ case
+class DerivedKind(StrEnum):
+    """What a :class:`DerivedMap` holds."""
+
+    TIA_MAP = "tia_map"
+    """Voxel-wise time-integrated activity, MBq*h/mL."""
+    TIA_MODEL_MAP = "tia_model_map"
+    """Which kinetic model each voxel used (codes in ``meta``)."""
+    DOSE = "dose"
+    """Absorbed dose, Gy."""
+    DOSE_UNCERTAINTY = "dose_uncertainty"
+    """Relative 1-SD statistical uncertainty of a Monte Carlo dose map."""
+
+
+@dataclass
+class DerivedMap:
+    """A computed map kept with the case: a TIA map, a dose map, its uncertainty.
+
+    ``provenance`` records how it was made (method, engine settings, inputs with
+    their content hashes, software version) so that a report can cite it and a
+    recomputation can be compared.  ``parent_id`` links e.g. an uncertainty map
+    to its dose map.  Derived maps are immutable: recomputing adds a new one;
+    ``superseded`` marks older results of the same kind and method.
+    """
+
+    kind: DerivedKind
+    volume: VolumeRef
+    label: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
+    created_by: str = ""
+    parent_id: str | None = None
+    superseded: bool = False
+    derived_id: str = field(default_factory=lambda: new_id("map-"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "derived_id": self.derived_id,
+            "kind": str(self.kind),
+            "volume": self.volume.to_dict(),
+            "label": self.label,
+            "provenance": dict(self.provenance),
+            "created_at": _dt(self.created_at),
+            "created_by": self.created_by,
+            "parent_id": self.parent_id,
+            "superseded": self.superseded,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DerivedMap:
+        created = _parse_dt(d.get("created_at"))
+        return cls(
+            derived_id=d["derived_id"],
+            kind=DerivedKind(d["kind"]),
+            volume=VolumeRef.from_dict(d["volume"]),
+            label=d.get("label", ""),
+            provenance=dict(d.get("provenance", {})),
+            created_at=created if created else datetime.now().replace(microsecond=0),
+            created_by=d.get("created_by", ""),
+            parent_id=d.get("parent_id"),
+            superseded=bool(d.get("superseded", False)),
+        )
+
+
 @dataclass
 class Case:
     """Everything known about one patient's therapy dosimetry.
@@ -472,6 +535,7 @@ class Case:
     time_points: list[TimePoint] = field(default_factory=list)
     vois: list[VOI] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
+    derived: list[DerivedMap] = field(default_factory=list)
     protocol: str = ""
     description: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
@@ -515,7 +579,23 @@ class Case:
             if tp.registration is not None and tp.registration.deformation is not None:
                 refs.append(tp.registration.deformation)
         refs.extend(v.mask for v in self.vois)
+        refs.extend(d.volume for d in self.derived)
         return refs
+
+    def derived_maps(
+        self, kind: DerivedKind | str, *, current_only: bool = True
+    ) -> list[DerivedMap]:
+        """Derived maps of one kind, newest first; superseded ones only on request."""
+        k = DerivedKind(kind)
+        found = [d for d in self.derived if d.kind == k and not (current_only and d.superseded)]
+        return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def find_derived(self, derived_id: str) -> DerivedMap:
+        """The derived map with this id (KeyError if absent)."""
+        for d in self.derived:
+            if d.derived_id == derived_id:
+                return d
+        raise KeyError(derived_id)
 
     # --------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -531,6 +611,7 @@ class Case:
             "time_points": [t.to_dict() for t in self.time_points],
             "vois": [v.to_dict() for v in self.vois],
             "measurements": [m.to_dict() for m in self.measurements],
+            "derived": [d.to_dict() for d in self.derived],
             "extra": dict(self.extra),
         }
 
@@ -549,5 +630,6 @@ class Case:
             time_points=[TimePoint.from_dict(t) for t in d.get("time_points", [])],
             vois=[VOI.from_dict(v) for v in d.get("vois", [])],
             measurements=[Measurement.from_dict(m) for m in d.get("measurements", [])],
+            derived=[DerivedMap.from_dict(x) for x in d.get("derived", [])],
             extra=dict(d.get("extra", {})),
         )

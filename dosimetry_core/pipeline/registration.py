@@ -356,8 +356,18 @@ def set_registration_status(
     return reg
 
 
-def spect_on_reference(store: Any, case: Case, time_point: str | int | TimePoint) -> Volume:
+def spect_on_reference(
+    store: Any,
+    case: Case,
+    time_point: str | int | TimePoint,
+    *,
+    target: Geometry | None = None,
+) -> Volume:
     """The time point's SPECT resampled through its registration onto the reference CT grid.
+
+    ``target`` chooses another output grid in the reference frame (e.g. the
+    reference time point's SPECT grid for voxel dosimetry); a stored
+    displacement field is then resampled onto that grid (linear) first.
 
     The SPECT is in the same frame of reference as its own CT, so the CT
     registration applies to it unchanged; linear interpolation, 0 outside.
@@ -391,11 +401,30 @@ def spect_on_reference(store: Any, case: Case, time_point: str | int | TimePoint
             f"time point {_tp_name(tp)} is not registered to a reference: register the case first"
         )
     spect = store.load_volume(tp.functional.volume)
-    target = ref_tp.anatomical.volume.geometry
+    ct_grid = ref_tp.anatomical.volume.geometry
+    out_grid = ct_grid if target is None else target
     matrix = np.eye(4) if reg is None else np.asarray(reg.matrix_ref_to_tp, dtype=float)
     disp = None
     if reg is not None and reg.deformation is not None:
         disp, grid = load_displacement(store, reg.deformation)
-        if not grid.same_grid(target):
+        if not grid.same_grid(ct_grid):
             raise DosimetryError("the stored displacement field is not on the reference CT grid")
-    return warp_volume(spect, target, matrix, disp, order=1, fill_value=0.0)
+        if not out_grid.same_grid(ct_grid):
+            disp = _displacement_on(disp, ct_grid, out_grid)
+    return warp_volume(spect, out_grid, matrix, disp, order=1, fill_value=0.0)
+
+
+def _displacement_on(disp: NDArray[Any], grid: Geometry, target: Geometry) -> NDArray[np.float32]:
+    """A displacement field ``[z, y, x, 3]`` (mm) on ``grid`` resampled onto ``target``."""
+    from dosimetry_core.imaging.resample import resample
+
+    comps = [
+        resample(
+            Volume(np.ascontiguousarray(disp[..., c], dtype=np.float32), grid, ImageUnits.UNKNOWN),
+            target,
+            order=1,
+            fill_value=0.0,
+        ).array
+        for c in range(3)
+    ]
+    return np.stack(comps, axis=-1).astype(np.float32)

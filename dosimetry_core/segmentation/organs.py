@@ -132,8 +132,14 @@ def _key(name: str) -> tuple[frozenset[str], str]:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> tuple[OrganSpec, ...]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return tuple(OrganSpec.from_dict(d) for d in data["organs"])
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return tuple(OrganSpec.from_dict(d) for d in data["organs"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(
+            f"the organ list {path} cannot be read ({type(exc).__name__}: {exc}); "
+            "fix or restore the file"
+        ) from exc
 
 
 def standard_organs(path: str | Path | None = None) -> list[OrganSpec]:

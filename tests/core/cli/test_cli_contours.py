@@ -318,3 +318,32 @@ def test_kinetics_command_gives_tias_with_review_flags(
     assert row["tia_mbq_h"] == pytest.approx(truth, rel=0.10)
     assert 0 < row["tia_sd_mbq_h"] < 0.2 * row["tia_mbq_h"]
     assert row["tiac_h"] == pytest.approx(row["tia_mbq_h"] / 7400.0, rel=1e-6)
+
+
+def test_kinetics_compare_stp_and_tia_map_commands(capsys, case_id, store_dir, small_demo_dirs):
+    import math
+
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    s = ("--store", str(store_dir))
+    run_json(capsys, "contour", case_id, "import-rtstruct", str(rt), "--roi", "Spleen", *s)
+    run_json(capsys, "register", case_id, *s)
+
+    data = run_json(
+        capsys, "kinetics", case_id, "--compare-stp", "haenscheid", "--store", str(store_dir)
+    )
+    (row,) = data["vois"]
+    rows = row["stp_comparison"]
+    tac = row["tac"]
+    assert [r["time_h"] for r in rows] == pytest.approx(tac["time_h"])
+    for r, t, a in zip(rows, tac["time_h"], tac["activity_mbq"], strict=True):
+        # Hänscheid 2018: TIA = A(t) * 2 t / ln 2
+        assert r["tia_mbq_h"] == pytest.approx(a * 2 * t / math.log(2), rel=1e-9)
+        assert r["relative_difference"] == pytest.approx(
+            r["tia_mbq_h"] / row["tia_mbq_h"] - 1, rel=1e-9
+        )
+    code = main(["kinetics", case_id, "--compare-stp", "madsen", "--store", str(store_dir)])
+    assert code == 1 and "--t-eff-h" in capsys.readouterr().err
+    d = run_json(capsys, "tia-map", case_id, "--store", str(store_dir))
+    assert d["total_tia_mbq_h"] > 0 and d["n_voxels"] == sum(d["model_counts"].values())
+    assert set(d["model_counts"]) == {"mono", "biexp-uptake", "trapezoid"}
+    assert d["tia_map_id"].startswith("map-")

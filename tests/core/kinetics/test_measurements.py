@@ -14,6 +14,7 @@ from dosimetry_core.kinetics.measurements import (
     blood_concentration_bq_per_ml,
     blood_series,
     case_blood_series,
+    case_probe_uptake,
     case_whole_body_retention,
     probe_uptake,
     whole_body_retention,
@@ -238,6 +239,56 @@ def test_probe_bad_input():
     kw["standard_counts"] = 9000.0
     with pytest.raises(InvalidInputError, match="standard"):
         probe_uptake([24.0], [66000.0], **kw)
+
+
+def test_case_probe_uptake_uses_each_sessions_standard():
+    """Two sessions; the probe is half as sensitive on day 2 and its standard says so."""
+    adm_mbq = 3700.0
+    std = {
+        "standard_background_counts": 10000.0,
+        "standard_counting_time_s": 10.0,
+        "standard_activity_mbq": 10.0,
+    }
+    day1 = Measurement(
+        MeasurementKind.PROBE,
+        66000.0,  # 1000 cps net over 6000 background in 60 s
+        "counts",
+        T0 + timedelta(hours=24),
+        extra={
+            "counting_time_s": 60.0,
+            "background_counts": 6000.0,
+            "standard_counts": 110000.0,  # 10000 cps net, standard counted at reading time
+            **std,
+        },
+    )
+    day2 = Measurement(
+        MeasurementKind.PROBE,
+        36000.0,  # 500 cps net
+        "counts",
+        T0 + timedelta(hours=96),
+        extra={
+            "counting_time_s": 60.0,
+            "background_counts": 6000.0,
+            "standard_counts": 60000.0,  # 5000 cps net: sensitivity halved
+            "standard_calibrated_at": (T0 + timedelta(hours=48)).isoformat(),
+            **std,
+        },
+    )
+    case = Case(
+        patient=Patient("P"),
+        administrations=[Administration("I-131", adm_mbq, T0)],
+        measurements=[day2, day1],
+    )
+    s = case_probe_uptake(case)
+    d48 = math.exp(-LN2 * 48.0 / T_I131)  # day-2 standard decayed from its calibration
+    # day 1: 1000 cps / (10000 cps / 10 MBq) = 1 MBq; day 2: 500 / (5000 / (10 d48)) = d48 MBq
+    assert s.time_h == pytest.approx([24.0, 96.0])
+    assert s.values == pytest.approx([1.0, d48], rel=1e-12)
+    assert s.fraction == pytest.approx([1.0 / adm_mbq, d48 / adm_mbq], rel=1e-12)
+    assert s.measurement_ids == [day1.measurement_id, day2.measurement_id]
+    del day2.extra["standard_counts"]
+    with pytest.raises(InvalidInputError, match="standard_counts"):
+        case_probe_uptake(case)
 
 
 def test_series_fit_ready():

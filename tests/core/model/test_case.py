@@ -103,3 +103,43 @@ def test_registration_round_trips_with_the_case():
     assert back.to_dict() == case.to_dict()
     assert back.sorted_time_points()[1].registration.status == RegistrationStatus.ACCEPTED
     assert len(back.volume_refs()) == 6  # the deformation field is a stored volume too
+
+
+def test_derived_maps_round_trip_and_are_listed_newest_first():
+    from dosimetry_core.model import DerivedKind, DerivedMap
+
+    case = make_case()
+    old = DerivedMap(
+        DerivedKind.DOSE,
+        _ref("d1", ImageUnits.GY),
+        "LED",
+        {"method": "led"},
+        created_at=datetime(2026, 3, 9, 10, 0),
+        superseded=True,
+    )
+    new = DerivedMap(
+        DerivedKind.DOSE,
+        _ref("d2", ImageUnits.GY),
+        "VSV",
+        {"method": "vsv"},
+        created_at=datetime(2026, 3, 9, 11, 0),
+    )
+    unc = DerivedMap(
+        DerivedKind.DOSE_UNCERTAINTY,
+        _ref("u", ImageUnits.UNKNOWN),
+        "MC SD",
+        parent_id=new.derived_id,
+    )
+    case.derived = [old, new, unc]
+    back = Case.from_dict(json.loads(json.dumps(case.to_dict())))
+    assert back.to_dict() == case.to_dict()
+    assert [d.derived_id for d in back.derived_maps("dose")] == [new.derived_id]
+    assert [d.label for d in back.derived_maps(DerivedKind.DOSE, current_only=False)] == [
+        "VSV",
+        "LED",
+    ]
+    assert back.find_derived(unc.derived_id).parent_id == new.derived_id
+    # the store keeps every referenced blob alive
+    assert {"d1", "d2", "u"} <= {r.key for r in back.volume_refs()}
+    with pytest.raises(KeyError):
+        back.find_derived("map-nope")
