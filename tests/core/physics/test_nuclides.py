@@ -83,3 +83,34 @@ def test_progeny_of_ac225_chain():
     kids = nuclides.progeny("Ac-225")
     assert [k.nuclide for k in kids] == ["Fr-221"]
     assert kids[0].branching_fraction == pytest.approx(1.0)
+
+
+def test_decay_chains_of_alpha_emitters_and_excluded_long_lived_daughters():
+    from dosimetry_core.physics.nuclides import (
+        chain_energy_per_decay,
+        chain_photon_lines,
+        decay_chain,
+        energy_per_decay,
+        excluded_progeny,
+    )
+
+    pb = {m.nuclide: m.decays_per_parent_decay for m in decay_chain("Pb-212")}
+    # Bi-212 branches to Po-212 (64.06 %) and Tl-208 (35.94 %) (ICRP-107)
+    assert pb == pytest.approx({"Pb-212": 1, "Bi-212": 1, "Po-212": 0.6406, "Tl-208": 0.3594})
+    ac = decay_chain("Ac-225")
+    assert [m.nuclide for m in ac[:3]] == ["Ac-225", "Fr-221", "At-217"]
+    # chain energy = sum of members weighted by decays per parent decay
+    e = chain_energy_per_decay("Ac-225")
+    expect = sum(m.decays_per_parent_decay * energy_per_decay(m.nuclide).alpha_mev for m in ac)
+    assert e.alpha_mev == pytest.approx(expect, rel=1e-12)
+    assert 27.0 < e.alpha_mev < 28.0  # four alphas of 5.8-8.4 MeV
+    assert chain_energy_per_decay("Ac-225", include_progeny=False).alpha_mev == pytest.approx(
+        energy_per_decay("Ac-225").alpha_mev
+    )
+    # I-131: Xe-131m (11.9 d) outlives the parent and is left out, with a note
+    assert [m.nuclide for m in decay_chain("I-131")] == ["I-131"]
+    assert excluded_progeny("I-131") == ["Xe-131m"]
+    en, y = chain_photon_lines("Pb-212")
+    # Tl-208 2.614 MeV gamma, 99.8 % per Tl-208 decay, 35.9 % per Pb-212 decay
+    i = int(np.argmin(np.abs(en - 2.6145)))
+    assert y[i] == pytest.approx(0.3594 * 0.998, rel=0.01)
