@@ -17,8 +17,9 @@ Body mask
     largest connected component, holes filled slice by slice, then grown by
     ``body_margin_mm`` (default 15 mm, about 1.5 x the SPECT FWHM) so that the
     counts the camera's blur spreads just outside the skin are kept (with 0 mm
-    the small demo loses 3-4 % of the activity).  Voxels outside the mask get TIA 0 (their activity is not counted: a warning gives the
-    fraction of the total activity left outside at each time point).
+    the small demo loses 3-4 % of the activity).  Voxels outside the mask get
+    TIA 0 (their activity is not counted: a warning gives the fraction of the
+    total activity left outside at each time point).
 """
 
 from __future__ import annotations
