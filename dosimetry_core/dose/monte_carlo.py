@@ -1,0 +1,594 @@
+"""Photon Monte Carlo in the patient CT: absorbed dose from a time-integrated activity map.
+
+Method
+------
+* **Source.**  Photons of the nuclide's ICRP-107 lines (ICRP Publication 107, 2008;
+  ``emission_lines(nuclide, "gamma" | "X" | "annihilation")``, yields per decay)
+  are emitted isotropically from positions uniform within a voxel, the voxel
+  chosen in proportion to its number of decays (``decays_bq_s``, Bq*s) with
+  Walker's alias method (Walker, ACM Trans Math Softw 3:253, 1977; O(1) per
+  photon), the line in proportion to its yield.  Each history is one photon; a history carries the
+  weight ``N_decays * Y / N_histories`` photons (``Y`` = transported photons per decay).
+  Lines below the energy cut-off are not transported: their energy joins the
+  local part (see below) when ``deposit_local`` is set, otherwise it is dropped.
+* **Transport** (:mod:`._mc_photon`): exact voxel ray-marching (Siddon, Med Phys
+  12:252, 1985; Amanatides & Woo, Eurographics 1987) of the optical depth
+  ``-ln u`` with ``mu/rho(E, material) * rho(voxel)``; no Woodcock tracking, the
+  track-length estimator needs the chords anyway.  Interactions:
+  photoelectric (photon absorbed; fluorescence of tissue elements, <= 4 keV, is
+  deposited locally), Compton scattering sampled from the free-electron
+  Klein-Nishina cross section with Kahn's method (Kahn, USAEC AECU-3259, RAND
+  1954; Everett & Cashwell, LA-9721-MS, 1983) -- electron binding and Doppler
+  broadening are neglected in the sampling, while the Compton attenuation
+  coefficient below 0.8 MeV is xraylib's, which includes the incoherent
+  scattering function -- and Rayleigh scattering sampled from the squared
+  atomic form factor (PENELOPE; Baro et al., Radiat Phys Chem 44:531, 1994).  Photons that
+  leave the grid are lost; a photon whose energy falls below
+  ``energy_cutoff_mev`` after a Compton scatter deposits it where it is.
+  Cross sections: :mod:`.photon_data` (xraylib; pair production neglected).
+* **Scoring.**  Default: track-length estimator of collision kerma (Williamson,
+  Med Phys 14:567-576, 1987): each chord of length ``l`` in a voxel adds
+  ``E * mu_en/rho(E, material) * l`` to its energy per unit mass (times
+  ``1/V``), far less noisy than scoring interaction sites.  Kerma equals absorbed
+  dose when the secondary electrons stop within the voxel (charged-particle
+  equilibrium): Compton electrons of Lu-177 photons travel < 0.5 mm in tissue,
+  small against clinical voxels; at interfaces and for MeV photons this is an
+  approximation.  ``estimator="analog"`` scores the energy transferred at the
+  interaction sites instead (unbiased for the same quantity, noisier).
+* **Local part** (``deposit_local=True``): the non-penetrating energy per decay
+  (electrons, alphas, recoils; ``energy_per_decay(nuclide).non_penetrating_mev``)
+  plus the photon lines below the cut-off, deposited in the source voxel:
+  ``D = N * E * J_PER_MEV / (rho * V)``.  It has no statistical uncertainty.
+* **Uncertainty**: batch method -- the histories are split into ``B`` independent
+  batches, ``D = mean_b D_b`` and the 1-SD uncertainty of the mean is
+  ``sqrt(sum_b (D_b - D)^2 / (B (B - 1)))`` per voxel (e.g. Walters, Kawrakow &
+  Rogers, Med Phys 29:2745, 2002, who compare it with history-by-history).
+  ``rel_uncertainty`` is that SD over the **total** dose ``dose_gy`` (photons +
+  local); voxels with zero dose report 1.0.
+* **Stop rule** with ``target_uncertainty``: batches of ``histories // batches``
+  photons are run, at least ``batches`` of them, then one more at a time until
+  ``U = sum_{v in mask} SD_v / sum_{v in mask} D_v <= target_uncertainty`` -- the
+  dose-weighted mean over ``target_mask`` of the relative uncertainty of
+  ``dose_gy`` -- or until the next batch would exceed ``max_histories``.
+* **Random numbers and threads**: chunks of each batch have their own
+  xoshiro256+ stream seeded from ``(seed, batch, chunk)``; the number of chunks
+  does not depend on the number of threads, so a seed gives the same histories
+  on any machine; only the order of the final per-thread sums changes with the
+  thread count (results equal to rounding, ~1e-15 relative).
+
+Not modelled: pair production, bremsstrahlung and characteristic x-rays of the
+secondary electrons (their energy is counted as absorbed where transferred),
+electron transport (electrons are local or handled by a kernel elsewhere),
+polarisation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dosimetry_core.dose import _mc_photon
+from dosimetry_core.dose.photon_data import ENERGY_MAX_MEV, ENERGY_MIN_MEV, photon_tables
+from dosimetry_core.dose.point_kernels import PointKernel
+from dosimetry_core.dose.units import J_PER_MEV, KG_PER_G
+from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.physics.density import HuDensityCalibration
+from dosimetry_core.physics.materials import Material, material, normalize_medium
+from dosimetry_core.physics.nuclides import emission_lines, energy_per_decay, normalize_nuclide
+from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
+
+PHOTON_RADIATION_TYPES: tuple[str, ...] = ("gamma", "X", "annihilation")
+"""ICRP-107 radiation types transported as photons."""
+DEFAULT_ENERGY_CUTOFF_MEV = 0.005
+"""Photons below 5 keV (mean free path < 0.3 mm in soft tissue) are absorbed locally."""
+CHUNKS_PER_BATCH = 64
+"""Independent random streams per batch (fixed, so results do not depend on threads)."""
+
+
+@dataclass(frozen=True)
+class MonteCarloResult:
+    """Absorbed dose of one Monte Carlo run (arrays ``[z, y, x]`` like the input)."""
+
+    dose_gy: NDArray[np.float32]
+    """Total absorbed dose: photons (+ local part if requested), Gy."""
+    photon_dose_gy: NDArray[np.float32]
+    """Photon part (collision kerma), Gy."""
+    local_dose_gy: NDArray[np.float32] | None
+    """Local part (non-penetrating emissions, lines below the cut-off), Gy; None if off."""
+    rel_uncertainty: NDArray[np.float32]
+    """1-SD relative statistical uncertainty of ``dose_gy`` (batch method)."""
+    histories: int
+    seed: int
+    elapsed_s: float
+    """Wall time of the call, s (includes a first-call numba compile or cache load)."""
+    histories_per_s: float
+    stopped_because: str
+    """``"histories"``, ``"target uncertainty"``, ``"max histories"`` or ``"no photons"``."""
+    target_uncertainty_reached: float | None
+    """Dose-weighted mean relative uncertainty in ``target_mask`` (module docstring)."""
+    batches: int = 0
+    emitted_photon_energy_mev: float = 0.0
+    """Photon energy emitted by the sampled histories, scaled to all decays (MeV)."""
+    escaped_photon_energy_mev: float = 0.0
+    """Photon energy that left the grid, scaled to all decays (MeV)."""
+
+
+# ------------------------------------------------------------------ helpers
+def photon_lines(
+    nuclide: str, energy_cutoff_mev: float = DEFAULT_ENERGY_CUTOFF_MEV
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """Transported photon lines of ``nuclide``: (energies MeV, yields per decay, E_below_cut).
+
+    ``E_below_cut`` is the energy per decay (MeV) of the lines below the cut-off,
+    which are deposited locally instead of transported.
+    """
+    n = normalize_nuclide(nuclide)
+    energies: list[NDArray[np.float64]] = []
+    yields: list[NDArray[np.float64]] = []
+    for kind in PHOTON_RADIATION_TYPES:
+        try:
+            e, y = emission_lines(n, kind)
+        except InvalidInputError:  # the nuclide has no emission of this type
+            continue
+        energies.append(e)
+        yields.append(y)
+    e_all = np.concatenate(energies) if energies else np.zeros(0)
+    y_all = np.concatenate(yields) if yields else np.zeros(0)
+    keep = (e_all >= energy_cutoff_mev) & (y_all > 0)
+    below = float(np.sum(e_all[~keep] * y_all[~keep]))
+    return e_all[keep], y_all[keep], below
+
+
+def _check_lines(energies: NDArray[np.float64], yields: NDArray[np.float64]) -> None:
+    if energies.shape != yields.shape or energies.ndim != 1:
+        raise InvalidInputError("photon line energies and yields must be 1-D of equal length")
+    if np.any(~np.isfinite(energies)) or np.any(~np.isfinite(yields)) or np.any(yields < 0):
+        raise InvalidInputError("photon line yields must be finite and >= 0")
+    if energies.size and (energies.max() > ENERGY_MAX_MEV or energies.min() < ENERGY_MIN_MEV):
+        raise InvalidInputError(
+            f"photon energies must lie in [{ENERGY_MIN_MEV}, {ENERGY_MAX_MEV}] MeV"
+        )
+
+
+def _cdf(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    c = np.cumsum(weights, dtype=np.float64)
+    c /= c[-1]
+    c[-1] = 1.0
+    return c
+
+
+def _resolve_materials(materials: Sequence[Material | str]) -> tuple[Material, ...]:
+    return tuple(material(m) if isinstance(m, str) else m for m in materials)
+
+
+def _spacing_cm(spacing_mm: Sequence[float]) -> tuple[float, float, float]:
+    sp = tuple(float(s) for s in spacing_mm)
+    if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
+        raise InvalidInputError("spacing_mm needs three positive numbers (x, y, z)")
+    return sp[0] / 10.0, sp[1] / 10.0, sp[2] / 10.0
+
+
+def _batch_statistics(
+    sum_d: NDArray[np.float64], sum_d2: NDArray[np.float64], n_batches: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean over batches and 1-SD uncertainty of that mean (batch method)."""
+    mean = sum_d / n_batches
+    var = np.maximum(sum_d2 / n_batches - mean * mean, 0.0) / (n_batches - 1)
+    return mean, np.sqrt(var)
+
+
+def _uncertainty_figure(
+    sum_d: NDArray[np.float64],
+    sum_d2: NDArray[np.float64],
+    local_gy: NDArray[np.float64] | None,
+    n_batches: int,
+) -> float:
+    """Stop-rule figure ``U = sum SD / sum D`` over the given (target) voxels."""
+    mean, sd = _batch_statistics(sum_d, sum_d2, n_batches)
+    total = float(mean.sum()) + (0.0 if local_gy is None else float(local_gy.sum()))
+    if total <= 0:
+        return math.inf
+    return float(sd.sum()) / total
+
+
+# ----------------------------------------------------------------- the engine
+def run_monte_carlo(
+    decays_bq_s: ArrayLike,
+    material_index: ArrayLike,
+    density_g_cm3: ArrayLike,
+    materials: Sequence[Material | str],
+    spacing_mm: Sequence[float],
+    nuclide: str,
+    *,
+    histories: int = 10**6,
+    deposit_local: bool = True,
+    target_uncertainty: float | None = None,
+    target_mask: ArrayLike | None = None,
+    max_histories: int = 10**9,
+    batches: int = 10,
+    seed: int = 0,
+    estimator: str = "track-length",
+    energy_cutoff_mev: float = DEFAULT_ENERGY_CUTOFF_MEV,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> MonteCarloResult:
+    """Absorbed dose (Gy) from photon transport in a voxelised patient (module docstring).
+
+    Parameters
+    ----------
+    decays_bq_s
+        Time-integrated activity per voxel (number of decays, Bq*s), ``[z, y, x]``.
+    material_index
+        Index into ``materials`` per voxel (e.g. from
+        :func:`dosimetry_core.dose.ct_materials.ct_to_materials`).
+    density_g_cm3
+        Mass density per voxel (g/cm^3).
+    materials
+        Media of the indices (:class:`Material` or medium names).
+    spacing_mm
+        Voxel size (x, y, z) in mm, like ``Geometry.spacing_mm``.
+    nuclide
+        ICRP-107 nuclide (``"Lu-177"``); its progeny is not included.
+    histories
+        Photon histories (fixed mode), split into ``batches`` equal batches; with
+        ``target_uncertainty`` this sets the batch size ``histories // batches``.
+    deposit_local
+        Add the local part (electrons, alphas, lines below the cut-off).
+    target_uncertainty
+        Stop when the figure ``U`` in ``target_mask`` is at or below this (e.g. 0.02).
+    target_mask
+        Voxels of the stop rule and of ``target_uncertainty_reached``; default:
+        voxels with decays.
+    max_histories
+        Upper limit with ``target_uncertainty``.
+    batches
+        Number of batches (>= 2) for the uncertainty.
+    seed
+        Non-negative integer; equal seeds give equal results.
+    estimator
+        ``"track-length"`` (collision kerma, default) or ``"analog"``.
+    energy_cutoff_mev
+        Photons below this energy are absorbed locally (default 5 keV).
+    progress, cancel
+        :mod:`dosimetry_core.progress` conventions; cancel raises ``Cancelled``.
+    """
+    t0 = time.perf_counter()
+    decays = np.asarray(decays_bq_s, dtype=np.float64)
+    mat_idx = np.asarray(material_index)
+    rho = np.asarray(density_g_cm3, dtype=np.float64)
+    if decays.ndim != 3:
+        raise InvalidInputError("decays_bq_s must be a 3-D array [z, y, x]")
+    if mat_idx.shape != decays.shape or rho.shape != decays.shape:
+        raise InvalidInputError(
+            f"decays {decays.shape}, material index {mat_idx.shape} and density "
+            f"{rho.shape} must have the same shape"
+        )
+    if not np.all(np.isfinite(decays)) or np.any(decays < 0):
+        raise InvalidInputError("decays_bq_s must be finite and >= 0")
+    n_decays = float(decays.sum())
+    if n_decays <= 0:
+        raise InvalidInputError("decays_bq_s is zero everywhere: nothing to transport")
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise InvalidInputError("densities must be finite and >= 0 g/cm3")
+    mats = _resolve_materials(materials)
+    if not mats:
+        raise InvalidInputError("at least one material is needed")
+    if not np.issubdtype(mat_idx.dtype, np.integer) or mat_idx.min() < 0:
+        raise InvalidInputError("material_index must hold non-negative integers")
+    if int(mat_idx.max()) >= len(mats):
+        raise InvalidInputError(
+            f"material_index uses index {int(mat_idx.max())} but only {len(mats)} materials given"
+        )
+    dx, dy, dz = _spacing_cm(spacing_mm)
+    voxel_cm3 = dx * dy * dz
+    if estimator not in ("track-length", "analog"):
+        raise InvalidInputError("estimator must be 'track-length' or 'analog'")
+    batches = int(batches)
+    histories = int(histories)
+    if batches < 2:
+        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
+    if histories < batches:
+        raise InvalidInputError(f"histories ({histories}) must be at least batches ({batches})")
+    if target_uncertainty is not None and not 0 < target_uncertainty < 1:
+        raise InvalidInputError("target_uncertainty is a fraction between 0 and 1 (e.g. 0.02)")
+    if seed < 0:
+        raise InvalidInputError("seed must be a non-negative integer")
+    if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
+        raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
+    if target_mask is None:
+        mask = decays > 0
+    else:
+        mask = np.asarray(target_mask, dtype=bool)
+        if mask.shape != decays.shape:
+            raise InvalidInputError("target_mask must have the shape of decays_bq_s")
+        if not mask.any():
+            raise InvalidInputError("target_mask is empty")
+    if np.any((decays > 0) & (rho <= 0)):
+        raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
+
+    line_e, line_y, below_cut_mev = photon_lines(nuclide, energy_cutoff_mev)
+    _check_lines(line_e, line_y)
+    photons_per_decay = float(line_y.sum())
+
+    # ---- local part
+    local: NDArray[np.float64] | None = None
+    if deposit_local:
+        e_local = energy_per_decay(nuclide).non_penetrating_mev + below_cut_mev
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = np.where(
+                decays > 0, decays * e_local * J_PER_MEV / (rho * voxel_cm3 * KG_PER_G), 0.0
+            )
+
+    shape = decays.shape
+    if photons_per_decay <= 0:
+        zeros = np.zeros(shape, dtype=np.float32)
+        only_local = zeros if local is None else local.astype(np.float32)
+        return MonteCarloResult(
+            dose_gy=only_local,
+            photon_dose_gy=zeros,
+            local_dose_gy=None if local is None else only_local.copy(),
+            rel_uncertainty=np.zeros(shape, dtype=np.float32),
+            histories=0,
+            seed=int(seed),
+            elapsed_s=time.perf_counter() - t0,
+            histories_per_s=0.0,
+            stopped_because="no photons",
+            target_uncertainty_reached=0.0,
+        )
+
+    tables = photon_tables(mats)
+    flat_dec = decays.reshape(-1)
+    src_index = np.flatnonzero(flat_dec > 0).astype(np.int64)
+    src_prob, src_alias = _mc_photon.build_alias(flat_dec[src_index])
+    line_cdf = _cdf(line_y)
+    mat_flat = np.ascontiguousarray(mat_idx.reshape(-1), dtype=np.uint8)
+    rho_flat = np.ascontiguousarray(rho.reshape(-1), dtype=np.float32)
+    nz, ny, nx = shape
+    n_vox = mat_flat.size
+
+    from numba import get_num_threads
+
+    n_lanes = max(1, int(get_num_threads()))
+    score = np.zeros((n_lanes, n_vox), dtype=np.float64)
+    tally = np.zeros((n_lanes, 4), dtype=np.float64)
+    sum_d = np.zeros(n_vox, dtype=np.float64)
+    sum_d2 = np.zeros(n_vox, dtype=np.float64)
+    local_flat = None if local is None else local.reshape(-1)
+    mask_idx = np.flatnonzero(mask.reshape(-1))
+    local_mask = None if local_flat is None else local_flat[mask_idx]
+    per_batch = histories // batches
+    # Gy per (MeV*cm^3/g of score) per history in a batch: N Y / n * J/MeV / (V * kg/g)
+    gy_per_score = n_decays * photons_per_decay / per_batch * J_PER_MEV / (voxel_cm3 * KG_PER_G)
+    analog = estimator == "analog"
+    limit = histories if target_uncertainty is None else max(int(max_histories), histories)
+
+    done_batches = 0
+    figure = math.inf
+    stopped = "histories"
+    report(progress, 0.0, "photon Monte Carlo: starting")
+    while True:
+        check_cancel(cancel)
+        _mc_photon.transport_batch(
+            int(seed),
+            done_batches,
+            per_batch,
+            CHUNKS_PER_BATCH,
+            score,
+            tally,
+            src_index,
+            src_prob,
+            src_alias,
+            line_e,
+            line_cdf,
+            mat_flat,
+            rho_flat,
+            nz,
+            ny,
+            nx,
+            dx,
+            dy,
+            dz,
+            tables.log_energy_min,
+            tables.inv_dlog_energy,
+            tables.total_cm2_g,
+            tables.photoelectric_cm2_g,
+            tables.compton_cm2_g,
+            tables.mu_en_cm2_g,
+            tables.rayleigh_x2,
+            tables.rayleigh_cumulative,
+            float(energy_cutoff_mev),
+            analog,
+        )
+        _mc_photon.accumulate_batch(score, gy_per_score, sum_d, sum_d2)  # resets score
+        done_batches += 1
+        done = done_batches * per_batch
+        if done_batches >= 2:
+            figure = _uncertainty_figure(
+                sum_d[mask_idx], sum_d2[mask_idx], local_mask, done_batches
+            )
+        msg = f"photon Monte Carlo: {done:,} histories, uncertainty {figure:.2%}"
+        if target_uncertainty is None:
+            report(progress, done / limit, msg)
+            if done_batches >= batches:
+                stopped = "histories"
+                break
+        else:
+            # expected fraction of the work: U falls as 1/sqrt(histories)
+            reach = 1.0 if figure <= 0 else min(1.0, (target_uncertainty / figure) ** 2)
+            frac = max(done / limit, reach)
+            report(progress, min(frac, 0.99), msg)
+            if done_batches >= batches and figure <= target_uncertainty:
+                stopped = "target uncertainty"
+                break
+            if done + per_batch > limit:
+                stopped = "max histories"
+                break
+    report(progress, 1.0, "photon Monte Carlo: done")
+
+    mean, sd = _batch_statistics(sum_d, sum_d2, done_batches)
+    total = mean if local_flat is None else mean + local_flat
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(total > 0, sd / total, 1.0)
+    n_hist = done_batches * per_batch
+    elapsed = time.perf_counter() - t0
+    scale = n_decays * photons_per_decay / n_hist
+    tallies = tally.sum(axis=0)
+    return MonteCarloResult(
+        dose_gy=total.reshape(shape).astype(np.float32),
+        photon_dose_gy=mean.reshape(shape).astype(np.float32),
+        local_dose_gy=None if local is None else local.astype(np.float32),
+        rel_uncertainty=rel.reshape(shape).astype(np.float32),
+        histories=n_hist,
+        seed=int(seed),
+        elapsed_s=elapsed,
+        histories_per_s=n_hist / elapsed if elapsed > 0 else 0.0,
+        stopped_because=stopped,
+        target_uncertainty_reached=figure
+        if (target_uncertainty is not None or target_mask is not None)
+        else None,
+        batches=done_batches,
+        emitted_photon_energy_mev=float(tallies[0]) * scale,
+        escaped_photon_energy_mev=float(tallies[1]) * scale,
+    )
+
+
+def run_monte_carlo_ct(
+    decays_bq_s: ArrayLike,
+    hu: ArrayLike,
+    spacing_mm: Sequence[float],
+    nuclide: str,
+    *,
+    calibration: HuDensityCalibration | None = None,
+    **options: Any,
+) -> MonteCarloResult:
+    """:func:`run_monte_carlo` on a CT in HU on the same grid as ``decays_bq_s``.
+
+    Materials and densities come from
+    :func:`dosimetry_core.dose.ct_materials.ct_to_materials` with ``calibration``
+    (the generic HU-density table when None); ``options`` go to
+    :func:`run_monte_carlo`.
+    """
+    from dosimetry_core.dose.ct_materials import ct_to_materials
+
+    index, density, mats = ct_to_materials(hu, calibration)
+    return run_monte_carlo(
+        decays_bq_s,
+        index,
+        density,
+        mats,
+        spacing_mm,
+        nuclide,
+        **options,
+    )
+
+
+# -------------------------------------------------------------- point kernel
+def photon_point_kernel(
+    nuclide_or_lines: str | tuple[ArrayLike, ArrayLike],
+    medium: str = "soft-tissue",
+    *,
+    r_edges_mm: ArrayLike,
+    histories: int,
+    seed: int = 0,
+    density_g_cm3: float | None = None,
+    energy_cutoff_mev: float = DEFAULT_ENERGY_CUTOFF_MEV,
+) -> PointKernel:
+    """Photon energy-deposition kernel of an isotropic point source in an infinite medium.
+
+    Photons of the nuclide's lines (or of ``(energies_mev, yields)``) are followed
+    with the physics of :func:`run_monte_carlo` in a homogeneous, infinite
+    ``medium``; the energy transferred at each interaction (photoelectric: all;
+    Compton: ``E - E'``; below the cut-off: the rest) is scored in the spherical
+    shell of the interaction point (analog scoring, electrons local).  Returns the
+    fraction of the emitted photon energy per shell; what lands beyond the last
+    edge is ``escaped_fraction``.  Lines below ``energy_cutoff_mev`` are absorbed at
+    the source (first shell).  ``energy_mev`` is the photon energy per decay of the
+    lines used.
+    """
+    edges_mm = np.asarray(r_edges_mm, dtype=np.float64)
+    if (
+        edges_mm.ndim != 1
+        or edges_mm.size < 2
+        or edges_mm[0] != 0
+        or np.any(np.diff(edges_mm) <= 0)
+    ):
+        raise InvalidInputError("r_edges_mm must start at 0 and increase")
+    histories = int(histories)
+    if histories < 1:
+        raise InvalidInputError("histories must be at least 1")
+    if seed < 0:
+        raise InvalidInputError("seed must be a non-negative integer")
+    name = normalize_medium(medium)
+    mat = material(name)
+    rho = mat.density_g_cm3 if density_g_cm3 is None else float(density_g_cm3)
+    if not (math.isfinite(rho) and rho > 0):
+        raise InvalidInputError("density_g_cm3 must be > 0")
+    if isinstance(nuclide_or_lines, str):
+        line_e, line_y, below = photon_lines(nuclide_or_lines, energy_cutoff_mev)
+        label = normalize_nuclide(nuclide_or_lines)
+    else:
+        e_all = np.asarray(nuclide_or_lines[0], dtype=np.float64).reshape(-1)
+        y_all = np.asarray(nuclide_or_lines[1], dtype=np.float64).reshape(-1)
+        _check_lines(e_all, y_all)
+        keep = e_all >= energy_cutoff_mev
+        line_e, line_y = e_all[keep], y_all[keep]
+        below = float(np.sum(e_all[~keep] * y_all[~keep]))
+        label = (
+            "lines " + ", ".join(f"{e:g}" for e in e_all[:4]) + (" ..." if e_all.size > 4 else "")
+        )
+        label += " MeV"
+    _check_lines(line_e, line_y)
+    energy_mev = float(np.sum(line_e * line_y)) + below
+    if energy_mev <= 0:
+        raise InvalidInputError("no photon emission to build a kernel from")
+    n_shell = edges_mm.size - 1
+    shells = np.zeros(n_shell + 1, dtype=np.float64)
+    if line_e.size and float(np.sum(line_y)) > 0:
+        tables = photon_tables((mat,))
+        from numba import get_num_threads
+
+        score = np.zeros((max(1, int(get_num_threads())), n_shell + 1), dtype=np.float64)
+        _mc_photon.point_source_batch(
+            int(seed),
+            histories,
+            CHUNKS_PER_BATCH,
+            score,
+            line_e,
+            _cdf(line_y),
+            float(rho),
+            tables.log_energy_min,
+            tables.inv_dlog_energy,
+            tables.total_cm2_g,
+            tables.photoelectric_cm2_g,
+            tables.compton_cm2_g,
+            tables.rayleigh_x2,
+            tables.rayleigh_cumulative,
+            float(energy_cutoff_mev),
+            edges_mm / 10.0,
+        )
+        sampled = score.sum(axis=0)
+        # every photon is absorbed somewhere in the infinite medium: the sum is the
+        # emitted energy of the sampled histories
+        transported = float(np.sum(line_e * line_y))
+        shells = sampled / sampled.sum() * transported
+    shells[0] += below
+    fractions = shells / energy_mev
+    return PointKernel(
+        r_edges_mm=edges_mm,
+        fraction=fractions[:-1],
+        energy_mev=energy_mev,
+        medium=name,
+        density_g_cm3=rho,
+        escaped_fraction=float(fractions[-1]),
+        component="photon",
+        description=(
+            f"photon point kernel, {label}, {name} {rho:g} g/cm3, {histories} histories, "
+            f"seed {seed}, cut-off {energy_cutoff_mev * 1e3:g} keV (analog, electrons local)"
+        ),
+    )
