@@ -383,11 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     from dosimetry_core.cli.case_commands import add_parsers
 
     add_parsers(sub, common)
+    from dosimetry_core.cli.dose_command import add_parsers as add_dose_parsers
     from dosimetry_core.cli.fit_command import add_parsers as add_fit_parsers
     from dosimetry_core.cli.kinetics_command import add_parsers as add_kinetics_parsers
 
     add_fit_parsers(sub, common)
     add_kinetics_parsers(sub, common)
+    add_dose_parsers(sub, common)
     return parser
 
 

@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -405,14 +406,46 @@ def _mono_source(energy_mev: float) -> _Source:
     return _Source(cdf=np.ones(1), e_lo=e, e_hi=e.copy(), e_max_mev=float(energy_mev))
 
 
-def _nuclide_source(nuclide: str) -> _Source | None:
-    """Energy-weighted sampling table of all electron emissions of ``nuclide``."""
+ELECTRON_EMISSIONS = ("beta", "IE", "auger")
+"""Electron emissions of ICRP-107 used by default: beta spectra, internal conversion, Auger."""
+
+
+def _check_emissions(emissions: Sequence[str]) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(emissions))
+    bad = [k for k in kinds if k not in ELECTRON_EMISSIONS]
+    if bad or not kinds:
+        raise InvalidInputError(
+            f"electron emissions must be among {', '.join(ELECTRON_EMISSIONS)}, got {emissions!r}"
+        )
+    return kinds
+
+
+def electron_emission_energy_mev(
+    nuclide: str, emissions: Sequence[str] = ELECTRON_EMISSIONS
+) -> float:
+    """Mean electron energy per decay (MeV) of the chosen ICRP-107 emissions."""
+    kinds = _check_emissions(emissions)
+    total = 0.0
+    icrp = {"beta": ("beta-", "beta+"), "IE": ("IE",), "auger": ("auger",)}
+    for k in kinds:
+        for kind in icrp[k]:
+            try:
+                e, y = nuclides.emission_lines(nuclide, kind)
+            except InvalidInputError:
+                continue
+            total += float(np.sum(e * y))
+    return total
+
+
+def _nuclide_source(nuclide: str, emissions: Sequence[str] = ELECTRON_EMISSIONS) -> _Source | None:
+    """Energy-weighted sampling table of the electron emissions of ``nuclide``."""
+    kinds = _check_emissions(emissions)
     weights: list[NDArray[np.float64]] = []
     lo: list[NDArray[np.float64]] = []
     hi: list[NDArray[np.float64]] = []
     e_spec, dens = nuclides.beta_spectrum(nuclide)
     beta_yield = 0.0
-    for kind in ("beta-", "beta+"):
+    for kind in ("beta-", "beta+") if "beta" in kinds else ():
         try:
             _, y = nuclides.emission_lines(nuclide, kind)
         except InvalidInputError:
@@ -423,7 +456,7 @@ def _nuclide_source(nuclide: str) -> _Source | None:
         weights.append(beta_yield * 0.5 * (ed[1:] + ed[:-1]) * np.diff(e_spec))
         lo.append(e_spec[:-1])
         hi.append(e_spec[1:])
-    for kind in ("IE", "auger"):
+    for kind in [k for k in ("IE", "auger") if k in kinds]:
         try:
             e_l, y_l = nuclides.emission_lines(nuclide, kind)
         except InvalidInputError:
@@ -580,11 +613,14 @@ def electron_point_kernel(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     n_shells: int = _DEFAULT_SHELLS,
+    emissions: Sequence[str] = ELECTRON_EMISSIONS,
 ) -> PointKernel:
     """Electron point kernel of a nuclide (ICRP-107 beta spectrum + IE + Auger lines).
 
-    ``energy_mev`` of the result is the mean electron energy emitted per decay
-    (ICRP-107, :func:`dosimetry_core.physics.nuclides.energy_per_decay`), and
+    ``emissions`` selects among ``"beta"``, ``"IE"`` (internal conversion) and
+    ``"auger"`` (all by default; fewer only to compare with a published kernel
+    made from a smaller emission set).  ``energy_mev`` of the result is the mean
+    electron energy emitted per decay by those emissions (ICRP-107), and
     ``fraction`` is the fraction of that energy absorbed per shell.  A nuclide
     without electron emissions gives an all-zero kernel with ``energy_mev = 0``.
     Other parameters as :func:`monoenergetic_electron_point_kernel`.
@@ -592,8 +628,13 @@ def electron_point_kernel(
     name = nuclides.normalize_nuclide(nuclide)
     key = normalize_medium(medium)
     rho = _check_run_args(histories, density_g_cm3, key)
-    energy = nuclides.energy_per_decay(name).electron_mev
-    source = _nuclide_source(name)
+    kinds = _check_emissions(emissions)
+    energy = (
+        nuclides.energy_per_decay(name).electron_mev
+        if set(kinds) == set(ELECTRON_EMISSIONS)
+        else electron_emission_energy_mev(name, kinds)
+    )
+    source = _nuclide_source(name, kinds)
     if source is None or energy <= 0:
         return PointKernel(
             r_edges_mm=np.array([0.0, 1e-3]),
@@ -617,7 +658,7 @@ def electron_point_kernel(
         escaped_fraction=esc + rad,
         component="electron",
         description=(
-            f"{name} electrons (ICRP-107 beta spectrum, IE and Auger lines), condensed-history "
+            f"{name} electrons (ICRP-107: {', '.join(kinds)}), condensed-history "
             f"MC, {histories} histories, seed {seed}; radiated fraction {rad:.4g}, beyond last "
             f"shell {esc:.3g}; {time.perf_counter() - t0:.1f} s"
         ),

@@ -145,12 +145,19 @@ def photon_lines(
     return e_all[keep], y_all[keep], below
 
 
-def _check_lines(energies: NDArray[np.float64], yields: NDArray[np.float64]) -> None:
+def _check_lines(
+    energies: NDArray[np.float64], yields: NDArray[np.float64], *, allow_low: bool = False
+) -> None:
+    """Shapes, finiteness and the energy range (``allow_low``: lines below the
+    transport range are accepted, they are absorbed where they are emitted)."""
     if energies.shape != yields.shape or energies.ndim != 1:
         raise InvalidInputError("photon line energies and yields must be 1-D of equal length")
     if np.any(~np.isfinite(energies)) or np.any(~np.isfinite(yields)) or np.any(yields < 0):
         raise InvalidInputError("photon line yields must be finite and >= 0")
-    if energies.size and (energies.max() > ENERGY_MAX_MEV or energies.min() < ENERGY_MIN_MEV):
+    e_min = 0.0 if allow_low else ENERGY_MIN_MEV
+    if energies.size and (
+        energies.max() > ENERGY_MAX_MEV or energies.min() < e_min or energies.min() <= 0
+    ):
         raise InvalidInputError(
             f"photon energies must lie in [{ENERGY_MIN_MEV}, {ENERGY_MAX_MEV}] MeV"
         )
@@ -208,6 +215,7 @@ def run_monte_carlo(
     *,
     histories: int = 10**6,
     deposit_local: bool = True,
+    include_progeny: bool = False,
     target_uncertainty: float | None = None,
     target_mask: ArrayLike | None = None,
     max_histories: int = 10**9,
@@ -234,7 +242,12 @@ def run_monte_carlo(
     spacing_mm
         Voxel size (x, y, z) in mm, like ``Geometry.spacing_mm``.
     nuclide
-        ICRP-107 nuclide (``"Lu-177"``); its progeny is not included.
+        ICRP-107 nuclide (``"Lu-177"``).
+    include_progeny
+        Also the short-lived progeny decaying in place, weighted by their decays
+        per parent decay (:func:`dosimetry_core.physics.nuclides.decay_chain`):
+        photon lines from ``chain_photon_lines``, local energy from
+        ``chain_energy_per_decay`` (alpha emitters such as Ac-225).
     histories
         Photon histories (fixed mode), split into ``batches`` equal batches; with
         ``target_uncertainty`` this sets the batch size ``histories // batches``.
@@ -312,14 +325,24 @@ def run_monte_carlo(
     if np.any((decays > 0) & (rho <= 0)):
         raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
 
-    line_e, line_y, below_cut_mev = photon_lines(nuclide, energy_cutoff_mev)
+    if include_progeny:
+        from dosimetry_core.physics.nuclides import chain_energy_per_decay, chain_photon_lines
+
+        chain_e, chain_y = chain_photon_lines(nuclide, include_progeny=True)
+        keep = (chain_e >= energy_cutoff_mev) & (chain_y > 0)
+        line_e, line_y = chain_e[keep], chain_y[keep]
+        below_cut_mev = float(np.sum(chain_e[~keep] * chain_y[~keep]))
+        non_penetrating = chain_energy_per_decay(nuclide, include_progeny=True).non_penetrating_mev
+    else:
+        line_e, line_y, below_cut_mev = photon_lines(nuclide, energy_cutoff_mev)
+        non_penetrating = energy_per_decay(nuclide).non_penetrating_mev
     _check_lines(line_e, line_y)
     photons_per_decay = float(line_y.sum())
 
     # ---- local part
     local: NDArray[np.float64] | None = None
     if deposit_local:
-        e_local = energy_per_decay(nuclide).non_penetrating_mev + below_cut_mev
+        e_local = non_penetrating + below_cut_mev
         with np.errstate(divide="ignore", invalid="ignore"):
             local = np.where(
                 decays > 0, decays * e_local * J_PER_MEV / (rho * voxel_cm3 * KG_PER_G), 0.0
@@ -535,7 +558,7 @@ def photon_point_kernel(
     else:
         e_all = np.asarray(nuclide_or_lines[0], dtype=np.float64).reshape(-1)
         y_all = np.asarray(nuclide_or_lines[1], dtype=np.float64).reshape(-1)
-        _check_lines(e_all, y_all)
+        _check_lines(e_all, y_all, allow_low=True)
         keep = e_all >= energy_cutoff_mev
         line_e, line_y = e_all[keep], y_all[keep]
         below = float(np.sum(e_all[~keep] * y_all[~keep]))

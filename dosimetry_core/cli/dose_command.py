@@ -1,0 +1,170 @@
+"""``mrtdose kernel`` (voxel S-value kernels) and ``mrtdose dose CASE`` (dose maps)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+KERNEL_JSON_OFFSETS = ("0,0,0", "0,0,1", "0,1,1", "1,1,1", "0,0,2", "0,1,2", "0,0,3")
+"""Voxel offsets printed by ``mrtdose kernel --json`` (the public contract)."""
+
+
+def cmd_kernel(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import TextProgress, _emit
+    from dosimetry_core.dose.kernels import voxel_kernel, write_kernel
+
+    bar = TextProgress(not args.json)
+    try:
+        k = voxel_kernel(
+            args.nuclide,
+            args.voxel_mm,
+            args.medium,
+            include_progeny=not args.no_progeny,
+            progress=bar,
+        )
+    finally:
+        bar.done()
+    if args.out:
+        write_kernel(k, args.out)
+    values = {key: k.value_mgy_per_mbq_s(key) for key in KERNEL_JSON_OFFSETS}
+    voxel_mm: Any = args.voxel_mm[0] if len(set(args.voxel_mm)) == 1 else list(args.voxel_mm)
+    data = {
+        "nuclide": k.nuclide,
+        "voxel_mm": voxel_mm,
+        "medium": k.medium,
+        "unit": "mGy/(MBq*s)",
+        "values": values,
+        "density_g_cm3": k.density_g_cm3,
+        "shape_zyx": list(k.values_gy_per_bq_s.shape),
+        "absorbed_energy_mev": k.absorbed_energy_mev(),
+        "emitted_energy_mev": k.emitted_energy_mev(),
+        "source": k.source,
+    }
+    lines = [
+        f"{k.nuclide} voxel S-values, {k.medium} ({k.density_g_cm3:g} g/cm3), "
+        f"voxel {' x '.join(f'{s:g}' for s in k.spacing_mm)} mm, mGy/(MBq*s):"
+    ]
+    lines += [f"  ({key}) {v:.4e}" for key, v in values.items()]
+    lines.append(
+        f"absorbed within the kernel: {k.absorbed_energy_mev():.4f} of "
+        f"{k.emitted_energy_mev():.4f} MeV per decay"
+    )
+    if args.out:
+        lines.append(f"kernel written to {args.out}")
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_dose(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import TextProgress, _emit, _open_store
+    from dosimetry_core.pipeline.dose import compute_dose
+
+    store = _open_store(args)
+    bar = TextProgress(not args.json)
+    try:
+        res = compute_dose(
+            store,
+            args.case,
+            method=args.method,
+            tia_map_id=args.tia_map,
+            medium=args.medium,
+            include_progeny=not args.no_progeny,
+            led_energy=args.led_energy,
+            mc_histories=args.histories,
+            mc_target_uncertainty=args.target_uncertainty,
+            mc_target_voi=args.target_voi,
+            mc_electrons=args.mc_electrons,
+            seed=args.seed,
+            thresholds_gy=args.threshold_gy or (),
+            vois=args.voi,
+            dvh_bins=args.dvh_bins,
+            user=args.user or "",
+            progress=bar,
+        )
+    finally:
+        bar.done()
+    d = {"case_id": args.case, **res.to_dict()}
+    head = f"{'VOI':<14} {'MEAN Gy':>9} {'MEDIAN':>8} {'D98':>8} {'D2':>8} {'MAX':>8} {'mL':>8}"
+    lines = [f"dose map {res.dose_map.derived_id} ({res.method}):", head]
+    for v in res.vois:
+        s = v.statistics
+        if "error" in s:
+            lines.append(f"{v.voi_name[:14]:<14} {s['error']}")
+            continue
+        note = v.review_flag
+        if v.mc_mean_voxel_uncertainty is not None:
+            note = f"MC {100 * v.mc_mean_voxel_uncertainty:.1f} % (voxel mean)  {note}"
+        lines.append(
+            f"{v.voi_name[:14]:<14} {s['mean_gy']:9.3f} {s['median_gy']:8.3f} "
+            f"{s['d98_gy']:8.3f} {s['d2_gy']:8.3f} {s['max_gy']:8.3f} {s['volume_ml']:8.1f}  {note}"
+        )
+        if "note" in s:
+            lines.append(f"{'':<14} note: {s['note']}")
+    lines += [f"warning: {w}" for w in res.warnings]
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "kernel",
+        parents=[common],
+        help="voxel S-value kernel for a nuclide, voxel size and medium (computed, cached)",
+    )
+    p.add_argument("--nuclide", required=True, help="e.g. Lu-177, Y-90, I-131, Ac-225")
+    p.add_argument(
+        "--voxel-mm",
+        required=True,
+        type=float,
+        nargs="+",
+        help="voxel size in mm: one value (cubic) or three (x y z)",
+    )
+    p.add_argument("--medium", default="soft-tissue", help="soft-tissue, water, bone, lung, ...")
+    p.add_argument("--out", default=None, help="write the whole kernel to FILE (.npz or .txt)")
+    p.add_argument(
+        "--no-progeny", action="store_true", help="the nuclide alone, without its progeny"
+    )
+    p.set_defaults(func=cmd_kernel)
+
+    q = sub.add_parser(
+        "dose", parents=[common], help="absorbed-dose map of a case and VOI dose statistics"
+    )
+    q.add_argument("case", metavar="CASE")
+    q.add_argument("--method", required=True, choices=["led", "vsv", "vsv-density", "mc"])
+    q.add_argument("--tia-map", default=None, help="TIA map id (default: the current one)")
+    q.add_argument("--medium", default="soft-tissue", help="kernel medium for vsv methods")
+    q.add_argument("--no-progeny", action="store_true")
+    q.add_argument(
+        "--led-energy",
+        choices=["non-penetrating", "all"],
+        default="non-penetrating",
+        help="energy deposited locally by led",
+    )
+    q.add_argument("--histories", type=int, default=2_000_000, help="MC photon histories")
+    q.add_argument(
+        "--target-uncertainty",
+        type=float,
+        default=None,
+        help="MC: run until the dose-weighted mean voxel relative uncertainty in --target-voi "
+        "is at most this (e.g. 0.02)",
+    )
+    q.add_argument("--target-voi", default=None, help="VOI for --target-uncertainty")
+    q.add_argument(
+        "--mc-electrons",
+        choices=["local", "kernel"],
+        default="local",
+        help="MC: electrons, alphas and recoils deposited locally or by kernel convolution",
+    )
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--threshold-gy", type=float, action="append", default=None, help="V(x Gy), repeatable"
+    )
+    q.add_argument("--voi", action="append", default=None, help="only this VOI (repeatable)")
+    q.add_argument(
+        "--dvh-bins",
+        type=int,
+        default=None,
+        help="also print each VOI's cumulative and differential DVH with this many bins (JSON)",
+    )
+    q.add_argument("--user", default=None, help="who computes it (recorded)")
+    q.set_defaults(func=cmd_dose)

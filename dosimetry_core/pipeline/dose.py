@@ -1,0 +1,511 @@
+"""Case-level absorbed-dose maps and VOI dose statistics.
+
+:func:`compute_dose` takes the case's current voxel-wise TIA map (see
+:mod:`dosimetry_core.pipeline.tia_map`), computes an absorbed-dose map (Gy) on
+the same grid by one method, keeps it as a :class:`~dosimetry_core.model.DerivedMap`
+(with a Monte Carlo uncertainty map when there is one), and returns dose
+statistics for every VOI, each with the VOI's review flag.
+
+Methods
+-------
+``led``
+    Local energy deposition: ``D = N E / m`` per voxel with ``m = rho V``
+    (:mod:`dosimetry_core.dose.led`).  ``E`` is by default the energy of the
+    non-penetrating radiations of the chain (electrons, alphas, recoils;
+    ``led_energy="non-penetrating"``) or all emitted energy (``"all"``), the
+    latter being the right number only inside a volume much larger than the
+    photons' mean free path.
+``vsv``
+    Voxel S-value convolution with our kernel for the nuclide (chain), the
+    grid's voxel size and ``medium`` (:mod:`dosimetry_core.dose.kernels`),
+    FFT convolution (:mod:`dosimetry_core.dose.convolution`).
+``vsv-density``
+    ``vsv`` scaled by ``rho_kernel / rho`` voxel by voxel (density from the CT
+    through the HU-to-density calibration).
+``mc``
+    Photon Monte Carlo through the CT converted to materials and densities
+    (:mod:`dosimetry_core.dose.monte_carlo`); electrons, alphas and recoils are
+    deposited locally (``mc_electrons="local"``) or by the electron part of the
+    kernel (``"kernel"``), with the per-voxel statistical uncertainty.
+
+Decays per voxel: ``N = TIA [MBq*h/mL] * V [mL] * 3.6e9`` (Bq*s).
+
+VOI masks are carried to the dose grid as the fraction of each dose voxel they
+cover (3 x 3 x 3 sub-samples per voxel); a dose voxel belongs to the VOI when
+at least half of it is covered.  Statistics: :func:`dosimetry_core.dose.dvh.dose_statistics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dosimetry_core.dose.units import BQ_S_PER_MBQ_H
+from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.model import (
+    VOI,
+    Case,
+    DerivedKind,
+    DerivedMap,
+    Geometry,
+    ImageUnits,
+    Volume,
+)
+from dosimetry_core.progress import (
+    CancelCheck,
+    ProgressCallback,
+    check_cancel,
+    report,
+    sub_progress,
+)
+
+METHODS = ("led", "vsv", "vsv-density", "mc")
+DOSE_FORMAT = "mrt-dose/1"
+
+
+@dataclass
+class VoiDose:
+    """Dose statistics of one VOI on the dose grid."""
+
+    voi_id: str
+    voi_name: str
+    review_flag: str
+    statistics: dict[str, Any]
+    mc_mean_voxel_uncertainty: float | None = None
+    """Dose-weighted mean of the voxels' relative 1-SD statistical uncertainty (MC)."""
+    dvh: dict[str, Any] | None = None
+    """Cumulative and differential DVH (:meth:`DoseVolumeHistogram.to_dict`) when asked."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "voi_id": self.voi_id,
+            "voi_name": self.voi_name,
+            "review_flag": self.review_flag,
+            **self.statistics,
+            "mc_mean_voxel_relative_uncertainty": self.mc_mean_voxel_uncertainty,
+        }
+        if self.dvh is not None:
+            d["dvh"] = self.dvh
+        return d
+
+
+@dataclass
+class DoseResult:
+    """What :func:`compute_dose` made and kept in the case."""
+
+    dose_map: DerivedMap
+    uncertainty_map: DerivedMap | None
+    method: str
+    vois: list[VoiDose]
+    provenance: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": DOSE_FORMAT,
+            "dose_map_id": self.dose_map.derived_id,
+            "uncertainty_map_id": None
+            if self.uncertainty_map is None
+            else self.uncertainty_map.derived_id,
+            "method": self.method,
+            "unit": "Gy",
+            "provenance": self.provenance,
+            "vois": [v.to_dict() for v in self.vois],
+            "warnings": list(self.warnings),
+        }
+
+
+def mask_fraction_on_grid(
+    mask: NDArray[np.bool_], geometry: Geometry, target: Geometry, oversample: int = 3
+) -> NDArray[np.float32]:
+    """Fraction of each ``target`` voxel covered by ``mask`` (same frame of reference).
+
+    The mask is sampled (linear interpolation of 0/1) at ``oversample^3``
+    points evenly spread inside every target voxel and averaged.
+    """
+    from dosimetry_core.imaging.resample import resample
+
+    if geometry.same_grid(target):
+        return np.asarray(mask, dtype=np.float32)
+    k = int(oversample)
+    fine = _subdivided(target, k)
+    vals = resample(
+        Volume(np.asarray(mask, dtype=np.float32), geometry, ImageUnits.MASK),
+        fine,
+        order=1,
+        fill_value=0.0,
+        dtype=np.float32,
+    ).array
+    nz, ny, nx = target.shape_zyx
+    return np.asarray(vals.reshape(nz, k, ny, k, nx, k).mean(axis=(1, 3, 5)), dtype=np.float32)
+
+
+def _subdivided(g: Geometry, k: int) -> Geometry:
+    """The grid with every voxel split into ``k^3`` sub-voxels (same extent)."""
+    spacing = np.asarray(g.spacing_mm, dtype=float)  # (x, y, z)
+    direction = g.direction_matrix
+    fine_spacing = spacing / k
+    # centre of sub-voxel 0 = centre of voxel 0 - half a voxel + half a sub-voxel
+    origin = np.asarray(g.origin_mm, dtype=float) + direction @ (fine_spacing / 2.0 - spacing / 2.0)
+    nz, ny, nx = g.shape_zyx
+    return Geometry(
+        (nz * k, ny * k, nx * k),
+        (float(fine_spacing[0]), float(fine_spacing[1]), float(fine_spacing[2])),
+        (float(origin[0]), float(origin[1]), float(origin[2])),
+        g.direction,
+        g.frame_of_reference_uid,
+    )
+
+
+def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
+    if tia_map_id is not None:
+        try:
+            d = case.find_derived(tia_map_id)
+        except KeyError as exc:
+            raise InvalidInputError(f"case {case.case_id} has no derived map {tia_map_id}") from exc
+        if d.kind != DerivedKind.TIA_MAP:
+            raise InvalidInputError(f"{tia_map_id} is a {d.kind} map, not a TIA map")
+        return d
+    maps = case.derived_maps(DerivedKind.TIA_MAP)
+    if not maps:
+        raise InvalidInputError(
+            f"case {case.case_id} has no TIA map: compute one first (mrtdose tia-map)"
+        )
+    return maps[0]
+
+
+def voi_fractions_on_grid(
+    store: Any, case: Case, vois: Sequence[VOI], target: Geometry
+) -> dict[str, NDArray[np.float32]]:
+    """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id."""
+    from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
+
+    ref = tac_reference_time_point(case)
+    out: dict[str, NDArray[np.float32]] = {}
+    for voi in vois:
+        mask, geom = mask_on_reference(store, case, voi, ref)
+        out[voi.voi_id] = mask_fraction_on_grid(mask, geom, target)
+    return out
+
+
+def voi_masks_on_grid(
+    store: Any, case: Case, vois: Sequence[VOI], target: Geometry
+) -> dict[str, NDArray[np.bool_]]:
+    """Each VOI's mask on the dose grid (covered fraction >= 0.5), by VOI id."""
+    return {k: f >= 0.5 for k, f in voi_fractions_on_grid(store, case, vois, target).items()}
+
+
+def compute_dose(
+    store: Any,
+    case_id: str,
+    *,
+    method: str,
+    tia_map_id: str | None = None,
+    medium: str = "soft-tissue",
+    include_progeny: bool = True,
+    led_energy: str = "non-penetrating",
+    mc_histories: int = 2_000_000,
+    mc_target_uncertainty: float | None = None,
+    mc_target_voi: str | None = None,
+    mc_electrons: str = "local",
+    seed: int = 0,
+    thresholds_gy: Sequence[float] = (),
+    vois: Sequence[str] | None = None,
+    dvh_bins: int | None = None,
+    density_calibration: Any = None,
+    user: str = "",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> DoseResult:
+    """Dose map of a case by ``method`` and VOI statistics (module docstring).
+
+    ``dvh_bins``: also a DVH per VOI with that many equal dose bins.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown method or option, no TIA map, no CT for densities, unknown VOI.
+    Cancelled
+        If cancelled (nothing is saved).
+    """
+    from dosimetry_core.physics.density import HuDensityCalibration
+    from dosimetry_core.physics.nuclides import chain_energy_per_decay, excluded_progeny
+    from dosimetry_core.pipeline.tia_map import ct_on_grid
+    from dosimetry_core.pipeline.voi_review import find_voi, review_flag
+
+    if method not in METHODS:
+        raise InvalidInputError(
+            f"unknown dose method {method!r}; choose one of {', '.join(METHODS)}"
+        )
+    if led_energy not in ("non-penetrating", "all"):
+        raise InvalidInputError("led_energy must be 'non-penetrating' or 'all'")
+    if mc_electrons not in ("local", "kernel"):
+        raise InvalidInputError("mc_electrons must be 'local' or 'kernel'")
+    case = store.load_case(case_id)
+    tia_d = _current_tia_map(case, tia_map_id)
+    nuclide = str(tia_d.provenance.get("nuclide") or "")
+    if not nuclide:
+        adm = case.first_administration
+        if adm is None:
+            raise InvalidInputError(f"case {case_id} has no administration")
+        nuclide = adm.nuclide
+    selected = case.vois if vois is None else [find_voi(case, v) for v in vois]
+    tia = store.load_volume(tia_d.volume)
+    geom = tia.geometry
+    spacing = tuple(float(s) for s in geom.spacing_mm)
+    decays = np.asarray(tia.array, dtype=np.float64) * geom.voxel_volume_ml * BQ_S_PER_MBQ_H
+    report(progress, 0.02, "densities from the CT")
+    calibration = density_calibration or HuDensityCalibration.load()
+    ct = ct_on_grid(store, case, geom)
+    hu = np.asarray(ct.array, dtype=np.float32)
+    density = np.asarray(calibration.density_g_cm3(hu), dtype=np.float32)
+    energy = chain_energy_per_decay(nuclide, include_progeny=include_progeny)
+    warnings: list[str] = []
+    skipped = excluded_progeny(nuclide) if include_progeny else []
+    if skipped:
+        warnings.append(
+            f"progeny not counted (they outlive {nuclide} and need their own kinetics): "
+            + ", ".join(skipped)
+        )
+    provenance: dict[str, Any] = {
+        "format": DOSE_FORMAT,
+        "method": method,
+        "nuclide": nuclide,
+        "include_progeny": include_progeny,
+        "tia_map_id": tia_d.derived_id,
+        "tia_map_key": tia_d.volume.key,
+        "ct_key": None,
+        "density_calibration": calibration.name,
+        "energy_per_decay_mev": {
+            "electron": energy.electron_mev,
+            "photon": energy.photon_mev,
+            "alpha": energy.alpha_mev,
+            "alpha_recoil": energy.alpha_recoil_mev,
+        },
+        "total_decays_bq_s": float(decays.sum()),
+        "voxel_mm": list(spacing),
+    }
+    uncertainty: NDArray[np.float32] | None = None
+    mc_result: Any = None
+    sub = sub_progress(progress, 0.05, 0.9)
+    check_cancel(cancel)
+    if method == "led":
+        from dosimetry_core.dose.led import local_deposition_dose
+
+        e = energy.non_penetrating_mev if led_energy == "non-penetrating" else energy.total_mev
+        dose = local_deposition_dose(decays, spacing, e, density)
+        provenance.update({"led_energy": led_energy, "energy_deposited_mev": e})
+    elif method in ("vsv", "vsv-density"):
+        from dosimetry_core.dose.convolution import convolve_dose, density_corrected
+        from dosimetry_core.dose.kernels import voxel_kernel
+
+        kernel = voxel_kernel(
+            nuclide,
+            spacing,
+            medium,
+            include_progeny=include_progeny,
+            progress=sub_progress(sub, 0.0, 0.7),
+            cancel=cancel,
+        )
+        dose = convolve_dose(
+            decays,
+            kernel.values_gy_per_bq_s,
+            progress=sub_progress(sub, 0.7, 1.0),
+            cancel=cancel,
+        )
+        if method == "vsv-density":
+            dose = density_corrected(dose, density, kernel.density_g_cm3)
+        provenance.update({"kernel": kernel.describe()})
+    else:
+        from dosimetry_core.dose.ct_materials import ct_to_materials
+        from dosimetry_core.dose.monte_carlo import run_monte_carlo
+
+        index, mc_density, mats = ct_to_materials(hu, calibration)
+        target_mask = None
+        if mc_target_uncertainty is not None:
+            if mc_target_voi is None:
+                raise InvalidInputError("a target uncertainty needs a target VOI (--target-voi)")
+            tvoi = find_voi(case, mc_target_voi)
+            target_mask = voi_masks_on_grid(store, case, [tvoi], geom)[tvoi.voi_id]
+        mc_result = run_monte_carlo(
+            decays,
+            index,
+            mc_density,
+            mats,
+            spacing,
+            nuclide,
+            histories=mc_histories,
+            deposit_local=(mc_electrons == "local"),
+            include_progeny=include_progeny,
+            target_uncertainty=mc_target_uncertainty,
+            target_mask=target_mask,
+            seed=seed,
+            progress=sub_progress(sub, 0.0, 0.9),
+            cancel=cancel,
+        )
+        dose = np.asarray(mc_result.dose_gy, dtype=np.float32)
+        uncertainty = np.asarray(mc_result.rel_uncertainty, dtype=np.float32)
+        if mc_electrons == "kernel":
+            from dosimetry_core.dose.convolution import convolve_dose, density_corrected
+            from dosimetry_core.dose.kernels import voxel_kernel
+
+            kernel = voxel_kernel(
+                nuclide,
+                spacing,
+                medium,
+                include_progeny=include_progeny,
+                components=("electron", "alpha"),
+                cancel=cancel,
+            )
+            local = density_corrected(
+                convolve_dose(decays, kernel.values_gy_per_bq_s, cancel=cancel),
+                density,
+                kernel.density_g_cm3,
+            )
+            photon = np.asarray(mc_result.photon_dose_gy, dtype=np.float32)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                abs_sd = uncertainty * dose
+                dose = photon + local
+                uncertainty = np.where(dose > 0, abs_sd / dose, 0.0).astype(np.float32)
+            provenance.update({"kernel": kernel.describe()})
+        provenance.update(
+            {
+                "mc_histories": int(mc_result.histories),
+                "mc_seed": int(mc_result.seed),
+                "mc_electrons": mc_electrons,
+                "mc_stopped_because": mc_result.stopped_because,
+                "mc_histories_per_s": float(mc_result.histories_per_s),
+                "mc_target_uncertainty": mc_target_uncertainty,
+                "mc_target_voi": mc_target_voi,
+                "mc_target_uncertainty_reached": mc_result.target_uncertainty_reached,
+            }
+        )
+    check_cancel(cancel)
+    report(progress, 0.9, "dose statistics per VOI")
+    dose = np.asarray(dose, dtype=np.float32)
+    voi_rows = _voi_statistics(
+        store, case, selected, geom, dose, density, uncertainty, thresholds_gy, review_flag,
+        dvh_bins,
+    )  # fmt: skip
+    provenance["ct_key"] = _reference_ct_key(case)
+    dose_ref = store.put_volume(
+        Volume(dose, geom, ImageUnits.GY, f"dose ({method}, {nuclide})"),
+        meta={"method": method},
+    )
+    for d in case.derived:
+        if d.kind in (DerivedKind.DOSE, DerivedKind.DOSE_UNCERTAINTY) and (
+            d.provenance.get("method") == method
+        ):
+            d.superseded = True
+    dose_map = DerivedMap(
+        kind=DerivedKind.DOSE,
+        volume=dose_ref,
+        label=f"dose {method} ({nuclide})",
+        provenance=provenance,
+        created_by=user,
+        parent_id=tia_d.derived_id,
+    )
+    case.derived.append(dose_map)
+    unc_map = None
+    if uncertainty is not None:
+        unc_ref = store.put_volume(
+            Volume(uncertainty, geom, ImageUnits.UNKNOWN, "relative 1-SD statistical uncertainty")
+        )
+        unc_map = DerivedMap(
+            kind=DerivedKind.DOSE_UNCERTAINTY,
+            volume=unc_ref,
+            label=f"MC relative uncertainty ({nuclide})",
+            provenance={"method": method, "unit": "relative (1 SD)"},
+            created_by=user,
+            parent_id=dose_map.derived_id,
+        )
+        case.derived.append(unc_map)
+    store.save_case(case)
+    report(progress, 1.0, "dose done")
+    return DoseResult(
+        dose_map=dose_map,
+        uncertainty_map=unc_map,
+        method=method,
+        vois=voi_rows,
+        provenance=provenance,
+        warnings=warnings,
+    )
+
+
+def _reference_ct_key(case: Case) -> str | None:
+    from dosimetry_core.pipeline.tia_map import reference_time_point
+
+    ref = reference_time_point(case)
+    if ref.anatomical is None or ref.anatomical.volume is None:
+        return None
+    return ref.anatomical.volume.key
+
+
+def _voi_statistics(
+    store: Any,
+    case: Case,
+    vois: Sequence[VOI],
+    geom: Geometry,
+    dose: NDArray[np.float32],
+    density: NDArray[np.float32],
+    uncertainty: NDArray[np.float32] | None,
+    thresholds_gy: Sequence[float],
+    review_flag: Any,
+    dvh_bins: int | None = None,
+) -> list[VoiDose]:
+    from dosimetry_core.dose.dvh import dose_statistics, dose_volume_histogram
+
+    if not vois:
+        return []
+    fractions = voi_fractions_on_grid(store, case, vois, geom)
+    rows = []
+    for voi in vois:
+        frac = fractions[voi.voi_id]
+        m = frac >= 0.5
+        note = None
+        if not m.any():
+            top = float(frac.max())
+            if top <= 0:
+                rows.append(
+                    VoiDose(
+                        voi.voi_id,
+                        voi.name,
+                        review_flag(voi),
+                        {"error": "the VOI does not overlap the dose grid"},
+                    )
+                )
+                continue
+            # smaller than half a dose voxel: the voxels it covers most (>= half its best cover)
+            m = frac >= 0.5 * top
+            note = (
+                f"VOI smaller than the dose grid resolution (it covers at most {100 * top:.0f} % "
+                f"of a dose voxel): statistics from the {int(m.sum())} voxel(s) it covers most, "
+                "volume is theirs"
+            )
+        stats = dose_statistics(
+            dose,
+            m,
+            geom.spacing_mm,
+            thresholds_gy=thresholds_gy,
+            density_g_cm3=density,
+        )
+        unc_mean = None
+        if uncertainty is not None:
+            d = dose[m].astype(np.float64)
+            total = float(d.sum())
+            if total > 0:
+                unc_mean = float(np.sum(uncertainty[m].astype(np.float64) * d) / total)
+        stats_d = stats.to_dict()
+        if note:
+            stats_d["note"] = note
+        hist = None
+        if dvh_bins:
+            hist = dose_volume_histogram(
+                dose, m, geom.spacing_mm, n_bins=int(dvh_bins), density_g_cm3=density
+            ).to_dict()
+        rows.append(VoiDose(voi.voi_id, voi.name, review_flag(voi), stats_d, unc_mean, hist))
+    return rows
