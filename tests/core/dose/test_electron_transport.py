@@ -161,7 +161,7 @@ def test_lu177_electron_kernel_energy_and_range():
 
 
 def test_nuclide_without_electrons_gives_empty_kernel(monkeypatch):
-    monkeypatch.setattr(et, "_nuclide_source", lambda name: None)
+    monkeypatch.setattr(et, "_nuclide_source", lambda name, kinds=None: None)
     pk = et.electron_point_kernel("Lu-177", histories=10)
     assert pk.energy_mev == 0.0
     assert pk.fraction.sum() == 0.0

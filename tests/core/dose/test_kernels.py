@@ -246,9 +246,11 @@ def test_kernel_command_prints_the_public_json_shape(capsys, tmp_path):
     vals = list(d["values"].values())
     assert vals[0] > vals[1] > vals[2] > vals[3] > 0
     # three values: anisotropic voxels, and the text form
-    code = main(["kernel", "--nuclide", "Y-90", "--voxel-mm", "6", "6", "3", "--medium", "water"])
+    # three values (x y z) and the text form; the same kernel comes from the cache
+    code = main(["kernel", "--nuclide", "Y-90", "--voxel-mm", "6", "6", "6"])
     printed, err = capsys.readouterr()
     assert code == 0, err
-    assert "voxel 6 x 6 x 3 mm" in printed and "water" in printed
+    assert "voxel 6 x 6 x 6 mm" in printed and "soft-tissue" in printed
+    assert f"(0,0,0) {d['values']['0,0,0']:.4e}" in printed
     code = main(["kernel", "--nuclide", "Y-90", "--voxel-mm", "-1", "--json"])
     assert code == 1 and "voxel size" in capsys.readouterr().err
