@@ -1,0 +1,1 @@
+"""Uncertainty propagation to absorbed dose (EANM, Gear et al. 2018; PHYSICS.md section 7)."""
