@@ -390,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_parsers(sub, common)
     add_kinetics_parsers(sub, common)
     add_dose_parsers(sub, common)
+    from dosimetry_core.cli import bed_command, run_command, sirt_command, thyroid_command
+
+    for module in (run_command, bed_command, thyroid_command, sirt_command):
+        module.add_parsers(sub, common)
     return parser
 
 

@@ -1,0 +1,129 @@
+"""``mrtdose protocols`` (list) and ``mrtdose run CASE --protocol ID`` (headless run)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_protocols(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import _emit
+    from dosimetry_core.protocols.registry import list_protocols, load_protocol
+
+    if args.id:
+        p = load_protocol(args.id)
+        s = p.summary()
+        lines = [f"{p.id}: {p.name} ({p.nuclide or 'any nuclide'})"]
+        for level, text in p.eanm_levels.items():
+            lines.append(f"  EANM level {level}: {text}")
+        for m in p.expected_measurements:
+            times = m.get("times_h")
+            when = f" at {', '.join(f'{t:g}' for t in times)} h" if times else ""
+            lines.append(
+                f"  measure: {m.get('kind')}{when}{' (required)' if m.get('required') else ''}"
+            )
+        for o in p.organs:
+            lims = "; ".join(
+                f"{lim.quantity} <= {lim.value:g} ({lim.scope}"
+                + (f", {lim.when})" if lim.when else ")")
+                for lim in o.limits
+            )
+            lines.append(f"  {o.role} {o.label}: {lims or 'no limit'}")
+        _emit(args, s, "\n".join(lines))
+        return 0
+    ps = list_protocols()
+    _emit(
+        args,
+        [p.summary() for p in ps],
+        "\n".join(f"{p.id:<22} {p.nuclide or 'any':<8} {p.name}" for p in ps),
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import TextProgress, _emit, _open_store
+    from dosimetry_core.pipeline.protocol_run import run_protocol
+
+    store = _open_store(args)
+    bar = TextProgress(not args.json)
+    try:
+        res = run_protocol(
+            store,
+            args.case,
+            args.protocol,
+            method=args.method,
+            dose_method=args.dose_method,
+            recovery_fwhm_mm=args.recovery_fwhm_mm,
+            risk_factors=args.risk_factors,
+            stp_time_point=args.stp_time_point,
+            user=args.user or "",
+            progress=bar,
+        )
+    finally:
+        bar.done()
+    d = res.to_dict()
+    lines = [
+        f"case {res.case_id}, protocol {res.protocol_id}, {res.method} ({res.dose_method}), "
+        f"{res.nuclide} {res.administered_activity_mbq:g} MBq",
+        f"{'VOI':<14} {'DOSE Gy':>9} {'SD':>7} {'BED Gy':>8} {'EQD2':>7} {'TIA MBq h':>10}",
+    ]
+
+    def f(x: float | None, w: int, p: int) -> str:
+        return f"{x:{w}.{p}f}" if x is not None else f"{'-':>{w}}"
+
+    for v in res.vois:
+        lines.append(
+            f"{v.voi_name[:14]:<14} {f(v.dose_gy, 9, 3)} {f(v.dose_sd_gy, 7, 3)} "
+            f"{f(v.bed_gy, 8, 2)} {f(v.eqd2_gy, 7, 2)} {f(v.tia_mbq_h, 10, 0)}  "
+            f"{v.role}  {v.review_flag}"
+        )
+    lines.append("limits:")
+    for c in res.limit_checks:
+        state = "ok" if c.passed else "EXCEEDED"
+        lines.append(
+            f"  {c.organ_id:<12} {c.quantity} {c.value:.2f} of {c.limit:g} ({c.scope}, "
+            f"{100 * c.fraction_of_limit:.0f} %) {state}  [{c.source}]"
+        )
+    nc = res.next_cycle
+    if nc.get("activity_mbq") is not None:
+        lines.append(f"next cycle: at most {nc['activity_mbq']:.0f} MBq (bound by {nc['binding']})")
+    elif nc.get("reason"):
+        lines.append(f"next cycle: {nc['reason']}")
+    lines += [f"warning: {w}" for w in res.warnings]
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("protocols", parents=[common], help="list the therapy protocols")
+    p.add_argument("id", nargs="?", default=None, help="show one protocol in full")
+    p.set_defaults(func=cmd_protocols)
+
+    q = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a case end to end under a protocol: kinetics, dose, BED, uncertainty, limits",
+    )
+    q.add_argument("case", metavar="CASE")
+    q.add_argument("--protocol", default=None, help="protocol id (default: the case's)")
+    q.add_argument("--method", choices=["auto", "multi-point", "single-time-point"], default="auto")
+    q.add_argument(
+        "--dose-method",
+        choices=["led", "vsv", "vsv-density", "mc"],
+        default=None,
+        help="voxel dose method (default: the protocol's)",
+    )
+    q.add_argument(
+        "--recovery-fwhm-mm",
+        type=float,
+        default=None,
+        help="SPECT resolution (FWHM, mm) for the partial-volume correction of VOIs",
+    )
+    q.add_argument(
+        "--risk-factors",
+        action="store_true",
+        help="apply the stricter limits for patients with risk factors (e.g. kidney BED 28 Gy)",
+    )
+    q.add_argument("--stp-time-point", type=int, default=None, help="1-based, single time point")
+    q.add_argument("--user", default=None)
+    q.set_defaults(func=cmd_run)
