@@ -92,6 +92,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from dosimetry_core.pipeline.importing import import_directory
 
     store = _open_store(args)
+    protocol = None
+    if args.protocol:
+        from dosimetry_core.protocols.registry import load_protocol
+
+        protocol = load_protocol(args.protocol)  # refuse an unknown id before importing
     bar = TextProgress(not args.json)
     try:
         result = import_directory(
@@ -103,6 +108,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     finally:
         bar.done()
     data = result.to_dict()
+    if protocol is not None:
+        from dosimetry_core.protocols.registry import assign_protocol
+
+        checklists = {}
+        for c in result.cases:
+            checklists[c.case_id] = assign_protocol(store, c.case_id, protocol.id)
+        data["protocol"] = protocol.id
+        data["checklists"] = checklists
     lines = []
     for c in result.cases:
         verb = "created" if c.created else "updated"
@@ -116,6 +129,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         lines.append(f"skipped {s.path}: {s.reason}")
     for w in result.warnings:
         lines.append(f"warning: {w}")
+    for cid, items in (data.get("checklists") or {}).items():
+        lines.append(f"case {cid}, protocol {data['protocol']}:")
+        lines += [f"  [{'x' if i['present'] else ' '}] {i['item']}: {i['detail']}" for i in items]
     _emit(args, data, "\n".join(lines))
     if not result.cases and not result.skipped and result.n_files_seen == 0:
         sys.stderr.write(f"mrtdose: no files found under {args.dicom_dir}\n")
@@ -348,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="X",
         help="camera calibration factor (cps/MBq) for count-based NM series",
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="therapy protocol of the imported case(s) (mrtdose protocols lists them)",
     )
     p.set_defaults(func=cmd_import)
 

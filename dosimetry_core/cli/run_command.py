@@ -13,6 +13,11 @@ def cmd_protocols(args: argparse.Namespace) -> int:
     if args.id:
         p = load_protocol(args.id)
         s = p.summary()
+        if args.case:
+            from dosimetry_core.cli.main import _open_store
+            from dosimetry_core.protocols.registry import checklist
+
+            s["checklist"] = checklist(_open_store(args).load_case(args.case), p)
         lines = [f"{p.id}: {p.name} ({p.nuclide or 'any nuclide'})"]
         for level, text in p.eanm_levels.items():
             lines.append(f"  EANM level {level}: {text}")
@@ -29,6 +34,9 @@ def cmd_protocols(args: argparse.Namespace) -> int:
                 for lim in o.limits
             )
             lines.append(f"  {o.role} {o.label}: {lims or 'no limit'}")
+        for i in s.get("checklist", []):
+            mark = "x" if i["present"] else ("!" if i["required"] else " ")
+            lines.append(f"  [{mark}] {i['item']}: {i['detail']}")
         _emit(args, s, "\n".join(lines))
         return 0
     ps = list_protocols()
@@ -97,6 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("protocols", parents=[common], help="list the therapy protocols")
     p.add_argument("id", nargs="?", default=None, help="show one protocol in full")
+    p.add_argument(
+        "--case", default=None, help="with ID: what this case has and still lacks for it"
+    )
     p.set_defaults(func=cmd_protocols)
 
     q = sub.add_parser(

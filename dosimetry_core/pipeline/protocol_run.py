@@ -112,6 +112,7 @@ class ProtocolRunResult:
     computed_at: str
     user: str
     dose_map_id: str | None = None
+    checklist: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def all_limits_passed(self) -> bool:
@@ -134,6 +135,7 @@ class ProtocolRunResult:
             "next_cycle": self.next_cycle,
             "previous_cycle_cases": self.previous_cycle_cases,
             "warnings": self.warnings,
+            "checklist": self.checklist,
             "computed_at": self.computed_at,
             "user": self.user,
         }
@@ -253,7 +255,7 @@ def run_protocol(
     from dosimetry_core.physics.nuclides import chain_energy_per_decay, normalize_nuclide
     from dosimetry_core.pipeline.registration import register_case
     from dosimetry_core.pipeline.voi_review import review_flag
-    from dosimetry_core.protocols.registry import load_protocol
+    from dosimetry_core.protocols.registry import checklist, load_protocol
 
     case = store.load_case(case_id)
     pid = protocol_id or case.protocol
@@ -447,6 +449,7 @@ def run_protocol(
         computed_at=now,
         user=user,
         dose_map_id=dose_map_id,
+        checklist=checklist(case, protocol),
     )
     case = store.load_case(case_id)
     case.protocol = protocol.id

@@ -264,3 +264,81 @@ def load_protocol(protocol_id: str) -> Protocol:
 def list_protocols() -> list[Protocol]:
     """Every protocol available (shipped and ``MRTDOSE_PROTOCOLS``), sorted by id."""
     return [load_protocol(pid) for pid in sorted(_files())]
+
+
+def checklist(case: Any, protocol: Protocol) -> list[dict[str, Any]]:
+    """What the protocol expects and whether the case has it (walks the user through).
+
+    Items: the administration, the imaging time points (against the expected times
+    and the methods' minimum numbers), the non-imaging measurements of the
+    protocol (blood, probe, dose-rate readings), and a VOI for every organ.
+    Each item: ``item``, ``required``, ``present``, ``detail``.
+    """
+    items: list[dict[str, Any]] = []
+    adm = case.first_administration
+    items.append(
+        {
+            "item": "administration",
+            "required": True,
+            "present": adm is not None,
+            "detail": (
+                f"{adm.nuclide} {adm.activity_mbq:g} MBq"
+                if adm is not None
+                else "enter nuclide, activity and time"
+            ),
+        }
+    )
+    if protocol.nuclide and adm is not None and adm.nuclide != protocol.nuclide:
+        items[-1]["present"] = False
+        items[-1]["detail"] = f"{adm.nuclide} given, the protocol is for {protocol.nuclide}"
+    n_tp = len(case.time_points)
+    kinds = {str(getattr(m, "kind", "")) for m in getattr(case, "measurements", [])}
+    for m in protocol.expected_measurements:
+        kind = str(m.get("kind"))
+        times = m.get("times_h") or []
+        if kind in ("spect", "maa-spect", "y90-pet"):
+            need = max([int(v.get("min_time_points", 1)) for v in protocol.methods.values()] or [1])
+            present = n_tp >= 1
+            detail = f"{n_tp} time point(s)"
+            if times:
+                detail += f"; expected at {', '.join(f'{t:g}' for t in times)} h"
+            if "multi-point" in protocol.methods:
+                need = protocol.min_time_points("multi-point")
+                detail += f"; multi-point needs {need}"
+                if n_tp < need and "single-time-point" in protocol.methods:
+                    detail += ", single time point possible with 1"
+        else:
+            wanted = {"blood": "blood sample", "probe": "probe", "dose-rate": "dose rate"}.get(kind)
+            present = wanted is not None and wanted in kinds
+            detail = str(m.get("note") or kind)
+            if times:
+                detail += f" at {', '.join(f'{t:g}' for t in times)} h"
+        items.append(
+            {
+                "item": f"measurement: {kind}",
+                "required": bool(m.get("required")),
+                "present": bool(present),
+                "detail": detail,
+            }
+        )
+    names = [v.name for v in getattr(case, "vois", [])]
+    for o in protocol.organs:
+        hits = [n for n in names if o.matches(n)]
+        items.append(
+            {
+                "item": f"VOI: {o.label}",
+                "required": o.role == "oar" and bool(o.limits),
+                "present": bool(hits),
+                "detail": ", ".join(hits) if hits else "contour it (or import RTSTRUCT)",
+            }
+        )
+    return items
+
+
+def assign_protocol(store: Any, case_id: str, protocol_id: str) -> list[dict[str, Any]]:
+    """Set the case's protocol (validated) and return its :func:`checklist`."""
+    protocol = load_protocol(protocol_id)
+    case = store.load_case(case_id)
+    case.protocol = protocol.id
+    store.save_case(case)
+    return checklist(case, protocol)
