@@ -20,6 +20,19 @@ Tables
     Which case uses which blob (garbage collection keeps referenced blobs).
 ``store_meta``
     Key/value facts about the store (format names).
+``users``
+    Accounts: role, password hash (argon2), failed-login count and lock time.
+``audit_log``
+    Append-only trail of every change; each entry carries the SHA-256 of the
+    previous entry (``prev_hash``) and of itself (``entry_hash``): a hash chain.
+``reports``
+    Dose reports, one row per version; ``content_json`` and its hash, the hash of
+    the inputs, the PDF blob, status, and the version it supersedes with the reason.
+``signatures``
+    Signatures on a report version: who, which role, when, and the hashes signed.
+``qa_records``
+    Commissioning and QA results (calibration factors, recovery curves, counter
+    and probe calibrations) keyed by camera / device, with their payload (JSON).
 
 All date-times are naive local wall-clock time, as in the model.
 """
@@ -134,7 +147,94 @@ store_meta = Table(
     Column("value", Text, nullable=False),
 )
 
-TABLES = ("patients", "cases", "blobs", "case_blobs", "store_meta")
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("full_name", Text, nullable=False, server_default=""),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=False, server_default=""),
+    Column("modified_at", DateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("username", String(64), nullable=False, server_default=""),
+    Column("role", String(32), nullable=False, server_default=""),
+    Column("case_id", String(CASE_ID_MAX), nullable=True, index=True),
+    Column("action", String(64), nullable=False),
+    Column("details", Text, nullable=False, server_default="{}"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("report_id", String(64), primary_key=True),
+    Column("case_id", String(CASE_ID_MAX), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=False, server_default=""),
+    Column("content_json", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("inputs_hash", String(64), nullable=False),
+    Column("pdf_blob_key", String(64), nullable=True),
+    Column("supersedes", String(64), nullable=True),
+    Column("amendment_reason", Text, nullable=True),
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("signature_id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", String(64), nullable=False, index=True),
+    Column("username", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("signed_as", String(32), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("inputs_hash", String(64), nullable=False),
+    Column("signature_hash", String(64), nullable=False),
+)
+
+qa_records = Table(
+    "qa_records",
+    metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("device_key", Text, nullable=False, index=True),
+    Column("nuclide", String(32), nullable=False, server_default=""),
+    Column("measured_at", DateTime, nullable=False),
+    Column("valid_until", DateTime, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=False, server_default=""),
+    Column("status", String(32), nullable=False, server_default="active"),
+    Column("payload", Text, nullable=False),
+    Column("record_hash", String(64), nullable=False),
+)
+
+TABLES = (
+    "patients",
+    "cases",
+    "blobs",
+    "case_blobs",
+    "store_meta",
+    "users",
+    "audit_log",
+    "reports",
+    "signatures",
+    "qa_records",
+)
 """Tables of the current schema (plus Alembic's ``alembic_version``)."""
 
 _PG_MIGRATION_LOCK = 0x6D7274646F7365

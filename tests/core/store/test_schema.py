@@ -38,6 +38,67 @@ EXPECTED_COLUMNS = {
     "blobs": ["key", "size_bytes", "dtype", "shape", "created_at"],
     "case_blobs": ["case_id", "blob_key"],
     "store_meta": ["key", "value"],
+    "users": [
+        "username",
+        "full_name",
+        "role",
+        "password_hash",
+        "active",
+        "failed_attempts",
+        "locked_until",
+        "created_at",
+        "created_by",
+        "modified_at",
+    ],
+    "audit_log": [
+        "seq",
+        "at",
+        "username",
+        "role",
+        "case_id",
+        "action",
+        "details",
+        "prev_hash",
+        "entry_hash",
+    ],
+    "reports": [
+        "report_id",
+        "case_id",
+        "version",
+        "status",
+        "created_at",
+        "created_by",
+        "content_json",
+        "content_hash",
+        "inputs_hash",
+        "pdf_blob_key",
+        "supersedes",
+        "amendment_reason",
+    ],
+    "signatures": [
+        "signature_id",
+        "report_id",
+        "username",
+        "role",
+        "signed_as",
+        "at",
+        "content_hash",
+        "inputs_hash",
+        "signature_hash",
+    ],
+    "qa_records": [
+        "record_id",
+        "kind",
+        "device_key",
+        "nuclide",
+        "measured_at",
+        "valid_until",
+        "created_at",
+        "created_by",
+        "status",
+        "payload",
+        "record_hash",
+    ],
 }
 
 
@@ -55,7 +116,7 @@ def test_migrations_create_the_expected_tables(store: CaseStore) -> None:
     assert fks == {("patient_id", "patients"), ("case_id", "cases"), ("blob_key", "blobs")}
     assert {i["name"] for i in insp.get_indexes("case_blobs")} == {"ix_case_blobs_blob_key"}
     with store.engine.connect() as conn:
-        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0001"
+        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0002"
         meta = dict(conn.execute(text("SELECT key, value FROM store_meta")).all())
     assert meta["blob_format"].startswith("mrtblob/1")
 
