@@ -45,3 +45,15 @@ class ConcurrentModificationError(StoreError):
 
 class Cancelled(DosimetryError):
     """A long computation was cancelled by the user."""
+
+
+class PermissionDeniedError(DosimetryError):
+    """The user's role does not allow the action; nothing was changed."""
+
+
+class AuthenticationError(DosimetryError):
+    """Wrong user name or password, or the account is locked or disabled."""
+
+
+class IntegrityError(DosimetryError):
+    """A signed record, a blob or the audit trail does not match its hash: tampering."""

@@ -1,0 +1,90 @@
+"""Roles and what each may do: the rule the core enforces (the GUI only reflects it).
+
+Roles (issue 7): a **technologist** enters administrations, measurements and
+imports; a **physicist** does everything a technologist does, computes
+(registration, contours, kinetics, dose) and signs a report as medical
+physics expert (MPE); a **physician** approves or rejects contours, reads and
+signs a report as practitioner; an **admin** manages users (and nothing
+clinical).  Reading a case is open to every clinical role.
+
+:func:`require` raises :class:`~dosimetry_core.errors.PermissionDeniedError`
+naming the user, the role and the action; callers check before changing
+anything, so a refused action changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dosimetry_core.errors import PermissionDeniedError
+
+ROLES = ("technologist", "physicist", "physician", "admin")
+
+ACTIONS: dict[str, str] = {
+    "read": "read cases and reports",
+    "import": "import studies",
+    "enter-administration": "enter administrations",
+    "enter-measurement": "enter probe, blood and dose-rate measurements",
+    "register": "register time points",
+    "contour": "draw or edit contours",
+    "approve-contour": "approve or reject contours",
+    "compute": "fit kinetics and compute dose",
+    "report": "prepare a dose report",
+    "sign-mpe": "sign a report as medical physics expert",
+    "sign-practitioner": "sign a report as practitioner",
+    "amend-report": "amend a signed report (new version with a reason)",
+    "export": "export DICOM and anonymised cases",
+    "qa": "record commissioning and QA measurements",
+    "manage-users": "create, disable and unlock users",
+    "verify": "verify the audit trail and report signatures",
+}
+
+_TECH = {"read", "import", "enter-administration", "enter-measurement", "export", "verify"}
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "technologist": frozenset(_TECH),
+    "physicist": frozenset(
+        _TECH
+        | {
+            "register",
+            "contour",
+            "compute",
+            "report",
+            "sign-mpe",
+            "amend-report",
+            "qa",
+        }
+    ),
+    "physician": frozenset(
+        {"read", "approve-contour", "sign-practitioner", "amend-report", "export", "verify"}
+    ),
+    "admin": frozenset({"manage-users", "verify"}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the logged-in user and the role the account has."""
+
+    username: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise PermissionDeniedError(
+                f"unknown role {self.role!r} for user {self.username!r}; roles: {', '.join(ROLES)}"
+            )
+
+    def may(self, action: str) -> bool:
+        return action in PERMISSIONS[self.role]
+
+
+def require(actor: Actor, action: str) -> None:
+    """Refuse ``action`` unless ``actor``'s role allows it (module docstring)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")  # a programming error
+    if not actor.may(action):
+        allowed = [r for r in ROLES if action in PERMISSIONS[r]]
+        raise PermissionDeniedError(
+            f"{actor.username} ({actor.role}) may not {ACTIONS[action]}: "
+            f"this needs the role {' or '.join(allowed)}"
+        )
