@@ -205,3 +205,21 @@ def test_dose_command_prints_voi_statistics(prepared, capsys):
         ]
     )
     assert code == 1 and "target VOI" in capsys.readouterr().err
+
+
+def test_mc_with_electrons_by_kernel_agrees_with_local_electrons(prepared):
+    """Lu-177 electrons (range < 2 mm) in ~5 mm voxels: kernel vs local within 3 % (kidney)."""
+    store, _, case_id, results = prepared
+    local = _by_name(results["vsv-density"])["Kidney_L"].statistics["mean_gy"]
+    res = compute_dose(
+        store,
+        case_id,
+        method="mc",
+        vois=["Kidney_L"],
+        mc_electrons="kernel",
+        mc_histories=200_000,
+        seed=1,
+    )
+    assert res.provenance["mc_electrons"] == "kernel"
+    assert res.provenance["kernel"]["emitted_mev"].keys() == {"electron"}
+    assert _by_name(res)["Kidney_L"].statistics["mean_gy"] == pytest.approx(local, rel=0.03)
