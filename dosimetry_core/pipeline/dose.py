@@ -424,7 +424,10 @@ def compute_dose(
             parent_id=dose_map.derived_id,
         )
         case.derived.append(unc_map)
-    store.save_case(case)
+    store.save_case(
+        case,
+        audit=_audit(store, "dose", method=method, dose_map_id=dose_map.derived_id, user=user),
+    )
     report(progress, 1.0, "dose done")
     return DoseResult(
         dose_map=dose_map,
@@ -509,3 +512,9 @@ def _voi_statistics(
             ).to_dict()
         rows.append(VoiDose(voi.voi_id, voi.name, review_flag(voi), stats_d, unc_mean, hist))
     return rows
+
+
+def _audit(store: Any, action: str, **details: Any) -> Any:
+    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
+    spec = getattr(store, "audit_spec", None)
+    return spec(action, **details) if spec is not None else None

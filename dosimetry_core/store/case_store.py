@@ -81,8 +81,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from dosimetry_core.errors import CaseNotFoundError, ConcurrentModificationError, StoreError
 from dosimetry_core.model.case import Case, Patient
 from dosimetry_core.model.volume import Volume, VolumeRef
+from dosimetry_core.store import audit as audit_trail
 from dosimetry_core.store import schema
 from dosimetry_core.store.blobs import BlobInfo, BlobStore
+from dosimetry_core.store.permissions import Actor
 from dosimetry_core.store.schema import blobs as t_blobs
 from dosimetry_core.store.schema import case_blobs as t_case_blobs
 from dosimetry_core.store.schema import cases as t_cases
@@ -97,6 +99,9 @@ DEFAULT_GC_GRACE_S = 3600.0
 """Blobs younger than this are never garbage-collected (an import may be about to use them)."""
 
 SQLITE_SYNCHRONOUS = "FULL"
+
+AuditSpec = tuple[Actor | None, str, dict[str, Any] | None]
+"""``(actor, action, details)`` of the audit entry that goes with a change."""
 
 
 def default_store_path() -> Path:
@@ -212,6 +217,8 @@ class CaseStore:
         url: str | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     ) -> None:
+        self.actor: Actor | None = None
+        """Who works with this store (set after log-in); audit entries name them."""
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         self._busy_timeout_ms = max(0, int(busy_timeout_s * 1000))
         self._local = threading.local()
@@ -536,7 +543,7 @@ class CaseStore:
         return Volume(array, ref.geometry, ref.units, ref.description)
 
     # ----------------------------------------------------------------- cases
-    def save_case(self, case: Case) -> Case:
+    def save_case(self, case: Case, *, audit: AuditSpec | None = None) -> Case:
         """Insert or update a case (optimistic concurrency), in one transaction.
 
         The stored version must equal ``case.version`` (a new case: no row and
@@ -552,6 +559,11 @@ class CaseStore:
         ----------
         case
             The case to save.
+        audit
+            ``(actor, action, details)``: append an entry to the audit trail
+            (:mod:`dosimetry_core.store.audit`) in the same transaction as the
+            change, with ``case_version`` (the new version) added to the details;
+            a refused or failed save leaves no entry.  None: no entry.
 
         Returns
         -------
@@ -566,6 +578,17 @@ class CaseStore:
             If a referenced volume is not in the store or disagrees with its blob,
             or an identifier is too long; the database is left unchanged.
         """
+        if audit is not None:
+            from dosimetry_core.store.permissions import require_for_save
+
+            if audit[0] is None and self.has_users():
+                from dosimetry_core.errors import PermissionDeniedError
+
+                raise PermissionDeniedError(
+                    f"this store has user accounts: log in to {audit[1]} "
+                    "(MRTDOSE_USER and MRTDOSE_PASSWORD for the command line)"
+                )
+            require_for_save(audit[0], audit[1])  # refused before anything is written
         if len(case.case_id) > schema.CASE_ID_MAX or not case.case_id:
             raise StoreError(
                 f"case id {case.case_id!r} must be 1 to {schema.CASE_ID_MAX} characters"
@@ -618,6 +641,8 @@ class CaseStore:
                     if result.rowcount != 1:  # changed between our read and write (PostgreSQL)
                         raise self._conflict(case, None)
                 self._link_blobs(conn, case.case_id, sorted({r.key for r in refs}))
+                if audit is not None:
+                    self._audit(conn, audit, case.case_id, now, case_version=new_version)
                 case.version, case.modified_at = new_version, now
 
                 def undo() -> None:
@@ -759,10 +784,12 @@ class CaseStore:
         """Summaries of all cases, sorted by patient id then creation time."""
         return self.find_cases(None)
 
-    def delete_case(self, case_id: str) -> None:
+    def delete_case(self, case_id: str, *, audit: AuditSpec | None = None) -> None:
         """Remove a case (its blobs stay until :meth:`collect_garbage`).
 
-        The patient row goes too when no other case refers to it.
+        The patient row goes too when no other case refers to it.  With
+        ``audit=(actor, action, details)`` an audit entry is appended in the
+        same transaction (see :meth:`save_case`).
 
         Raises
         ------
@@ -783,6 +810,26 @@ class CaseStore:
                     ~exists().where(t_cases.c.patient_id == patient_id),
                 )
             )
+            if audit is not None:
+                self._audit(conn, audit, case_id, datetime.now())
+
+    def has_users(self) -> bool:
+        """True once the store has a user account: changes then need a logged-in actor."""
+        from sqlalchemy import func, select
+
+        from dosimetry_core.store.schema import users
+
+        with self._read() as conn:
+            return bool(conn.execute(select(func.count()).select_from(users)).scalar())
+
+    def audit_spec(self, action: str, **details: Any) -> AuditSpec:
+        """``(self.actor, action, details)`` for ``save_case(..., audit=...)``."""
+        return (self.actor, action, details)
+
+    @staticmethod
+    def _audit(conn: Connection, spec: AuditSpec, case_id: str, at: datetime, **extra: Any) -> None:
+        actor, action, details = spec
+        audit_trail.append_for(conn, actor, action, case_id, {**(details or {}), **extra}, at=at)
 
     # ----------------------------------------------------------- maintenance
     def collect_garbage(self, *, older_than_s: float = DEFAULT_GC_GRACE_S) -> int:

@@ -88,3 +88,32 @@ def require(actor: Actor, action: str) -> None:
             f"{actor.username} ({actor.role}) may not {ACTIONS[action]}: "
             f"this needs the role {' or '.join(allowed)}"
         )
+
+
+SAVE_ACTIONS: dict[str, str] = {
+    "import": "import",
+    "set-protocol": "enter-administration",
+    "enter-administration": "enter-administration",
+    "enter-measurement": "enter-measurement",
+    "register": "register",
+    "registration-review": "register",
+    "contour": "contour",
+    "approve-contour": "approve-contour",
+    "fit": "compute",
+    "tia-map": "compute",
+    "dose": "compute",
+    "protocol-run": "compute",
+    "report": "report",
+    "export": "export",
+}
+"""Audit action of a case save -> the permission it needs (checked by ``CaseStore.save_case``)."""
+
+
+def require_for_save(actor: Actor | None, audit_action: str) -> None:
+    """Refuse a case save whose audit action the actor's role may not do (None: no session)."""
+    if actor is None:
+        return
+    permission = SAVE_ACTIONS.get(audit_action)
+    if permission is None:
+        raise ValueError(f"audit action {audit_action!r} has no permission rule")
+    require(actor, permission)

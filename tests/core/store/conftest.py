@@ -2,10 +2,17 @@
 
 ``make_case`` is a plain function too, so subprocess helpers can import it
 (``from tests.core.store.conftest import make_case``).
+
+Backends: every test using the ``store`` (or ``store_url``) fixture runs on
+SQLite and, when ``MRTDOSE_TEST_PG_URL`` names a PostgreSQL server (e.g.
+``postgresql+psycopg://postgres@127.0.0.1:55432/ws``; ``.ci/run`` starts one),
+also on PostgreSQL, each test in a fresh database that is dropped afterwards.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -141,10 +148,39 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "case-store"
 
 
+PG_URL_ENV = "MRTDOSE_TEST_PG_URL"
+BACKENDS = ["sqlite", *(["postgresql"] if os.environ.get(PG_URL_ENV) else [])]
+
+
+def _database_url(base: str, dbname: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + dbname
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the store folder's file), else the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    base = os.environ[PG_URL_ENV]
+    dbname = f"mrt_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {dbname}"))
+        yield _database_url(base, dbname)
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture()
-def store(store_path: Path) -> Iterator[CaseStore]:
-    """A fresh SQLite store in a temporary folder, closed after the test."""
-    with CaseStore(store_path) as s:
+def store(store_path: Path, store_url: str | None) -> Iterator[CaseStore]:
+    """A fresh store (SQLite in a temporary folder, or PostgreSQL), closed after the test."""
+    with CaseStore(store_path, url=store_url) as s:
         yield s
 
 
