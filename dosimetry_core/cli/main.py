@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dosimetry_core import __version__
-from dosimetry_core.errors import DosimetryError
+from dosimetry_core.errors import DosimetryError, InvalidInputError
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -71,7 +71,23 @@ def _open_store(args: argparse.Namespace) -> Any:
     from dosimetry_core.store import CaseStore, default_store_path
 
     path = getattr(args, "store", None) or os.environ.get("MRTDOSE_STORE") or default_store_path()
-    return CaseStore(Path(path))
+    store = CaseStore(Path(path))
+    username = os.environ.get("MRTDOSE_USER")
+    if username:
+        # log in: every change is then checked against the user's role and audited
+        from dosimetry_core.store.users import authenticate
+
+        password = os.environ.get("MRTDOSE_PASSWORD")
+        if password is None and sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"password of {username}: ")
+        if password is None:
+            raise InvalidInputError(
+                f"MRTDOSE_USER={username} needs MRTDOSE_PASSWORD (or a terminal to ask)"
+            )
+        store.actor = authenticate(store, username, password)
+    return store
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -411,9 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_parsers(sub, common)
     add_kinetics_parsers(sub, common)
     add_dose_parsers(sub, common)
-    from dosimetry_core.cli import bed_command, run_command, sirt_command, thyroid_command
+    from dosimetry_core.cli import (
+        bed_command,
+        records_command,
+        report_command,
+        run_command,
+        sirt_command,
+        thyroid_command,
+    )
 
-    for module in (run_command, bed_command, thyroid_command, sirt_command):
+    for module in (
+        run_command,
+        bed_command,
+        thyroid_command,
+        sirt_command,
+        records_command,
+        report_command,
+    ):
         module.add_parsers(sub, common)
     return parser
 
