@@ -429,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_dose_parsers(sub, common)
     from dosimetry_core.cli import (
         bed_command,
+        export_command,
+        qa_command,
         records_command,
         report_command,
         run_command,
@@ -443,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
         sirt_command,
         records_command,
         report_command,
+        export_command,
+        qa_command,
     ):
         module.add_parsers(sub, common)
     return parser

@@ -74,13 +74,17 @@ class ImportReport:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     n_files_seen: int = 0
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    """Stored camera calibrations applied automatically (one entry per series)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The public JSON shape of ``mrtdose import --json`` (plus ``warnings``)."""
+        """The public JSON shape of ``mrtdose import --json`` (plus ``warnings``
+        and ``calibrations``, the stored QA calibrations applied)."""
         return {
             "cases": [c.to_dict() for c in self.cases],
             "skipped": [s.to_dict() for s in self.skipped],
             "warnings": list(self.warnings),
+            "calibrations": list(self.calibrations),
         }
 
 
@@ -184,7 +188,10 @@ def import_directory(
     calibration_cps_per_mbq
         Camera calibration factor (cps/MBq) applied to count-based NM series
         that need one (see :func:`dosimetry_core.io.dicom_read.read_series` for
-        the duration convention).  Vendor Bq/mL series ignore it.
+        the duration convention).  Vendor Bq/mL series ignore it.  When None,
+        a count-based NM series gets the camera calibration stored in the QA
+        records for its device key and nuclide, valid at its acquisition
+        (``mrtdose qa calibrate``), when there is one.
 
     Returns
     -------
@@ -232,6 +239,8 @@ def import_directory(
         )
         try:
             ls = read_series(s, calibration_cps_per_mbq=calibration_cps_per_mbq)
+            if calibration_cps_per_mbq is None:
+                ls = _apply_stored_calibration(store, s, ls, out)
         except DosimetryError as exc:
             out.skipped.append(Skipped(_series_path(s), str(exc)))
             continue
@@ -297,7 +306,7 @@ def import_directory(
     with store.transaction():
         for case, n_new, created in pending:
             relabel_time_points(case)
-            store.save_case(case)
+            store.save_case(case, audit=_audit(store, "import", source=str(root)))
             out.cases.append(
                 ImportedCase(
                     case.case_id, case.patient.patient_id, len(case.time_points), n_new, created
@@ -305,6 +314,57 @@ def import_directory(
             )
     report(progress, 1.0, f"imported {sum(c.new_time_points for c in out.cases)} time point(s)")
     return out
+
+
+def _apply_stored_calibration(
+    store: Any, series: SeriesFiles, ls: LoadedSeries, out: ImportReport
+) -> LoadedSeries:
+    """Re-read an uncalibrated count-based NM series with the stored QA calibration.
+
+    The camera calibration valid at the acquisition for the series' device key
+    (manufacturer, model, serial, collimator, energy window, reconstruction) and
+    nuclide (:func:`dosimetry_core.qa.records.lookup_calibration`); the record used
+    is named in ``info.extra`` and in the import report.  Without one the series
+    stays uncalibrated, as before.
+    """
+    from dosimetry_core.io.dicom_read import read_series
+
+    if (
+        ls.info.modality != "NM"
+        or ls.info.calibration_status != CalibrationStatus.UNCALIBRATED
+        or ls.acquired_at is None
+        or not ls.info.nuclide
+        or not series.paths
+        or not hasattr(store, "_read")
+    ):
+        return ls
+    from dosimetry_core.qa.records import device_key_from_file, lookup_calibration
+
+    key = device_key_from_file(series.paths[0]).key
+    record = lookup_calibration(store, key, ls.info.nuclide, ls.acquired_at)
+    if record is None:
+        return ls
+    cf = float(record.payload["cps_per_mbq"])
+    calibrated = read_series(series, calibration_cps_per_mbq=cf)
+    calibrated.info.extra["calibration_record_id"] = record.record_id
+    calibrated.info.extra["calibration_device_key"] = key
+    out.calibrations.append(
+        {
+            "series_instance_uid": calibrated.info.series_instance_uid,
+            "record_id": record.record_id,
+            "cps_per_mbq": cf,
+            "device_key": key,
+            "nuclide": record.nuclide,
+            "measured_at": record.measured_at.isoformat(),
+            "status": record.status,
+        }
+    )
+    if record.status != "ok":
+        calibrated.warnings.append(
+            f"stored calibration {record.record_id} ({cf:.4g} cps/MBq) has constancy status "
+            f"{record.status!r}: review it"
+        )
+    return calibrated
 
 
 def _cases_for_patient(
@@ -375,3 +435,9 @@ def _make_time_point(store: Any, f: LoadedSeries, ct: LoadedSeries | None) -> Ti
         duration_s=f.duration_s,
         total_activity_mbq=total,
     )
+
+
+def _audit(store: Any, action: str, **details: Any) -> Any:
+    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
+    spec = getattr(store, "audit_spec", None)
+    return spec(action, **details) if spec is not None else None

@@ -1,0 +1,1 @@
+"""Commissioning and QA: camera calibration factors, recovery coefficients, counters, records."""
