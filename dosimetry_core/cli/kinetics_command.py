@@ -17,6 +17,8 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
         recovery = PsfRecovery(args.recovery_fwhm_mm)
     elif args.recovery is not None:
         recovery = args.recovery
+    elif args.recovery_record is not None:
+        recovery = _recovery_from_qa(store, args.recovery_record)
     bar = TextProgress(not args.json)
     try:
         results = compute_kinetics(
@@ -145,6 +147,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--recovery", type=float, default=None, help="a fixed recovery coefficient (0 < RC <= 1)"
     )
     p.add_argument(
+        "--recovery-record",
+        default=None,
+        metavar="QA_RECORD_ID",
+        help="RC(volume) curve of a stored sphere-phantom measurement (mrtdose qa list)",
+    )
+    p.add_argument(
         "--compare-stp",
         choices=["haenscheid", "madsen"],
         default=None,
@@ -178,3 +186,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--min-r2", type=float, default=0.8, help="smallest accepted weighted R^2")
     q.add_argument("--user", default=None, help="who computes it (recorded)")
     q.set_defaults(func=cmd_tia_map)
+
+
+def _recovery_from_qa(store: Any, record_id: str) -> Any:
+    """The fitted RC(volume) curve of a stored recovery record (issue 8), as a recovery model."""
+    from dosimetry_core.errors import InvalidInputError
+    from dosimetry_core.qa.records import list_records, verify_record
+    from dosimetry_core.qa.recovery import recovery_model_from_payload
+
+    rec = next((r for r in list_records(store) if r.record_id == record_id), None)
+    if rec is None:
+        raise InvalidInputError(f"no QA record {record_id} in this store (mrtdose qa list)")
+    if rec.kind != "recovery":
+        raise InvalidInputError(f"QA record {record_id} is a {rec.kind} record, not a recovery one")
+    if not verify_record(rec):
+        raise InvalidInputError(f"QA record {record_id} does not match its hash: tampered with")
+    return recovery_model_from_payload(rec.payload)

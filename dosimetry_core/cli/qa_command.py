@@ -64,6 +64,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         "cps_per_mbq": cal.cps_per_mbq,
         "cps_per_mbq_sd": cal.cps_per_mbq_sd,
         "device_key": record.device_key,
+        "camera_key": record.device_key,
         "device": payload["device"],
         "nuclide": cal.nuclide,
         "record_id": record.record_id,

@@ -69,6 +69,7 @@ def test_qa_calibrate_recovery_list(capsys, tmp_path, phantoms):
     assert d["cps_per_mbq"] == pytest.approx(9.0, rel=0.02)
     assert 0 < d["cps_per_mbq_sd"] < 0.05
     assert "DEMO-0001" in d["device_key"] and d["status"] == "ok"
+    assert d["camera_key"] == d["device_key"]
 
     code, out, err = run(
         capsys,
@@ -110,6 +111,47 @@ def test_qa_calibrate_recovery_list(capsys, tmp_path, phantoms):
 
     code, out, err = run(capsys, "qa", "list", "--store", store)
     assert code == 0 and "camera-calibration" in out and "cps_per_mbq = 9.0" in out
+
+
+def test_kinetics_uses_a_stored_recovery_curve(capsys, tmp_path, phantoms, small_demo_dirs):
+    """The RC(volume) curve of the sphere phantom corrects a VOI: A = A_measured / RC(V)."""
+    from dosimetry_core.qa.records import list_records
+    from dosimetry_core.qa.recovery import recovery_model_from_payload
+    from dosimetry_core.store import CaseStore
+
+    store = str(tmp_path / "store")
+    code, out, err = run(
+        capsys, "qa", "recovery", str(phantoms[1].out_dir),
+        "--sphere-activity-concentration-kbq-ml", "800", "--background-kbq-ml", "100",
+        "--store", store, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    [rec] = list_records(CaseStore(tmp_path / "store"), kind="recovery")
+    curve = recovery_model_from_payload(rec.payload)
+    code, out, err = run(
+        capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", store, "--json"
+    )
+    assert code == 0, err
+    cid = json.loads(out)["cases"][0]["case_id"]
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    for argv in (
+        ("contour", cid, "import-rtstruct", str(rt), "--roi", "Tumour_1"),
+        ("register", cid),
+    ):
+        code, _, err = run(capsys, *argv, "--store", store)
+        assert code == 0, err
+    code, out, err = run(
+        capsys, "kinetics", cid, "--recovery-record", rec.record_id, "--store", store, "--json"
+    )
+    assert code == 0, err
+    [row] = json.loads(out)["vois"]
+    tac = row["tac"]
+    rc = curve(tac["volume_ml"])
+    assert tac["recovery_coefficient"] == pytest.approx(rc, rel=1e-9)
+    for a, m in zip(tac["activity_mbq"], tac["measured_activity_mbq"], strict=True):
+        assert a == pytest.approx(m / rc, rel=1e-9)
+    code, _, err = run(capsys, "kinetics", cid, "--recovery-record", "qa-nope", "--store", store)
+    assert code == 1 and "no QA record qa-nope" in err
 
 
 def test_qa_calibrate_refuses_bad_input_and_stores_nothing(capsys, tmp_path, phantoms):
