@@ -231,7 +231,7 @@ def cmd_contour(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"unknown contour operation {op!r}")
     if changed:
         action = "approve-contour" if op in ("approve", "reject") else "contour"
-        store.save_case(case, audit=_audit(store, action, operation=op))
+        store.save_case(case, audit=store.audit_spec(action, operation=op))
     if voi is not None:
         from dosimetry_core.pipeline.contouring import voi_table
 
@@ -379,9 +379,3 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 required=True,
                 help="folder of the CT series the contours refer to (the time point's CT)",
             )
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

@@ -67,12 +67,6 @@ def ensure_demo_case(
             import_rtstruct_into_case(store, case, Path(files.rtstruct_path), user="demo")
     case.description = "Demo patient (synthetic): Lu-177 DOTATATE, 4 SPECT/CT time points"
     case.extra["demo"] = {"style": DEMO_STYLE, "ground_truth": truth}
-    store.save_case(case, audit=_audit(store, "contour", source="demo RTSTRUCT"))
+    store.save_case(case, audit=store.audit_spec("contour", source="demo RTSTRUCT"))
     report(progress, 1.0, "demo case imported")
     return case_id
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

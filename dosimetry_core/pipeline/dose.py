@@ -426,7 +426,7 @@ def compute_dose(
         case.derived.append(unc_map)
     store.save_case(
         case,
-        audit=_audit(store, "dose", method=method, dose_map_id=dose_map.derived_id, user=user),
+        audit=store.audit_spec("dose", method=method, dose_map_id=dose_map.derived_id, user=user),
     )
     report(progress, 1.0, "dose done")
     return DoseResult(
@@ -512,9 +512,3 @@ def _voi_statistics(
             ).to_dict()
         rows.append(VoiDose(voi.voi_id, voi.name, review_flag(voi), stats_d, unc_mean, hist))
     return rows
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

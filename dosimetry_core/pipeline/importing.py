@@ -306,7 +306,7 @@ def import_directory(
     with store.transaction():
         for case, n_new, created in pending:
             relabel_time_points(case)
-            store.save_case(case, audit=_audit(store, "import", source=str(root)))
+            store.save_case(case, audit=store.audit_spec("import", source=str(root)))
             out.cases.append(
                 ImportedCase(
                     case.case_id, case.patient.patient_id, len(case.time_points), n_new, created
@@ -435,9 +435,3 @@ def _make_time_point(store: Any, f: LoadedSeries, ct: LoadedSeries | None) -> Ti
         duration_s=f.duration_s,
         total_activity_mbq=total,
     )
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

@@ -247,12 +247,6 @@ def compute_kinetics(
     for r in results:
         stored[r.voi_id] = r.to_dict()
     case.extra[KINETICS_KEY] = stored
-    store.save_case(case, audit=_audit(store, "fit", vois=[r.voi_name for r in results]))
+    store.save_case(case, audit=store.audit_spec("fit", vois=[r.voi_name for r in results]))
     report(progress, 1.0, "kinetics done")
     return results
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

@@ -455,7 +455,7 @@ def run_protocol(
     case.protocol = protocol.id
     case.extra[RUN_KEY] = _json_safe(result.to_dict())
     store.save_case(
-        case, audit=_audit(store, "protocol-run", protocol=protocol.id, method=chosen, user=user)
+        case, audit=store.audit_spec("protocol-run", protocol=protocol.id, method=chosen, user=user)
     )
     report(progress, 1.0, "protocol run done")
     return result
@@ -634,9 +634,3 @@ def _next_cycle(
         "limits": limits,
         "assumption": "same kinetics and doses per activity as this cycle",
     }
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

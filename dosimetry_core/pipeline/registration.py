@@ -316,7 +316,7 @@ def register_case(
             )
         )
     check_cancel(cancel)
-    store.save_case(case, audit=_audit(store, "register"))
+    store.save_case(case, audit=store.audit_spec("register"))
     report(progress, 1.0, "registration done")
     return summaries
 
@@ -352,7 +352,7 @@ def set_registration_status(
     reg.reviewed_by = user
     reg.reviewed_at = datetime.now().replace(microsecond=0)
     reg.comment = comment
-    store.save_case(case, audit=_audit(store, "registration-review", status=str(new_status)))
+    store.save_case(case, audit=store.audit_spec("registration-review", status=str(new_status)))
     return reg
 
 
@@ -428,9 +428,3 @@ def _displacement_on(disp: NDArray[Any], grid: Geometry, target: Geometry) -> ND
         for c in range(3)
     ]
     return np.stack(comps, axis=-1).astype(np.float32)
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

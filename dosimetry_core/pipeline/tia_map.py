@@ -285,7 +285,7 @@ def compute_tia_map(
         parent_id=tia_map.derived_id,
     )
     case.derived.extend([tia_map, model_map])
-    store.save_case(case, audit=_audit(store, "tia-map", user=user))
+    store.save_case(case, audit=store.audit_spec("tia-map", user=user))
     report(progress, 1.0, f"TIA map: {res.total_tia_mbq_h:.4g} MBq*h in {res.n_voxels} voxels")
     return TiaMapResult(
         tia_map=tia_map,
@@ -296,9 +296,3 @@ def compute_tia_map(
         time_h=tuple(times),
         warnings=warnings,
     )
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

@@ -340,11 +340,5 @@ def assign_protocol(store: Any, case_id: str, protocol_id: str) -> list[dict[str
     protocol = load_protocol(protocol_id)
     case = store.load_case(case_id)
     case.protocol = protocol.id
-    store.save_case(case, audit=_audit(store, "set-protocol", protocol=protocol.id))
+    store.save_case(case, audit=store.audit_spec("set-protocol", protocol=protocol.id))
     return checklist(case, protocol)
-
-
-def _audit(store: Any, action: str, **details: Any) -> Any:
-    """Audit entry for a save (``CaseStore.audit_spec``; None for stores without one)."""
-    spec = getattr(store, "audit_spec", None)
-    return spec(action, **details) if spec is not None else None

@@ -445,15 +445,10 @@ def verify_record(record: QaRecord) -> bool:
 
 
 def _audit(store: Any, record: QaRecord, actor: Any) -> None:
-    """Write an audit-trail entry when the audit module exists (issue 7)."""
-    try:
-        from dosimetry_core.store import audit  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return
-    recorder = getattr(audit, "record", None)
-    if recorder is None:
-        return
-    recorder(
+    """Audit-trail entry for a stored QA record (issue 7)."""
+    from dosimetry_core.store import audit
+
+    audit.record(
         store,
         actor,
         f"qa-{record.kind}",

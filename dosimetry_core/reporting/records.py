@@ -282,10 +282,9 @@ def report_pdf(store: Any, report_id: str) -> bytes:
 
 
 def _audit(store: Any, actor: Actor, action: str, case_id: str, details: dict[str, Any]) -> None:
-    try:
-        from dosimetry_core.store import audit  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
+    """Audit-trail entry for a report action (issue 7)."""
+    from dosimetry_core.store import audit
+
     audit.record(store, actor, action, case_id, details)
 
 
