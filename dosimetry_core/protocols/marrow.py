@@ -44,7 +44,6 @@ Absorbed dose ``D_RM = D_self + D_cross``:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -65,12 +64,9 @@ MARROW_PARAMETERS_PATH = (
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data: dict[str, Any] = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read marrow parameters {path}: {exc}") from exc
-    return data
+    from dosimetry_core.protocols.registry import read_json_table
+
+    return read_json_table(path, "marrow parameters")
 
 
 def marrow_parameters(path: str | Path | None = None) -> dict[str, Any]:

@@ -144,6 +144,16 @@ class Protocol:
         }
 
 
+def read_json_table(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON parameter table of ``resources/`` (``what`` names it in the error message)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data: dict[str, Any] = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read {what} {path}: {exc}") from exc
+    return data
+
+
 def _dirs() -> list[Path]:
     extra = os.environ.get("MRTDOSE_PROTOCOLS")
     return [PROTOCOL_DIR] + ([Path(extra)] if extra else [])

@@ -41,7 +41,6 @@ implants: the time-integrated activity is ``A / lambda`` (physical decay only).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -73,12 +72,9 @@ _LIMIT_RTOL = 1e-9
 # ------------------------------------------------------------------ parameters
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data: dict[str, Any] = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read SIRT parameters {path}: {exc}") from exc
-    return data
+    from dosimetry_core.protocols.registry import read_json_table
+
+    return read_json_table(path, "SIRT parameters")
 
 
 def sirt_parameters(path: str | Path | None = None) -> dict[str, Any]:
