@@ -329,6 +329,7 @@ def run_protocol(
         case = store.load_case(case_id)
     rows: list[VoiResult] = []
     spect_cache: dict[str, Any] = {}
+    ct_cache: dict[str, Any] = {}
     for i, (voi, role, organ_id, tissue) in enumerate(classified):
         check_cancel(cancel)
         report(progress, 0.8 + 0.15 * i / len(classified), f"VOI {voi.name}")
@@ -337,7 +338,7 @@ def run_protocol(
         rc_factor = 1.0
         if tac.recovery_coefficient:
             rc_factor = 1.0 / float(tac.recovery_coefficient)
-        mass_g = _voi_mass_g(store, case, voi, tac)
+        mass_g = _voi_mass_g(store, case, voi, tac, ct_cache)
         model = None
         fit = None
         if chosen == "multi-point":
@@ -473,23 +474,23 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def _voi_mass_g(store: Any, case: Any, voi: Any, tac: Any) -> float | None:
+def _voi_mass_g(
+    store: Any, case: Any, voi: Any, tac: Any, ct_cache: dict[str, Any]
+) -> float | None:
     """VOI mass (g) from the reference CT densities, else volume x 1.04 g/mL (soft tissue)."""
     from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
-    from dosimetry_core.physics.density import HuDensityCalibration
+    from dosimetry_core.segmentation.mass import voi_mass_g
 
     ref = tac_reference_time_point(case)
-    try:
+    if ref.anatomical is not None and ref.anatomical.volume is not None:
         mask, geom = mask_on_reference(store, case, voi, ref)
-        if ref.anatomical is None or ref.anatomical.volume is None:
-            raise InvalidInputError("no CT")
-        ct = store.load_volume(ref.anatomical.volume)
-        if not ct.geometry.same_grid(geom):
-            raise InvalidInputError("grids differ")
-        rho = np.asarray(HuDensityCalibration.load().density_g_cm3(ct.array[mask]), dtype=float)
-        return float(rho.sum() * geom.voxel_volume_ml)
-    except InvalidInputError:
-        return float(tac.volume_ml) * 1.04 if tac.volume_ml else None
+        key = ref.time_point_id
+        if key not in ct_cache:
+            ct_cache[key] = store.load_volume(ref.anatomical.volume)
+        ct = ct_cache[key]
+        if ct.geometry.same_grid(geom):
+            return voi_mass_g(mask, ct)
+    return float(tac.volume_ml) * 1.04 if tac.volume_ml else None
 
 
 def _bed(
