@@ -12,7 +12,18 @@ class DosimetryError(Exception):
 
 
 class InvalidInputError(DosimetryError):
-    """A value entered by the user is impossible (negative mass, unknown nuclide, ...)."""
+    """A value entered by the user is impossible (negative mass, unknown nuclide, ...).
+
+    ``field`` names the input that is wrong (e.g. ``"residual_activity_mbq"``,
+    the name of the model attribute or command-line option without dashes), so
+    a form can highlight the box and a script can tell which value to fix.  It
+    is ``None`` when the problem is not one field's (e.g. two values that
+    contradict each other are named in the message).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class DicomError(DosimetryError):
