@@ -8,11 +8,14 @@ called each time the step becomes the visible one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from PySide6.QtWidgets import QWidget
 
 from app.session import CaseSession
 
-__all__ = ["STEP_ORDER", "StepView"]
+__all__ = ["STEP_ORDER", "StepView", "TourContext", "TourError"]
 
 STEP_ORDER: tuple[str, ...] = (
     "importing",
@@ -43,3 +46,38 @@ class StepView(QWidget):
 
     def activated(self) -> None:
         """The step became the visible one (refresh what depends on the case)."""
+
+
+class TourContext(Protocol):
+    """What a step's tour driver gets from the tour runner (``app/tour.py``).
+
+    A step package may hold ``tour.py`` with ``drive(view, ctx) -> dict``: it
+    works the step through its widgets as a user would (``QTest`` mouse and
+    key events, or ``QAction.trigger()``; never a private shortcut around the
+    view), waits for the results, and returns the figures on screen at the
+    end (read back from the widgets, with units in the keys), which the
+    runner writes to ``tour.json`` beside the screenshot.
+    """
+
+    window: QWidget
+    """The main window."""
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Process events until ``predicate()``; on timeout raise TourError naming ``what``."""
+        ...
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Process events for a while (let a redraw happen)."""
+        ...
+
+    def password(self, username: str) -> str:
+        """The password of one of the tour's accounts (the tour made them)."""
+        ...
+
+    def show_step(self, step_id: str) -> StepView:
+        """Go to a step through the step navigation (as a user clicks it); returns its view."""
+        ...
+
+
+class TourError(RuntimeError):
+    """A tour step did not reach what it should (the message names the step and what)."""
