@@ -1,0 +1,1 @@
+"""Shared widgets of the workstation: error display, log-in, unit-aware inputs, case list."""
