@@ -86,6 +86,10 @@ class Administration:
     administration_id: str = field(default_factory=lambda: new_id("adm-"))
     entered_by: str = ""
     source: str = ""  # "dicom" when read from the Radiopharmaceutical Information Sequence
+    measured_by: str = ""
+    """Who measured the syringe (and the residual)."""
+    calibrator: str = ""
+    """Which dose calibrator (its id) measured the activity and the residual."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +104,8 @@ class Administration:
             "cycle": self.cycle,
             "entered_by": self.entered_by,
             "source": self.source,
+            "measured_by": self.measured_by,
+            "calibrator": self.calibrator,
         }
 
     @classmethod
@@ -118,6 +124,8 @@ class Administration:
             cycle=int(d.get("cycle", 1)),
             entered_by=d.get("entered_by", ""),
             source=d.get("source", ""),
+            measured_by=d.get("measured_by", ""),
+            calibrator=d.get("calibrator", ""),
         )
 
 
@@ -304,6 +312,10 @@ class TimePoint:
     registration: Registration | None = None
     """Mapping onto the reference time point (None: not registered, or the reference)."""
     time_point_id: str = field(default_factory=lambda: new_id("tp-"))
+    acquired_at_original: datetime | None = None
+    """The acquisition time as first recorded, when ``acquired_at`` was corrected by hand."""
+    acquired_at_reason: str = ""
+    """Why ``acquired_at`` was corrected (e.g. "scanner clock 1 h behind")."""
 
     @property
     def units(self) -> ImageUnits:
@@ -325,6 +337,8 @@ class TimePoint:
             "functional": self.functional.to_dict(),
             "anatomical": self.anatomical.to_dict() if self.anatomical else None,
             "registration": self.registration.to_dict() if self.registration else None,
+            "acquired_at_original": _dt(self.acquired_at_original),
+            "acquired_at_reason": self.acquired_at_reason,
         }
 
     @classmethod
@@ -343,6 +357,8 @@ class TimePoint:
             registration=Registration.from_dict(d["registration"])
             if d.get("registration")
             else None,
+            acquired_at_original=_parse_dt(d.get("acquired_at_original")),
+            acquired_at_reason=d.get("acquired_at_reason", ""),
         )
 
 
@@ -414,6 +430,7 @@ class MeasurementKind(StrEnum):
     DOSE_RATE = "dose rate"  # external whole-body dose rate, e.g. uSv/h at 1 m
     BLOOD_SAMPLE = "blood sample"  # well-counter reading of a blood sample
     PROBE = "probe"  # thyroid/uptake probe reading
+    URINE = "urine"  # urine collection: activity excreted between two times
     OTHER = "other"
 
 
