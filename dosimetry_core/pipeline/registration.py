@@ -5,8 +5,12 @@
 demons), stores a :class:`~dosimetry_core.model.case.Registration` with status
 PROPOSED on the time point and saves the case.  :func:`set_registration_status`
 accepts or rejects one; a rejected one is redone by calling :func:`register_case`
-again with ``time_points=[...]``.  :func:`spect_on_reference` brings a time point's
-SPECT onto the reference CT grid through its registration.
+again with ``time_points=[...]``; :func:`review_registration` does the same
+for an open case (the workstation's ``session.change``), checking the role and
+requiring a comment to reject.  :func:`spect_on_reference` brings a time point's
+SPECT onto the reference CT grid through its registration;
+:func:`ct_on_reference` its CT (what a reviewer compares with the reference CT)
+and :func:`voi_on_reference` a VOI drawn or propagated on it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dosimetry_core.errors import DosimetryError, InvalidInputError
+from dosimetry_core.errors import DosimetryError, InvalidInputError, PermissionDeniedError
 from dosimetry_core.imaging.registration import (
+    AIR_HU,
     DEMONS_METHOD,
     RIGID_METHOD,
     refine_deformable,
@@ -28,7 +33,7 @@ from dosimetry_core.imaging.registration import (
     warp_volume,
 )
 from dosimetry_core.model import Geometry, ImageUnits, Volume
-from dosimetry_core.model.case import Case, Registration, RegistrationStatus, TimePoint
+from dosimetry_core.model.case import VOI, Case, Registration, RegistrationStatus, TimePoint
 from dosimetry_core.model.volume import VolumeRef
 from dosimetry_core.progress import (
     CancelCheck,
@@ -105,6 +110,24 @@ def reference_time_point(case: Case, reference: str | int | None = None) -> Time
 
 def _tp_name(tp: TimePoint) -> str:
     return tp.label or tp.time_point_id
+
+
+def _require_register(store: Any) -> None:
+    """Refuse before any computation unless the store's actor may register.
+
+    A store with accounts and nobody logged in is refused as ``save_case``
+    would refuse it, but before minutes of work rather than after.
+    """
+    actor = getattr(store, "actor", None)
+    if actor is not None:
+        from dosimetry_core.store.permissions import require
+
+        require(actor, "register")
+    elif getattr(store, "has_users", lambda: False)():
+        raise PermissionDeniedError(
+            "this store has user accounts: log in to register time points "
+            "(MRTDOSE_USER and MRTDOSE_PASSWORD for the command line)"
+        )
 
 
 def store_displacement(
@@ -214,7 +237,10 @@ def register_case(
         Unknown time point, or the reference time point has no CT.
     Cancelled
         If cancelled (the case is left as it was).
+    PermissionDeniedError
+        If the logged-in user may not register (checked before any computation).
     """
+    _require_register(store)
     case = store.load_case(case_id)
     ref_tp = reference_time_point(case, reference)
     if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
@@ -354,6 +380,195 @@ def set_registration_status(
     reg.comment = comment
     store.save_case(case, audit=store.audit_spec("registration-review", status=str(new_status)))
     return reg
+
+
+def review_registration(
+    store: Any,
+    case: Case,
+    time_point: str | int,
+    status: RegistrationStatus | str,
+    comment: str = "",
+) -> Registration:
+    """Accept or reject a time point's registration of an open case, as its logged-in user.
+
+    The signature is the workstation session's ``change(fn, *args)``
+    convention: ``fn(store, case, ...)``.  The reviewer is the store's actor
+    (the operating-system user on a single-user store).  Everything is checked
+    before the case is touched, so a refusal leaves it as it was.
+
+    Parameters
+    ----------
+    store
+        A :class:`~dosimetry_core.store.repository.CaseRepository`.
+    case
+        The case as loaded (its version is the optimistic-concurrency check).
+    time_point
+        Id, label (``'TP2'``) or 1-based index.
+    status
+        ``accepted``, ``rejected`` (or ``proposed`` to withdraw a review).
+    comment
+        Free text; **required** to reject (why, so the redo can do better).
+
+    Returns
+    -------
+    Registration
+        The reviewed registration as saved.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown status (``field='status'``), a rejection without a comment
+        (``field='comment'``), an unknown time point or one without a
+        registration (``field='time_point'``).
+    PermissionDeniedError
+        The user may not register (physicians, technologists) or nobody is
+        logged in on a store with accounts.
+    """
+    try:
+        new_status = RegistrationStatus(status)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in RegistrationStatus)
+        raise InvalidInputError(
+            f"unknown status {status!r} (use {allowed})", field="status"
+        ) from exc
+    text = (comment or "").strip()
+    if new_status == RegistrationStatus.REJECTED and not text:
+        raise InvalidInputError(
+            "a comment is needed to reject a registration (say what is wrong, "
+            "so that the redo can do better)",
+            field="comment",
+        )
+    _require_register(store)
+    try:
+        tp = find_time_point(case, time_point)
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc), field="time_point") from exc
+    if tp.registration is None:
+        raise InvalidInputError(
+            f"time point {_tp_name(tp)} has no registration to review", field="time_point"
+        )
+    actor = getattr(store, "actor", None)
+    if actor is not None:
+        user = actor.username
+    else:
+        from dosimetry_core.pipeline.contouring import current_user
+
+        user = current_user()
+    reg = tp.registration
+    reg.status = new_status
+    reg.reviewed_by = user
+    reg.reviewed_at = datetime.now().replace(microsecond=0)
+    reg.comment = text
+    saved = store.save_case(
+        case,
+        audit=store.audit_spec(
+            "registration-review",
+            status=str(new_status),
+            time_point=_tp_name(tp),
+            comment=text,
+        ),
+    )
+    out = saved.time_point(tp.time_point_id).registration
+    return out if out is not None else reg
+
+
+def _reference_of(case: Case, tp: TimePoint) -> TimePoint:
+    """The time point ``tp`` is registered to; ``tp`` itself when it is the reference.
+
+    Raises InvalidInputError when ``tp`` is neither registered nor the reference.
+    """
+    if tp.registration is not None:
+        return find_time_point(case, tp.registration.reference_time_point_id)
+    refs = {t.registration.reference_time_point_id for t in case.time_points if t.registration}
+    if tp.time_point_id in refs or len(case.time_points) == 1:
+        return tp
+    raise InvalidInputError(
+        f"time point {_tp_name(tp)} is not registered to a reference: register the case first",
+        field="time_point",
+    )
+
+
+def _through_registration(
+    store: Any, case: Case, tp: TimePoint, volume: Volume, *, order: int, fill_value: float
+) -> Volume:
+    """``volume`` (in ``tp``'s frame) on the reference CT grid through ``tp``'s registration."""
+    ref_tp = _reference_of(case, tp)
+    if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
+        raise InvalidInputError(f"the reference time point {_tp_name(ref_tp)} has no CT")
+    ct_grid = ref_tp.anatomical.volume.geometry
+    reg = tp.registration
+    matrix = np.eye(4) if reg is None else np.asarray(reg.matrix_ref_to_tp, dtype=float)
+    disp = None
+    if reg is not None and reg.deformation is not None:
+        disp, grid = load_displacement(store, reg.deformation)
+        if not grid.same_grid(ct_grid):
+            raise DosimetryError("the stored displacement field is not on the reference CT grid")
+    return warp_volume(volume, ct_grid, matrix, disp, order=order, fill_value=fill_value)
+
+
+def ct_on_reference(store: Any, case: Case, time_point: str | int | TimePoint) -> Volume:
+    """The time point's CT resampled through its registration onto the reference CT grid.
+
+    This is what a reviewer compares with the reference CT (checkerboard,
+    blink, fused overlay): after a good registration the two agree voxel by
+    voxel.  The value at a reference voxel ``p`` is the time point's CT at
+    ``M (p + D(p))`` (``M`` = ``matrix_ref_to_tp``, ``D`` the demons field if
+    any), linear interpolation, -1000 HU (air) outside the time point's CT.
+    The reference time point's own CT is returned as stored.
+
+    Returns
+    -------
+    Volume
+        HU on the reference CT grid.
+
+    Raises
+    ------
+    InvalidInputError
+        The time point has no CT, is not registered (and is not the
+        reference), or the reference has no CT.
+    """
+    tp = time_point if isinstance(time_point, TimePoint) else find_time_point(case, time_point)
+    if tp.anatomical is None or tp.anatomical.volume is None:
+        raise InvalidInputError(f"time point {_tp_name(tp)} has no CT", field="time_point")
+    ct = store.load_volume(tp.anatomical.volume)
+    if _reference_of(case, tp) is tp:
+        return ct
+    return _through_registration(store, case, tp, ct, order=1, fill_value=AIR_HU)
+
+
+def voi_on_reference(store: Any, case: Case, voi: VOI) -> Volume:
+    """A VOI's mask (on its time point's grid) brought onto the reference CT grid.
+
+    Drawn or propagated outlines of a time point are shown on
+    :func:`ct_on_reference`'s image: the mask goes through the same
+    registration (nearest neighbour, 0 outside).  A VOI without a time point
+    is taken as drawn on the reference.
+
+    Returns
+    -------
+    Volume
+        uint8 mask (1 inside) on the reference CT grid.
+    """
+    mask = store.load_volume(voi.mask)
+    arr = (np.asarray(mask.array) > 0).astype(np.uint8)
+    mask = Volume(arr, mask.geometry, ImageUnits.MASK, voi.name)
+    if voi.time_point_id:
+        tp = find_time_point(case, voi.time_point_id)
+    else:
+        tp = reference_time_point(case, _default_reference_id(case))
+    ref_tp = _reference_of(case, tp)
+    if ref_tp.anatomical is None or ref_tp.anatomical.volume is None:
+        raise InvalidInputError(f"the reference time point {_tp_name(ref_tp)} has no CT")
+    if ref_tp is tp and mask.geometry.same_grid(ref_tp.anatomical.volume.geometry):
+        return mask
+    return _through_registration(store, case, tp, mask, order=0, fill_value=0.0)
+
+
+def _default_reference_id(case: Case) -> str | None:
+    for t in case.time_points:
+        if t.registration is not None:
+            return t.registration.reference_time_point_id
+    return None
 
 
 def spect_on_reference(

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from dosimetry_core.errors import Cancelled, InvalidInputError
+from dosimetry_core.errors import Cancelled, InvalidInputError, PermissionDeniedError
 from dosimetry_core.imaging.registration import max_point_distance_mm
-from dosimetry_core.imaging.resample import resample
-from dosimetry_core.model import Volume
-from dosimetry_core.model.case import Case, RegistrationStatus, SeriesInfo, TimePoint
+from dosimetry_core.imaging.resample import resample, rigid_transform
+from dosimetry_core.model import Geometry, ImageUnits, Volume
+from dosimetry_core.model.case import (
+    VOI,
+    Case,
+    Patient,
+    Registration,
+    RegistrationStatus,
+    SeriesInfo,
+    TimePoint,
+    VoiKind,
+)
 from dosimetry_core.phantoms.demo import DemoConfig, generate_demo
 from dosimetry_core.pipeline.registration import (
+    ct_on_reference,
     load_displacement,
     register_case,
+    review_registration,
     set_registration_status,
     spect_on_reference,
+    voi_on_reference,
 )
 from dosimetry_core.store import CaseStore
+from dosimetry_core.store.permissions import Actor
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +181,130 @@ def test_deformable_field_is_stored_and_used(tmp_path, demo):
     spect = spect_on_reference(store, case, "TP2")
     assert spect.geometry.same_grid(grid) and spect.array.max() > 0
     assert not store.check_integrity()
+
+
+# ------------------------------------------------ the time point's CT on the reference grid
+BALL_GRID = Geometry((24, 32, 32), (4.0, 4.0, 5.0), (-62.0, -62.0, -57.5))
+SHIFT_MM = (8.0, -12.0, 10.0)
+"""Where the ball of TP2 is relative to TP1's (LPS mm): p_tp2 = p_tp1 + SHIFT_MM."""
+
+
+def _ball(centre_mm: tuple[float, float, float], *, hu: bool = True) -> Volume:
+    k, j, i = np.meshgrid(*(np.arange(n) for n in BALL_GRID.shape_zyx), indexing="ij")
+    w = BALL_GRID.index_to_world(np.stack([k, j, i], axis=-1))
+    inside = np.linalg.norm(w - np.asarray(centre_mm), axis=-1) <= 20.0
+    if hu:
+        arr = np.where(inside, 800.0, -1000.0).astype(np.float32)
+        return Volume(arr, BALL_GRID, ImageUnits.HU, "ball CT")
+    return Volume(inside.astype(np.uint8), BALL_GRID, ImageUnits.MASK, "ball")
+
+
+def _centroid_mm(vol: Volume, threshold: float) -> np.ndarray:
+    idx = np.asarray(ndimage.center_of_mass(vol.array > threshold))
+    return vol.geometry.index_to_world(idx)
+
+
+def _ball_case(store: CaseStore) -> Case:
+    """TP1: a bone ball at the origin; TP2: the same ball moved by SHIFT_MM, registered."""
+    case = Case(patient=Patient(patient_id="BALL-1", name="Ball^Phantom"))
+    for n, centre in enumerate([(0.0, 0.0, 0.0), SHIFT_MM], start=1):
+        ct = store.put_volume(_ball(centre))
+        case.time_points.append(
+            TimePoint(
+                acquired_at=datetime(2026, 1, n, 12, 0),
+                modality="NM",
+                functional=SeriesInfo(f"nm-{n}", modality="NM"),
+                anatomical=SeriesInfo(f"ct-{n}", modality="CT", volume=ct),
+                label=f"TP{n}",
+            )
+        )
+    tp1, tp2 = case.time_points
+    tp2.registration = Registration(
+        reference_time_point_id=tp1.time_point_id,
+        matrix_ref_to_tp=rigid_transform((0, 0, 0), SHIFT_MM).tolist(),
+        translation_mm=SHIFT_MM,
+        method="known translation",
+    )
+    ball_tp2 = store.put_volume(_ball(SHIFT_MM, hu=False))
+    case.vois.append(VOI("ball", VoiKind.LESION, ball_tp2, time_point_id=tp2.time_point_id))
+    return store.save_case(case)
+
+
+def test_ct_on_reference_moves_a_ball_by_the_known_translation(tmp_path):
+    store = CaseStore(tmp_path / "store")
+    case = _ball_case(store)
+    ref = ct_on_reference(store, case, "TP1")
+    moved = ct_on_reference(store, case, "TP2")
+    assert moved.geometry.same_grid(ref.geometry) and moved.units == ImageUnits.HU
+    raw = store.load_volume(case.time_point("TP2").anatomical.volume)
+    # before: the ball sits SHIFT_MM away; through the registration: on the reference ball
+    np.testing.assert_allclose(_centroid_mm(raw, 0) - _centroid_mm(ref, 0), SHIFT_MM, atol=0.5)
+    np.testing.assert_allclose(_centroid_mm(moved, 0), _centroid_mm(ref, 0), atol=0.5)
+    assert moved.array.min() == pytest.approx(-1000.0)  # air outside the TP2 field of view
+    mask = voi_on_reference(store, case, case.vois[0])
+    assert mask.geometry.same_grid(ref.geometry) and set(np.unique(mask.array)) <= {0, 1}
+    np.testing.assert_allclose(_centroid_mm(mask, 0), [0.0, 0.0, 0.0], atol=0.5)
+
+
+def test_ct_on_reference_refuses_an_unregistered_time_point(tmp_path):
+    store = CaseStore(tmp_path / "store")
+    case = _ball_case(store)
+    case.time_point("TP2").registration = None
+    case = store.save_case(case)
+    with pytest.raises(InvalidInputError, match="not registered") as err:
+        ct_on_reference(store, case, "TP2")
+    assert err.value.field == "time_point"
+
+
+# ------------------------------------------------------------- review of an open case
+def _accounts(store: CaseStore) -> None:
+    from dosimetry_core.store.users import bootstrap_admin, create_user
+
+    admin = bootstrap_admin(store, "admin", "admin-pass-123")
+    create_user(store, admin, "phys", "phys-pass-123", "physicist")
+    create_user(store, admin, "doc", "doc-pass-1234", "physician")
+    create_user(store, admin, "tech", "tech-pass-123", "technologist")
+
+
+def test_review_registration_needs_a_comment_to_reject_and_the_right_role(tmp_path):
+    store = CaseStore(tmp_path / "store")
+    case = _ball_case(store)
+    _accounts(store)
+    version = store.load_case(case.case_id).version
+
+    store.actor = Actor("phys", "physicist")
+    with pytest.raises(InvalidInputError, match="comment") as err:
+        review_registration(store, store.load_case(case.case_id), "TP2", "rejected", "  ")
+    assert err.value.field == "comment"
+    with pytest.raises(InvalidInputError) as err:
+        review_registration(store, store.load_case(case.case_id), "TP2", "maybe")
+    assert err.value.field == "status"
+    with pytest.raises(InvalidInputError, match="no registration") as err:
+        review_registration(store, store.load_case(case.case_id), "TP1", "accepted")
+    assert err.value.field == "time_point"
+    for who in (Actor("doc", "physician"), Actor("tech", "technologist"), None):
+        store.actor = who
+        with pytest.raises(PermissionDeniedError):
+            review_registration(store, store.load_case(case.case_id), "TP2", "accepted", "ok")
+    stored = store.load_case(case.case_id)
+    assert stored.version == version
+    assert stored.time_point("TP2").registration.status == RegistrationStatus.PROPOSED
+
+    store.actor = Actor("phys", "physicist")
+    reg = review_registration(store, stored, "TP2", "rejected", " ball off by 2 mm ")
+    assert reg.status == RegistrationStatus.REJECTED and reg.reviewed_by == "phys"
+    saved = store.load_case(case.case_id).time_point("TP2").registration
+    assert saved.comment == "ball off by 2 mm" and saved.reviewed_at is not None
+    reg = review_registration(store, store.load_case(case.case_id), 2, "accepted")
+    assert reg.status == RegistrationStatus.ACCEPTED and reg.comment == ""
+
+
+def test_register_case_refuses_a_technologist_before_computing(tmp_path):
+    store = CaseStore(tmp_path / "store")
+    case = _ball_case(store)
+    _accounts(store)
+    store.actor = Actor("tech", "technologist")
+    seen: list[float] = []
+    with pytest.raises(PermissionDeniedError, match="register"):
+        register_case(store, case.case_id, progress=lambda f, m: seen.append(f))
+    assert seen == []
