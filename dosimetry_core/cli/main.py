@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         run_command,
         sirt_command,
         thyroid_command,
+        worklist_command,
     )
 
     for module in (
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         report_command,
         export_command,
         qa_command,
+        worklist_command,
     ):
         module.add_parsers(sub, common)
     return parser
