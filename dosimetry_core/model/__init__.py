@@ -23,27 +23,41 @@ from dosimetry_core.model.case import (
     new_id,
 )
 from dosimetry_core.model.geometry import Geometry
+from dosimetry_core.model.results import (
+    NET_ACTIVITY_DEFINITION,
+    DoseSummary,
+    KineticsRecord,
+    ProtocolRun,
+    Result,
+    VoiKinetics,
+)
 from dosimetry_core.model.units import ImageUnits
 from dosimetry_core.model.volume import Volume, VolumeRef
 
 __all__ = [
+    "NET_ACTIVITY_DEFINITION",
     "VOI",
     "Administration",
     "CalibrationStatus",
     "Case",
     "DerivedKind",
     "DerivedMap",
+    "DoseSummary",
     "Geometry",
     "ImageUnits",
+    "KineticsRecord",
     "Measurement",
     "MeasurementKind",
     "Patient",
+    "ProtocolRun",
     "Registration",
     "RegistrationStatus",
+    "Result",
     "SeriesInfo",
     "TimePoint",
     "Volume",
     "VolumeRef",
+    "VoiKinetics",
     "VoiKind",
     "VoiStatus",
     "new_id",

@@ -12,6 +12,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from dosimetry_core.model.results import (
+    DoseSummary,
+    KineticsRecord,
+    ProtocolRun,
+    Result,
+    result_from_dict,
+    superseded_copy,
+)
 from dosimetry_core.model.units import ImageUnits
 from dosimetry_core.model.volume import VolumeRef
 
@@ -545,6 +553,9 @@ class Case:
 
     ``version`` increases at every save; the store refuses a save whose
     ``version`` is older than the stored one (no lost update).
+    ``results`` holds the typed result records (:mod:`dosimetry_core.model.results`:
+    kinetics, dose summaries, protocol runs), oldest first, versioned like
+    ``derived``: :meth:`add_result` appends and supersedes.
     """
 
     patient: Patient
@@ -553,6 +564,7 @@ class Case:
     vois: list[VOI] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     derived: list[DerivedMap] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     protocol: str = ""
     description: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
@@ -614,6 +626,58 @@ class Case:
                 return d
         raise KeyError(derived_id)
 
+    # ------------------------------------------------------------- results
+    def add_result(self, record: Result) -> Result:
+        """Append a result record; the current record it replaces is marked superseded.
+
+        Kinetics and protocol runs: every earlier current record of the kind.
+        Dose summaries: the earlier current ones of the same dose method.
+        """
+        for i, old in enumerate(self.results):
+            if old.superseded or old.kind != record.kind:
+                continue
+            if isinstance(record, DoseSummary) and isinstance(old, DoseSummary):
+                if old.method != record.method:
+                    continue
+            self.results[i] = superseded_copy(old)
+        self.results.append(record)
+        return record
+
+    def result_records(self, kind: str, *, current_only: bool = True) -> list[Result]:
+        """Records of one kind (``"kinetics"``, ``"dose"``, ``"protocol_run"``), newest first."""
+        found = [r for r in self.results if r.kind == kind and not (current_only and r.superseded)]
+        return list(reversed(found))
+
+    def find_result(self, result_id: str) -> Result:
+        """The result record with this id (KeyError if absent)."""
+        for r in self.results:
+            if r.result_id == result_id:
+                return r
+        raise KeyError(result_id)
+
+    @property
+    def kinetics(self) -> KineticsRecord | None:
+        """The current kinetics record (per-VOI fits), if any."""
+        found = self.result_records(KineticsRecord.kind)
+        return found[0] if found and isinstance(found[0], KineticsRecord) else None
+
+    @property
+    def protocol_run(self) -> ProtocolRun | None:
+        """The current protocol run, if any."""
+        found = self.result_records(ProtocolRun.kind)
+        return found[0] if found and isinstance(found[0], ProtocolRun) else None
+
+    def dose_summary(self, dose_map_id: str | None = None) -> DoseSummary | None:
+        """The dose summary of ``dose_map_id`` (any, current or not), else the newest current."""
+        for r in reversed(self.results):
+            if not isinstance(r, DoseSummary):
+                continue
+            if dose_map_id is not None and r.dose_map_id == dose_map_id:
+                return r
+            if dose_map_id is None and not r.superseded:
+                return r
+        return None
+
     # --------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -629,6 +693,7 @@ class Case:
             "vois": [v.to_dict() for v in self.vois],
             "measurements": [m.to_dict() for m in self.measurements],
             "derived": [d.to_dict() for d in self.derived],
+            "results": [r.to_dict() for r in self.results],
             "extra": dict(self.extra),
         }
 
@@ -648,5 +713,6 @@ class Case:
             vois=[VOI.from_dict(v) for v in d.get("vois", [])],
             measurements=[Measurement.from_dict(m) for m in d.get("measurements", [])],
             derived=[DerivedMap.from_dict(x) for x in d.get("derived", [])],
+            results=[result_from_dict(x) for x in d.get("results", [])],
             extra=dict(d.get("extra", {})),
         )
