@@ -78,7 +78,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dosimetry_core.imaging.resample import resample
+from app.viewer.isodose import isoline_segments
+from app.viewer.model import fused_overlay
 from dosimetry_core.model import Geometry, ImageUnits, Volume
 
 __all__ = [
@@ -152,15 +153,6 @@ maps such as inferno or hot would darken the CT instead of showing uptake."""
 
 
 # ------------------------------------------------------------------ fusion
-def fused_overlay(ct: Volume, spect: Volume) -> Volume:
-    """The functional volume on the CT grid (linear interpolation, 0 outside), float32.
-
-    Uses the one resampling function of the workstation.  Frames of reference
-    are assumed to agree (same scanner session); registration is a later step.
-    """
-    return resample(spect, ct.geometry, order=1, fill_value=0.0, dtype=np.float32)
-
-
 def _hot_colormap() -> pg.ColorMap:
     # black -> red -> yellow -> white, the classic nuclear-medicine "hot" scale
     return pg.ColorMap(
@@ -346,6 +338,40 @@ def outline_rgba(slices: Sequence[tuple[NDArray[np.bool_], tuple[int, ...]]]) ->
     return out
 
 
+DEFAULT_ISODOSE_LEVELS_GY: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0)
+ISODOSE_COLOURS: tuple[str, ...] = (
+    "#4fc3f7",
+    "#81c784",
+    "#fff176",
+    "#ffb74d",
+    "#e57373",
+    "#ce93d8",
+)
+EXTRA_LAYER_DEFAULTS: dict[str, tuple[str, bool, float]] = {
+    # key: (colour map, visible, opacity)
+    "tia": ("Viridis", False, 0.6),
+    "dose": ("Turbo", True, 0.5),
+}
+
+
+@dataclass
+class ExtraLayer:
+    """A further layer on the display grid (TIA map, dose map) and its display style."""
+
+    key: str
+    name: str
+    units: str
+    volume: Volume
+    cmap: str
+    visible: bool
+    opacity: float
+    lower: float
+    upper: float
+    canonical: NDArray[Any] | None = None
+    lut: NDArray[np.ubyte] | None = None
+    z: float = 11.0
+
+
 @dataclass(frozen=True)
 class PlaneSlices:
     """The 2D arrays displayed in one plane (rows: screen vertical axis, mm increasing)."""
@@ -437,6 +463,10 @@ class PlaneView(QWidget):
         self.vb.addItem(self.ct_item)
         self.vb.addItem(self.overlay_item)
         self.vb.addItem(self.voi_item)
+        self.extra_items: dict[str, pg.ImageItem] = {}
+        """Image items of further layers (TIA, dose) by layer key, created on first use."""
+        self.isodose_items: list[pg.PlotCurveItem] = []
+        """One curve item per isodose level (segments drawn in pairs)."""
         h_axis, v_axis = PLANE_AXES[plane]
         # a vertical line marks the plane whose normal is the horizontal axis, and vice versa
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=self._line_pen(h_axis))
@@ -476,6 +506,28 @@ class PlaneView(QWidget):
         return pg.mkPen(color, width=1)
 
     # ----------------------------------------------------------- helpers
+    def extra_item(self, key: str, z: float) -> pg.ImageItem:
+        """The image item of layer ``key`` in this plane (created above the overlay)."""
+        item = self.extra_items.get(key)
+        if item is None:
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(z)
+            item.setOpts(nanPolicy="omit")
+            self.vb.addItem(item)
+            self.extra_items[key] = item
+        return item
+
+    def set_isodose_count(self, n: int) -> list[pg.PlotCurveItem]:
+        """Make exactly ``n`` isodose curve items (above the dose image, below the outlines)."""
+        while len(self.isodose_items) < n:
+            curve = pg.PlotCurveItem()
+            curve.setZValue(14)
+            self.vb.addItem(curve, ignoreBounds=True)
+            self.isodose_items.append(curve)
+        while len(self.isodose_items) > n:
+            self.vb.removeItem(self.isodose_items.pop())
+        return self.isodose_items
+
     def view_to_widget(self, h_mm: float, v_mm: float) -> QPointF:
         """Position in this widget's pixels of a point given in plane mm (for tests and tools)."""
         scene = self.vb.mapViewToScene(QPointF(h_mm, v_mm))
@@ -622,6 +674,11 @@ class FusedViewer(QWidget):
         self._spect_lo, self._spect_hi = 10.0, 60.0  # in the current mode's units
         self._opacity = 0.7
         self._cmap_name = "Inferno"
+        self._ct_visible = True
+        self._overlay_visible = True
+        self._extra: dict[str, ExtraLayer] = {}
+        self.isodose_levels_gy: list[float] = list(DEFAULT_ISODOSE_LEVELS_GY)
+        self.isodose_visible = True
         self._lut = overlay_lookup_table(self._cmap_name)
         self._updating = False
         self._cursor_text = ""
@@ -841,6 +898,8 @@ class FusedViewer(QWidget):
         assert base is not None
         first = self._grid is None
         self._vois = []  # outlines belong to one grid: the caller sets them again (set_vois)
+        for layer in self._extra.values():  # so do further layers (set_extra_layers)
+            layer.canonical = None
         self._ct, self._spect, self._overlay = ct, spect, overlay
         self._grid = _DisplayGrid(base.geometry)
         self._ct_c = self._grid.canonical(ct.array) if ct is not None else None
@@ -856,6 +915,8 @@ class FusedViewer(QWidget):
             view.ct_item.setTransform(tr)
             view.overlay_item.setTransform(tr)
             view.voi_item.setTransform(tr)
+            for iso in view.isodose_items:
+                iso.setData([], [])
             view.overlay_item.setLookupTable(self._lut)
         self._mip = self._ov_c.max(axis=1) if self._ov_c is not None else None
         self.mip_view.overlay_item.setVisible(self._mip is not None)
@@ -917,6 +978,11 @@ class FusedViewer(QWidget):
         self._last_emitted = None
         self._spect_max = 0.0
         self._mip = None
+        self._extra = {}
+        for view in self.planes.values():
+            for item in view.extra_items.values():
+                item.clear()
+            view.set_isodose_count(0)
         for view in (*self.planes.values(), self.mip_view):
             view.ct_item.clear()
             view.overlay_item.clear()
@@ -1114,6 +1180,9 @@ class FusedViewer(QWidget):
             )
             info = f"W {self._ct_width:.0f}  L {self._ct_level:.0f}" if self._ct is not None else ""
             view.set_texts(position, info)
+            view.ct_item.setVisible(self._ct_c is not None and self._ct_visible)
+            view.overlay_item.setVisible(self._ov_c is not None and self._overlay_visible)
+            self._draw_extra(plane, view, q)
         self.mip_view.vline.setPos(grid.mm_of_slice(2, q[2]))
         self.mip_view.hline.setPos(grid.mm_of_slice(0, q[0]))
         world_at = grid.world_of_mm(np.array([grid.mm_of_slice(c, q[c]) for c in range(3)]))
@@ -1133,14 +1202,168 @@ class FusedViewer(QWidget):
         view.set_texts("", self._functional_name())
 
     def _describe(self, world: NDArray[np.float64]) -> str:
-        ct_v = _value_at(self._ct, world)
-        sp_v = _value_at(self._spect, world)
-        parts = [f"LPS {world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f} mm"]
+        """Position line, then the value of every visible layer with its unit."""
+        return f"LPS {world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f} mm\n{self.layer_readout(world)}"
+
+    def layer_readout(self, world: NDArray[np.float64]) -> str:
+        """'CT 43 HU · SPECT 12,300 Bq/mL · TIA 0.84 MBq·h/mL · Dose 3.21 Gy' (visible layers).
+
+        CT and the functional image are read at their nearest native voxel; the
+        TIA and dose maps at the nearest voxel of their display-grid copy (what
+        is drawn).
+        """
+        parts = []
+        if self._ct is not None and self._ct_visible:
+            parts.append(f"CT {format_value(_value_at(self._ct, world), str(self._ct.units))}")
+        if self._spect is not None and self._overlay_visible:
+            value = format_value(_value_at(self._spect, world), str(self._spect.units))
+            parts.append(f"{self._functional_name()} {value}")
+        for layer in self._extra.values():
+            if layer.visible and layer.canonical is not None:
+                parts.append(
+                    f"{layer.name} {format_value(_value_at(layer.volume, world), layer.units)}"
+                )
+        return " · ".join(parts)
+
+    # ------------------------------------------------------ further layers
+    def set_extra_layers(self, layers: Sequence[tuple[str, str, str, Volume]]) -> None:
+        """Show further layers ``(key, name, units, volume on the display grid)``, e.g. TIA, dose.
+
+        A layer keeps its style (visibility, colour map, window, opacity) when
+        it is set again with the same key (next time point); a new one starts
+        with :data:`EXTRA_LAYER_DEFAULTS`.  The dose layer (key ``"dose"``) also
+        gets isodose lines at :attr:`isodose_levels_gy`.
+        """
+        if self._grid is None:
+            raise RuntimeError("show a time point first (set_time_point)")
+        old = self._extra
+        new: dict[str, ExtraLayer] = {}
+        for n, (key, name, units, volume) in enumerate(layers):
+            if not volume.geometry.same_grid(self._grid.geometry):
+                raise ValueError(f"the {name} layer must be on the display grid")
+            prev = old.get(key)
+            vmax = self._finite_max(volume)
+            if prev is not None:
+                layer = prev
+                layer.name, layer.units, layer.volume = name, units, volume
+            else:
+                cmap, visible, opacity = EXTRA_LAYER_DEFAULTS.get(key, ("Viridis", True, 0.5))
+                layer = ExtraLayer(key, name, units, volume, cmap, visible, opacity, 0.0, vmax)
+                layer.lower = 0.05 * vmax if key == "dose" else 0.0
+            layer.canonical = self._grid.canonical(volume.array)
+            layer.z = 11.0 + 0.1 * n
+            layer.lut = overlay_lookup_table(layer.cmap)
+            new[key] = layer
+        for key in set(old) - set(new):
+            for view in self.planes.values():
+                item = view.extra_items.get(key)
+                if item is not None:
+                    item.clear()
+        self._extra = new
+        for view in self.planes.values():
+            h, v = PLANE_AXES[view.plane]
+            tr = self._grid.transform(h, v)
+            for layer in new.values():
+                view.extra_item(layer.key, layer.z).setTransform(tr)
+        self._refresh()
+
+    def layer_keys(self) -> list[str]:
+        """Keys of the layers shown: ``ct``, ``spect``, then further ones (``tia``, ``dose``)."""
+        keys = []
         if self._ct is not None:
-            parts.append(f"CT {format_value(ct_v, str(self._ct.units))}")
-        if self._spect is not None:
-            parts.append(f"{self._functional_name()} {format_value(sp_v, str(self._spect.units))}")
-        return "\n".join(parts)
+            keys.append("ct")
+        if self._overlay is not None and self._ct is not None:
+            keys.append("spect")
+        return keys + list(self._extra)
+
+    def extra_layer(self, key: str) -> ExtraLayer:
+        return self._extra[key]
+
+    def layer_visible(self, key: str) -> bool:
+        if key == "ct":
+            return self._ct_visible
+        if key == "spect":
+            return self._overlay_visible
+        return self._extra[key].visible
+
+    def set_layer_visible(self, key: str, visible: bool) -> None:
+        """Show or hide a layer (``ct``, ``spect`` or a further layer's key)."""
+        if key == "ct":
+            self._ct_visible = bool(visible)
+        elif key == "spect":
+            self._overlay_visible = bool(visible)
+            self.mip_view.overlay_item.setVisible(self._mip is not None and bool(visible))
+        else:
+            self._extra[key].visible = bool(visible)
+        self._refresh()
+
+    def set_extra_window(self, key: str, lower: float, upper: float) -> None:
+        """Window of a further layer in its unit (e.g. Gy)."""
+        layer = self._extra[key]
+        layer.lower, layer.upper = float(lower), float(upper)
+        self._refresh()
+
+    def set_extra_colormap(self, key: str, name: str) -> None:
+        if name not in COLORMAPS:
+            raise KeyError(f"unknown colour map {name!r}; choose from {', '.join(COLORMAPS)}")
+        layer = self._extra[key]
+        layer.cmap = name
+        layer.lut = overlay_lookup_table(name)
+        self._refresh()
+
+    def set_extra_opacity(self, key: str, opacity: float) -> None:
+        self._extra[key].opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._refresh()
+
+    def set_isodose_levels(self, levels_gy: Sequence[float]) -> None:
+        """Isodose lines at these doses (Gy): positive and finite (sorted, duplicates dropped)."""
+        clean = sorted({float(v) for v in levels_gy})
+        bad = [v for v in clean if not np.isfinite(v) or v <= 0]
+        if bad:
+            raise ValueError(f"isodose levels must be positive doses in Gy, got {bad[0]:g}")
+        self.isodose_levels_gy = clean
+        self._refresh()
+
+    def isodose_segments(self, plane: str) -> dict[float, NDArray[np.float64]]:
+        """Isodose segments drawn in ``plane`` per level: arrays (n, 2, 2) of (h, v) mm."""
+        dose = self._extra.get("dose")
+        if self._grid is None or dose is None or dose.canonical is None:
+            return {}
+        if not (dose.visible and self.isodose_visible):
+            return {}
+        q = self._slices()
+        img = self._cut(dose.canonical, plane, q)
+        h, v = PLANE_AXES[plane]
+        origin = np.array([self._grid.w0[h], self._grid.w0[v]])
+        step = np.array([self._grid.spacing[h], self._grid.spacing[v]])
+        return {
+            level: isoline_segments(img, level) * step + origin for level in self.isodose_levels_gy
+        }
+
+    def _draw_extra(self, plane: str, view: PlaneView, q: tuple[int, int, int]) -> None:
+        for layer in self._extra.values():
+            item = view.extra_item(layer.key, layer.z)
+            if layer.canonical is None or not layer.visible:
+                item.setVisible(False)
+                continue
+            item.setVisible(True)
+            item.setLookupTable(layer.lut)
+            hi = layer.upper if layer.upper > layer.lower else layer.lower + 1e-9
+            item.setImage(
+                self._cut(layer.canonical, plane, q), autoLevels=False, levels=(layer.lower, hi)
+            )
+            item.setOpacity(layer.opacity)
+        segments = self.isodose_segments(plane)
+        curves = view.set_isodose_count(len(segments))
+        for n, (curve, (level, seg)) in enumerate(zip(curves, segments.items(), strict=True)):
+            colour = ISODOSE_COLOURS[n % len(ISODOSE_COLOURS)]
+            curve.setPen(pg.mkPen(colour, width=1.5))
+            if len(seg):
+                pts = seg.reshape(-1, 2)
+                curve.setData(pts[:, 0], pts[:, 1], connect="pairs")
+            else:
+                curve.setData([], [])
+            curve.setToolTip(f"{level:g} Gy")
 
     def _functional_name(self) -> str:
         desc = (self._spect.description if self._spect is not None else "") or ""

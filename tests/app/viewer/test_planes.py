@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from app.views.fused_viewer import (
+from app.viewer.planes import (
     CT_PRESETS,
     MIP,
     FusedViewer,
@@ -69,7 +69,7 @@ def test_overlay_is_the_spect_resampled_onto_the_ct_grid(viewer):
 
 
 def test_overlay_is_computed_once_per_time_point(viewer, monkeypatch):
-    import app.views.fused_viewer as fv
+    import app.viewer.planes as fv
 
     calls = []
     real = fv.fused_overlay
