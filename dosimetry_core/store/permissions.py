@@ -105,6 +105,7 @@ SAVE_ACTIONS: dict[str, str] = {
     "protocol-run": "compute",
     "report": "report",
     "export": "export",
+    "correct-scan-time": "enter-measurement",
 }
 """Audit action of a case save -> the permission it needs (checked by ``CaseStore.save_case``)."""
 
