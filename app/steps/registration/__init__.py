@@ -1,0 +1,1 @@
+"""Registration step: run, inspect (checkerboard, blink, fused), accept or reject."""
