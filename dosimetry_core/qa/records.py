@@ -37,6 +37,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.store import qa_rows
+from dosimetry_core.store.permissions import Actor, require
+from dosimetry_core.store.repository import CaseRepository
 
 KINDS = ("camera-calibration", "recovery", "well-counter", "probe", "dead-time")
 """Kinds of QA records."""
@@ -211,45 +214,31 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
-def _row_to_record(row: Any) -> QaRecord:
-    m = row._mapping
+def _row_to_record(row: qa_rows.QaRow) -> QaRecord:
     return QaRecord(
-        record_id=m["record_id"],
-        kind=m["kind"],
-        device_key=m["device_key"],
-        nuclide=m["nuclide"],
-        measured_at=m["measured_at"],
-        valid_until=m["valid_until"],
-        created_at=m["created_at"],
-        created_by=m["created_by"],
-        status=m["status"],
-        payload=json.loads(m["payload"]),
-        record_hash=m["record_hash"],
+        record_id=row.record_id,
+        kind=row.kind,
+        device_key=row.device_key,
+        nuclide=row.nuclide,
+        measured_at=row.measured_at,
+        valid_until=row.valid_until,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        status=row.status,
+        payload=json.loads(row.payload_json),
+        record_hash=row.record_hash,
     )
 
 
 def list_records(
-    store: Any,
+    store: CaseRepository,
     *,
     kind: str | None = None,
     device_key: str | None = None,
     nuclide: str | None = None,
 ) -> list[QaRecord]:
     """QA records of the store, oldest measurement first, optionally filtered."""
-    from sqlalchemy import select
-
-    from dosimetry_core.store.schema import qa_records
-
-    q = select(qa_records)
-    if kind is not None:
-        q = q.where(qa_records.c.kind == kind)
-    if device_key is not None:
-        q = q.where(qa_records.c.device_key == device_key)
-    if nuclide is not None:
-        q = q.where(qa_records.c.nuclide == nuclide)
-    q = q.order_by(qa_records.c.measured_at, qa_records.c.created_at)
-    with store._read() as conn:
-        rows = conn.execute(q).fetchall()
+    rows = qa_rows.select_qa_rows(store, kind=kind, device_key=device_key, nuclide=nuclide)
     return [_row_to_record(r) for r in rows]
 
 
@@ -303,7 +292,9 @@ def compare_constancy(
     return Constancy(value, last, base, d_last, d_base, tolerance_percent, status, len(previous))
 
 
-def constancy_trend(store: Any, kind: str, device_key: str, nuclide: str) -> list[dict[str, Any]]:
+def constancy_trend(
+    store: CaseRepository, kind: str, device_key: str, nuclide: str
+) -> list[dict[str, Any]]:
     """Trend data: measured_at, value, status and author of every record of the key."""
     value_key = _VALUE_KEYS.get(kind, "value")
     return [
@@ -319,7 +310,7 @@ def constancy_trend(store: Any, kind: str, device_key: str, nuclide: str) -> lis
 
 
 def store_record(
-    store: Any,
+    store: CaseRepository,
     kind: str,
     device_key: str,
     nuclide: str,
@@ -329,7 +320,7 @@ def store_record(
     valid_until: datetime | None = None,
     validity_days: float | None = DEFAULT_VALIDITY_DAYS,
     created_by: str = "",
-    actor: Any = None,
+    actor: Actor | None = None,
     tolerance_percent: float = DEFAULT_TOLERANCE_PERCENT,
     now: datetime | None = None,
 ) -> QaRecord:
@@ -338,7 +329,7 @@ def store_record(
     Parameters
     ----------
     store
-        A :class:`~dosimetry_core.store.CaseStore`.
+        The case store (a database-backed :class:`~dosimetry_core.store.CaseStore`).
     kind
         One of :data:`KINDS`.
     device_key
@@ -364,15 +355,9 @@ def store_record(
     QaRecord
         The stored record with its status (``"ok"`` or ``"warning"``) and hash.
     """
-    from sqlalchemy import insert
-
-    from dosimetry_core.store.schema import qa_records
-
     if kind not in KINDS:
         raise InvalidInputError(f"unknown QA record kind {kind!r}; one of {', '.join(KINDS)}")
     if actor is not None:
-        from dosimetry_core.store.permissions import require
-
         require(actor, "qa")
         created_by = actor.username
     if valid_until is None and validity_days is not None:
@@ -384,7 +369,7 @@ def store_record(
         )
     value_key = _VALUE_KEYS[kind]
     payload = dict(payload)
-    with store._tx() as conn:
+    with store.transaction():
         earlier = [
             r
             for r in list_records(store, kind=kind, device_key=device_key, nuclide=nuclide)
@@ -419,8 +404,9 @@ def store_record(
             k: v for k, v in record.to_dict().items() if k not in ("record_hash", "created_at")
         }
         record.record_hash = payload_hash(hashed)
-        conn.execute(
-            insert(qa_records).values(
+        qa_rows.insert_qa_row(
+            store,
+            qa_rows.QaRow(
                 record_id=record.record_id,
                 kind=kind,
                 device_key=device_key,
@@ -430,9 +416,9 @@ def store_record(
                 created_at=created,
                 created_by=created_by,
                 status=status,
-                payload=canonical_json(payload),
+                payload_json=canonical_json(payload),
                 record_hash=record.record_hash,
-            )
+            ),
         )
         _audit(store, record, actor)
     return record
@@ -444,7 +430,7 @@ def verify_record(record: QaRecord) -> bool:
     return payload_hash(hashed) == record.record_hash
 
 
-def _audit(store: Any, record: QaRecord, actor: Any) -> None:
+def _audit(store: CaseRepository, record: QaRecord, actor: Actor | None) -> None:
     """Audit-trail entry for a stored QA record (issue 7)."""
     from dosimetry_core.store import audit
 
@@ -465,7 +451,7 @@ def _audit(store: Any, record: QaRecord, actor: Any) -> None:
 
 
 def lookup_calibration(
-    store: Any,
+    store: CaseRepository,
     device_key: str,
     nuclide: str,
     at: datetime,

@@ -50,13 +50,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from dosimetry_core.errors import IntegrityError, InvalidInputError, StoreError
 from dosimetry_core.reporting.content import canonical_json, sha256_hex
+from dosimetry_core.store import report_rows
+from dosimetry_core.store.case_store import verify_volume_blob
 from dosimetry_core.store.permissions import Actor, require
-from dosimetry_core.store.schema import reports as t_reports
-from dosimetry_core.store.schema import signatures as t_signatures
+from dosimetry_core.store.report_rows import ReportRow, SignatureRow, StoredReport
+from dosimetry_core.store.repository import CaseRepository
 
 FILES_DIRNAME = "report_files"
 MANIFEST_FORMAT = "mrt-dose-report-manifest/1"
@@ -101,11 +101,11 @@ class ReportRecord:
 
 
 # ------------------------------------------------------------------ files
-def _files_root(store: Any) -> Path:
+def _files_root(store: CaseRepository) -> Path:
     return Path(store.path) / FILES_DIRNAME
 
 
-def file_path(store: Any, key: str) -> Path:
+def file_path(store: CaseRepository, key: str) -> Path:
     """Where the report file (PDF or PNG) with SHA-256 ``key`` is kept."""
     from dosimetry_core.store.blobs import BlobStore
 
@@ -113,7 +113,7 @@ def file_path(store: Any, key: str) -> Path:
     return _files_root(store) / key[:2] / key[2:]
 
 
-def put_file(store: Any, data: bytes) -> str:
+def put_file(store: CaseRepository, data: bytes) -> str:
     """Store ``data`` under its SHA-256 (atomic write, fsync); return the key."""
     key = sha256_hex(data)
     path = file_path(store, key)
@@ -133,7 +133,7 @@ def put_file(store: Any, data: bytes) -> str:
     return key
 
 
-def get_file(store: Any, key: str) -> bytes:
+def get_file(store: CaseRepository, key: str) -> bytes:
     """Bytes of a report file, checked against its key (IntegrityError when changed)."""
     path = file_path(store, key)
     try:
@@ -211,7 +211,8 @@ def split_pdf(data: bytes) -> tuple[bytes, dict[str, Any] | None]:
 
 
 # ------------------------------------------------------------------ store access
-def _row_to_record(row: Any, sigs: list[Any]) -> ReportRecord:
+def _to_record(stored: StoredReport) -> ReportRecord:
+    row = stored.row
     try:
         content = json.loads(row.content_json)
     except ValueError:
@@ -239,41 +240,29 @@ def _row_to_record(row: Any, sigs: list[Any]) -> ReportRecord:
                 "inputs_hash": s.inputs_hash,
                 "signature_hash": s.signature_hash,
             }
-            for s in sigs
+            for s in stored.signatures
         ],
     )
 
 
-def _load(conn: Any, report_id: str) -> tuple[Any, ReportRecord]:
-    row = conn.execute(select(t_reports).where(t_reports.c.report_id == report_id)).one_or_none()
-    if row is None:
+def _load(store: CaseRepository, report_id: str) -> tuple[StoredReport, ReportRecord]:
+    stored = report_rows.load_report(store, report_id)
+    if stored is None:
         raise InvalidInputError(f"no report {report_id!r} in this store")
-    sigs = conn.execute(
-        select(t_signatures)
-        .where(t_signatures.c.report_id == report_id)
-        .order_by(t_signatures.c.signature_id)
-    ).all()
-    return row, _row_to_record(row, list(sigs))
+    return stored, _to_record(stored)
 
 
-def load_report(store: Any, report_id: str) -> ReportRecord:
+def load_report(store: CaseRepository, report_id: str) -> ReportRecord:
     """A stored report version (any status), with its signatures in signing order."""
-    with store._read() as conn:
-        return _load(conn, report_id)[1]
+    return _load(store, report_id)[1]
 
 
-def list_reports(store: Any, case_id: str) -> list[ReportRecord]:
+def list_reports(store: CaseRepository, case_id: str) -> list[ReportRecord]:
     """Every report version of a case, oldest first."""
-    with store._read() as conn:
-        ids = conn.execute(
-            select(t_reports.c.report_id)
-            .where(t_reports.c.case_id == case_id)
-            .order_by(t_reports.c.version)
-        ).scalars()
-        return [_load(conn, i)[1] for i in list(ids)]
+    return [_to_record(r) for r in report_rows.case_reports(store, case_id)]
 
 
-def report_pdf(store: Any, report_id: str) -> bytes:
+def report_pdf(store: CaseRepository, report_id: str) -> bytes:
     """The stored PDF of a report (checked against its hash)."""
     rec = load_report(store, report_id)
     if not rec.pdf_blob_key:
@@ -281,14 +270,16 @@ def report_pdf(store: Any, report_id: str) -> bytes:
     return get_file(store, rec.pdf_blob_key)
 
 
-def _audit(store: Any, actor: Actor, action: str, case_id: str, details: dict[str, Any]) -> None:
+def _audit(
+    store: CaseRepository, actor: Actor, action: str, case_id: str, details: dict[str, Any]
+) -> None:
     """Audit-trail entry for a report action (issue 7)."""
     from dosimetry_core.store import audit
 
     audit.record(store, actor, action, case_id, details)
 
 
-def _render(store: Any, record: ReportRecord, content_json: str) -> str:
+def _render(store: CaseRepository, record: ReportRecord, content_json: str) -> str:
     """Render the PDF of ``record`` (figures from the store's report files); return its key."""
     from dosimetry_core.reporting.pdf import render_report_pdf
 
@@ -310,7 +301,7 @@ def _render(store: Any, record: ReportRecord, content_json: str) -> str:
 
 
 def _new_content(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     report_id: str,
     version: int,
@@ -370,7 +361,7 @@ def _record(
 
 
 # ------------------------------------------------------------------ actions
-def create_report(store: Any, actor: Actor, case_id: str) -> ReportRecord:
+def create_report(store: CaseRepository, actor: Actor, case_id: str) -> ReportRecord:
     """Make (or regenerate, while unsigned) the draft report of a case (module docstring).
 
     Raises
@@ -382,12 +373,7 @@ def create_report(store: Any, actor: Actor, case_id: str) -> ReportRecord:
     """
     require(actor, "report")
     store.load_case(case_id)  # CaseNotFoundError first
-    with store._read() as conn:
-        latest = conn.execute(
-            select(t_reports)
-            .where(t_reports.c.case_id == case_id)
-            .order_by(t_reports.c.version.desc())
-        ).first()
+    latest = report_rows.newest_report(store, case_id)
     if latest is not None and latest.status != DRAFT:
         raise InvalidInputError(
             f"case {case_id} already has report {latest.report_id} version {latest.version} "
@@ -406,35 +392,30 @@ def create_report(store: Any, actor: Actor, case_id: str) -> ReportRecord:
         report_id, case_id, version, DRAFT, now, actor, text, c_hash, i_hash, supersedes, reason
     )
     pdf_key = _render(store, rec, text)
-    values = {
-        "case_id": case_id,
-        "version": version,
-        "status": DRAFT,
-        "created_at": now,
-        "created_by": actor.username,
-        "content_json": text,
-        "content_hash": c_hash,
-        "inputs_hash": i_hash,
-        "pdf_blob_key": pdf_key,
-        "supersedes": supersedes,
-        "amendment_reason": reason,
-    }
-    with store._tx() as conn:
+    row = ReportRow(
+        report_id=report_id,
+        case_id=case_id,
+        version=version,
+        status=DRAFT,
+        created_at=now,
+        created_by=actor.username,
+        content_json=text,
+        content_hash=c_hash,
+        inputs_hash=i_hash,
+        pdf_blob_key=pdf_key,
+        supersedes=supersedes,
+        amendment_reason=reason,
+    )
+    with store.transaction():
         if latest is None:
-            conn.execute(insert(t_reports).values(report_id=report_id, **values))
-        else:
-            n = conn.execute(
-                update(t_reports)
-                .where(t_reports.c.report_id == report_id, t_reports.c.status == DRAFT)
-                .values(**values)
-            ).rowcount
-            if n != 1:
-                raise InvalidInputError(f"report {report_id} was signed meanwhile: amend it")
+            report_rows.insert_report(store, row)
+        elif not report_rows.update_report(store, row, expected_status=DRAFT):
+            raise InvalidInputError(f"report {report_id} was signed meanwhile: amend it")
         _audit(store, actor, "report-create", case_id, {"report_id": report_id, "version": version})
     return load_report(store, report_id)
 
 
-def sign(store: Any, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRecord:
+def sign(store: CaseRepository, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRecord:
     """Sign a report version as ``"mpe"`` (physicist, first) or ``"practitioner"`` (second).
 
     Raises
@@ -452,8 +433,9 @@ def sign(store: Any, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRe
     problems = verify(store, report_id)
     if problems:
         raise IntegrityError(f"report {report_id} is not intact, not signed: {problems[0]}")
-    with store._tx() as conn:
-        row, rec = _load(conn, report_id)
+    with store.transaction():
+        stored, rec = _load(store, report_id)
+        row = stored.row
         done = {s["signed_as"] for s in rec.signatures}
         if rec.status == SUPERSEDED:
             raise InvalidInputError(f"report {report_id} is superseded: sign the newest version")
@@ -479,8 +461,9 @@ def sign(store: Any, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRe
             at=at.isoformat(),
             previous_signature_hash=prev,
         )
-        conn.execute(
-            insert(t_signatures).values(
+        report_rows.insert_signature(
+            store,
+            SignatureRow(
                 report_id=report_id,
                 username=actor.username,
                 role=actor.role,
@@ -489,17 +472,13 @@ def sign(store: Any, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRe
                 content_hash=row.content_hash,
                 inputs_hash=row.inputs_hash,
                 signature_hash=h,
-            )
+            ),
         )
         status = SIGNED if as_ == "practitioner" else MPE_SIGNED
-        _, new = _load(conn, report_id)
+        _, new = _load(store, report_id)
         new = _with_status(new, status)
         pdf_key = _render(store, new, row.content_json)
-        conn.execute(
-            update(t_reports)
-            .where(t_reports.c.report_id == report_id)
-            .values(status=status, pdf_blob_key=pdf_key)
-        )
+        report_rows.set_report_status(store, report_id, status, pdf_blob_key=pdf_key)
         _audit(
             store,
             actor,
@@ -516,7 +495,7 @@ def _with_status(rec: ReportRecord, status: str) -> ReportRecord:
     return ReportRecord(**d)
 
 
-def amend(store: Any, actor: Actor, report_id: str, reason: str) -> ReportRecord:
+def amend(store: CaseRepository, actor: Actor, report_id: str, reason: str) -> ReportRecord:
     """New version of a signed report, from the case as it is now, with ``reason``.
 
     The old version stays readable with status ``superseded``.
@@ -558,16 +537,14 @@ def amend(store: Any, actor: Actor, report_id: str, reason: str) -> ReportRecord
         reason.strip(),
     )
     pdf_key = _render(store, rec, text)
-    with store._tx() as conn:
-        n = conn.execute(
-            update(t_reports)
-            .where(t_reports.c.report_id == report_id, t_reports.c.status == old.status)
-            .values(status=SUPERSEDED)
-        ).rowcount
-        if n != 1:
+    with store.transaction():
+        if not report_rows.set_report_status(
+            store, report_id, SUPERSEDED, expected_status=old.status
+        ):
             raise InvalidInputError(f"report {report_id} was changed meanwhile; try again")
-        conn.execute(
-            insert(t_reports).values(
+        report_rows.insert_report(
+            store,
+            ReportRow(
                 report_id=new_id,
                 case_id=old.case_id,
                 version=version,
@@ -580,7 +557,7 @@ def amend(store: Any, actor: Actor, report_id: str, reason: str) -> ReportRecord
                 pdf_blob_key=pdf_key,
                 supersedes=report_id,
                 amendment_reason=reason.strip(),
-            )
+            ),
         )
         _audit(
             store,
@@ -651,7 +628,7 @@ def _expected_status(n_sigs: int) -> str:
     return {0: DRAFT, 1: MPE_SIGNED}.get(n_sigs, SIGNED)
 
 
-def verify(store: Any, report_id: str, *, check_inputs: bool = False) -> list[str]:
+def verify(store: CaseRepository, report_id: str, *, check_inputs: bool = False) -> list[str]:
     """Problems of a stored report version (empty when intact).
 
     Recomputes the content hash, the inputs hash and each signature hash; checks the
@@ -659,16 +636,11 @@ def verify(store: Any, report_id: str, *, check_inputs: bool = False) -> list[st
     in it against the database, the figure files, and (``check_inputs``) that every
     input volume is still in the store with its hash.
     """
-    from dosimetry_core.store.blobs import BlobStore
-
-    with store._read() as conn:
-        try:
-            row, rec = _load(conn, report_id)
-        except InvalidInputError as exc:
-            return [str(exc)]
-        successor = conn.execute(
-            select(t_reports.c.report_id).where(t_reports.c.supersedes == report_id)
-        ).first()
+    try:
+        stored, rec = _load(store, report_id)
+    except InvalidInputError as exc:
+        return [str(exc)]
+    row, successor = stored.row, stored.superseded_by
     w = f"report {report_id}: "
     problems = _check_content(
         row.content_json, row.content_hash, row.inputs_hash, report_id, rec.version, w
@@ -677,7 +649,7 @@ def verify(store: Any, report_id: str, *, check_inputs: bool = False) -> list[st
         report_id, rec.version, row.content_hash, row.inputs_hash, rec.signatures, w
     )
     if successor is not None and rec.status != SUPERSEDED:
-        problems.append(f"{w}superseded by {successor[0]} but its status is {rec.status}")
+        problems.append(f"{w}superseded by {successor} but its status is {rec.status}")
     if rec.status == SUPERSEDED and successor is None:
         problems.append(f"{w}status superseded but no version supersedes it")
     if rec.status != SUPERSEDED and rec.status != _expected_status(len(rec.signatures)):
@@ -706,11 +678,7 @@ def verify(store: Any, report_id: str, *, check_inputs: bool = False) -> list[st
             problems.append(f"{w}figure {name}: {exc}")
     if check_inputs:
         for v in (rec.content.get("inputs") or {}).get("volumes") or []:
-            err = None
-            try:
-                err = store.blobs.verify(BlobStore.check_key(v["key"]))
-            except StoreError as exc:
-                err = str(exc)
+            err = verify_volume_blob(store, str(v["key"]))
             if err:
                 problems.append(f"{w}input {v['role']}: {err}")
     return problems
@@ -763,13 +731,12 @@ def verify_report_file(path: str | Path) -> list[str]:
     return problems
 
 
-def export_manifest(store: Any, report_id: str) -> dict[str, Any]:
+def export_manifest(store: CaseRepository, report_id: str) -> dict[str, Any]:
     """The JSON export of a stored report (the manifest of its PDF, with ``pdf_sha256``)."""
     rec = load_report(store, report_id)
     pdf_sha = None
     if rec.pdf_blob_key:
         m = split_pdf(get_file(store, rec.pdf_blob_key))[1] or {}
         pdf_sha = m.get("pdf_sha256")
-    with store._read() as conn:
-        text = _load(conn, report_id)[0].content_json
+    text = _load(store, report_id)[0].row.content_json
     return manifest(rec, text, pdf_sha)

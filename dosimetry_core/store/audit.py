@@ -42,6 +42,7 @@ from dosimetry_core.store.schema import store_meta as t_meta
 
 if TYPE_CHECKING:
     from dosimetry_core.store.case_store import CaseStore
+    from dosimetry_core.store.repository import CaseRepository
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first entry."""
@@ -168,7 +169,7 @@ def append(
     Parameters
     ----------
     conn
-        Connection with an open write transaction (e.g. from ``CaseStore._tx()``);
+        Connection with an open write transaction (e.g. from :meth:`CaseStore.connection`);
         the entry commits or rolls back with it.
     at
         Time of the change (naive local time; an aware time is converted).
@@ -250,7 +251,7 @@ def append_for(
 
 
 def record(
-    store: CaseStore,
+    store: CaseRepository,
     actor: Actor | None,
     action: str,
     case_id: str | None = None,
@@ -263,8 +264,15 @@ def record(
     int
         Sequence number of the new entry.
     """
-    with store._tx() as conn:
+    with _database(store).connection() as conn:
         return append_for(conn, actor, action, case_id, details)
+
+
+def _database(store: CaseRepository) -> CaseStore:
+    # Imported here: case_store imports this module (save_case appends entries).
+    from dosimetry_core.store.case_store import case_store_of
+
+    return case_store_of(store, "the audit trail")
 
 
 def _row_entry(r: Any) -> tuple[AuditEntry | None, str | None]:
@@ -288,7 +296,7 @@ def _row_entry(r: Any) -> tuple[AuditEntry | None, str | None]:
     return entry, None
 
 
-def entries(store: CaseStore, case_id: str | None = None) -> list[AuditEntry]:
+def entries(store: CaseRepository, case_id: str | None = None) -> list[AuditEntry]:
     """Entries of one case (all entries when None), oldest first.
 
     Entries whose details cannot be read (tampering) are left out; :func:`verify`
@@ -297,7 +305,7 @@ def entries(store: CaseStore, case_id: str | None = None) -> list[AuditEntry]:
     q = select(t_audit).order_by(t_audit.c.seq)
     if case_id is not None:
         q = q.where(t_audit.c.case_id == case_id)
-    with store._read() as conn:
+    with _database(store).read_connection() as conn:
         rows = conn.execute(q).all()
     out = []
     for r in rows:
@@ -307,7 +315,7 @@ def entries(store: CaseStore, case_id: str | None = None) -> list[AuditEntry]:
     return out
 
 
-def verify(store: CaseStore) -> list[str]:
+def verify(store: CaseRepository) -> list[str]:
     """Check the whole chain; return one line per problem (empty when intact).
 
     Detects a changed entry (its hash no longer matches its content), deleted
@@ -316,7 +324,7 @@ def verify(store: CaseStore) -> list[str]:
     (``prev_hash`` not equal to the hash of the entry before).
     """
     problems: list[str] = []
-    with store._read() as conn:
+    with _database(store).read_connection() as conn:
         rows = conn.execute(select(t_audit).order_by(t_audit.c.seq)).all()
         head = conn.execute(select(t_meta.c.value).where(t_meta.c.key == HEAD_KEY)).scalar()
         n = conn.execute(select(func.count()).select_from(t_audit)).scalar_one()

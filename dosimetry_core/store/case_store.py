@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import (
@@ -89,6 +89,9 @@ from dosimetry_core.store.schema import blobs as t_blobs
 from dosimetry_core.store.schema import case_blobs as t_case_blobs
 from dosimetry_core.store.schema import cases as t_cases
 from dosimetry_core.store.schema import patients as t_patients
+
+if TYPE_CHECKING:
+    from dosimetry_core.store.repository import CaseRepository
 
 DB_FILENAME = "cases.sqlite"
 BLOB_DIRNAME = "blobs"
@@ -338,7 +341,29 @@ class CaseStore:
             yield
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def connection(self) -> Iterator[Connection]:
+        """A database connection inside a write transaction, for ``dosimetry_core.store`` modules.
+
+        The SQL of the store's tables lives in the ``store`` package (cases here,
+        users in :mod:`~dosimetry_core.store.users`, the audit trail in
+        :mod:`~dosimetry_core.store.audit`, reports in
+        :mod:`~dosimetry_core.store.report_rows`, QA records in
+        :mod:`~dosimetry_core.store.qa_rows`); those modules get their connection
+        here.  Code outside the ``store`` package uses :meth:`transaction` and the
+        functions of those modules, never a connection (a test enforces it).
+
+        Inside an open :meth:`transaction` of the same thread the block is a
+        savepoint of it (rolled back alone on an exception, committed with the
+        outer transaction); otherwise it is a transaction of its own that
+        commits when the block ends (on SQLite started with ``BEGIN IMMEDIATE``,
+        see the module docstring).  Locking or busy errors become
+        :class:`~dosimetry_core.errors.StoreError`.
+
+        Yields
+        ------
+        sqlalchemy.Connection
+            Valid only inside the block.
+        """
         state: _Tx | None = getattr(self._local, "tx", None)
         if state is not None:
             savepoint = state.conn.begin_nested()
@@ -376,8 +401,18 @@ class CaseStore:
             conn.close()
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        """Connection for reading: the thread's open transaction, or a fresh snapshot."""
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for reading, for ``dosimetry_core.store`` modules (see :meth:`connection`).
+
+        Inside an open transaction of the same thread it is that transaction's
+        connection (so a reader sees the writes made so far in it); otherwise a
+        fresh read transaction (one consistent snapshot for the block).
+
+        Yields
+        ------
+        sqlalchemy.Connection
+            Valid only inside the block; do not write through it.
+        """
         state: _Tx | None = getattr(self._local, "tx", None)
         if state is not None:
             yield state.conn
@@ -388,6 +423,10 @@ class CaseStore:
                 yield conn
         except OperationalError as exc:
             raise self._db_error(exc) from exc
+
+    # The store's own methods use the short private names.
+    _tx = connection
+    _read = read_connection
 
     def _on_rollback(self, action: Callable[[], None]) -> None:
         state: _Tx | None = getattr(self._local, "tx", None)
@@ -965,3 +1004,49 @@ class CaseStore:
                         f"the database says {r.dtype} ({r.shape})"
                     )
         return sorted(problems)
+
+
+def case_store_of(store: CaseRepository, what: str = "this operation") -> CaseStore:
+    """The database-backed :class:`CaseStore` behind a :class:`CaseRepository`.
+
+    The tables other than cases (reports, signatures, QA records, users, the
+    audit trail) exist only in a database store; the ``store`` modules that read
+    and write them call this first, so that another repository (a test double,
+    a future remote store) gets a clear error instead of an ``AttributeError``.
+
+    Parameters
+    ----------
+    store
+        The repository.
+    what
+        What needs the database (named in the error), e.g. ``"reports"``.
+
+    Raises
+    ------
+    StoreError
+        If ``store`` is not a :class:`CaseStore`.
+    """
+    if not isinstance(store, CaseStore):
+        raise StoreError(f"{what} need a case store database; {type(store).__name__} has none")
+    return store
+
+
+def verify_volume_blob(store: CaseRepository, key: str) -> str | None:
+    """Check that the voxel blob ``key`` is in the store and still hashes to its key.
+
+    Parameters
+    ----------
+    store
+        A database-backed store (its blob folder is checked).
+    key
+        The blob key (64 lowercase hex digits) of a stored volume.
+
+    Returns
+    -------
+    str or None
+        The problem (not a blob key, missing file, changed content), or None when sound.
+    """
+    try:
+        return case_store_of(store, "blob checks").blobs.verify(BlobStore.check_key(key))
+    except StoreError as exc:
+        return str(exc)

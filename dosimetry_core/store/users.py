@@ -33,11 +33,12 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from dosimetry_core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from dosimetry_core.store import audit
+from dosimetry_core.store.case_store import case_store_of
 from dosimetry_core.store.permissions import ROLES, Actor, require
 from dosimetry_core.store.schema import users as t_users
 
 if TYPE_CHECKING:
-    from dosimetry_core.store.case_store import CaseStore
+    from dosimetry_core.store.repository import CaseRepository
 
 MAX_FAILED_ATTEMPTS = 5
 """Wrong passwords in a row that lock an account (module docstring)."""
@@ -52,6 +53,8 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 """User names: 1-64 letters, digits and ``. _ @ -``, starting with a letter or digit."""
 
 Clock = Callable[[], datetime]
+
+_WHAT = "user accounts"
 
 _DEFAULT_HASHER = PasswordHasher()
 
@@ -172,7 +175,7 @@ def _insert_user(
 
 # ----------------------------------------------------------------- accounts
 def bootstrap_admin(
-    store: CaseStore,
+    store: CaseRepository,
     username: str,
     password: str,
     *,
@@ -198,7 +201,7 @@ def bootstrap_admin(
     _check_password(password, username)
     digest = (hasher or _DEFAULT_HASHER).hash(password)
     at = now()
-    with store._tx() as conn:
+    with case_store_of(store, _WHAT).connection() as conn:
         audit._lock(conn)  # PostgreSQL: two bootstraps at once cannot both see no user
         n = conn.execute(select(func.count()).select_from(t_users)).scalar_one()
         if n:
@@ -213,7 +216,7 @@ def bootstrap_admin(
 
 
 def create_user(
-    store: CaseStore,
+    store: CaseRepository,
     actor: Actor,
     username: str,
     password: str,
@@ -238,7 +241,7 @@ def create_user(
     _check_password(password, username)
     digest = (hasher or _DEFAULT_HASHER).hash(password)
     at = now()
-    with store._tx() as conn:
+    with case_store_of(store, _WHAT).connection() as conn:
         _require_manager(conn, actor)
         if _row(conn, username) is not None:
             raise InvalidInputError(f"user {username!r} exists already")
@@ -263,7 +266,7 @@ def _existing(conn: Connection, username: str) -> Any:
 
 
 def set_password(
-    store: CaseStore,
+    store: CaseRepository,
     actor: Actor,
     username: str,
     new_password: str,
@@ -277,7 +280,7 @@ def set_password(
     _check_password(new_password, username)
     digest = (hasher or _DEFAULT_HASHER).hash(new_password)
     at = now()
-    with store._tx() as conn:
+    with case_store_of(store, _WHAT).connection() as conn:
         if actor.username != username:
             _require_manager(conn, actor)
         _existing(conn, username)
@@ -290,7 +293,7 @@ def set_password(
 
 
 def _set_fields(
-    store: CaseStore,
+    store: CaseRepository,
     actor: Actor,
     username: str,
     action: str,
@@ -300,7 +303,7 @@ def _set_fields(
 ) -> UserInfo:
     require(actor, "manage-users")
     at = now()
-    with store._tx() as conn:
+    with case_store_of(store, _WHAT).connection() as conn:
         _require_manager(conn, actor)
         row = _existing(conn, username)
         if check is not None:
@@ -314,7 +317,7 @@ def _set_fields(
 
 
 def disable_user(
-    store: CaseStore, actor: Actor, username: str, *, now: Clock = datetime.now
+    store: CaseRepository, actor: Actor, username: str, *, now: Clock = datetime.now
 ) -> UserInfo:
     """Disable an account (admins only); the last active admin cannot be disabled."""
 
@@ -335,7 +338,7 @@ def disable_user(
 
 
 def enable_user(
-    store: CaseStore, actor: Actor, username: str, *, now: Clock = datetime.now
+    store: CaseRepository, actor: Actor, username: str, *, now: Clock = datetime.now
 ) -> UserInfo:
     """Enable a disabled account again (admins only)."""
     values = {"active": 1, "failed_attempts": 0, "locked_until": None}
@@ -343,23 +346,23 @@ def enable_user(
 
 
 def unlock_user(
-    store: CaseStore, actor: Actor, username: str, *, now: Clock = datetime.now
+    store: CaseRepository, actor: Actor, username: str, *, now: Clock = datetime.now
 ) -> UserInfo:
     """Lift a lock after failed log-ins and reset the count (admins only)."""
     values = {"failed_attempts": 0, "locked_until": None}
     return _set_fields(store, actor, username, "user-unlock", values, now)
 
 
-def list_users(store: CaseStore) -> list[UserInfo]:
+def list_users(store: CaseRepository) -> list[UserInfo]:
     """All accounts, sorted by user name (no password hashes)."""
-    with store._read() as conn:
+    with case_store_of(store, _WHAT).read_connection() as conn:
         rows = conn.execute(select(t_users).order_by(t_users.c.username)).all()
     return [_info(r) for r in rows]
 
 
 # ------------------------------------------------------------------- log-in
 def authenticate(
-    store: CaseStore,
+    store: CaseRepository,
     username: str,
     password: str,
     *,
@@ -383,7 +386,7 @@ def authenticate(
     at = now()
     failure: str | None = None
     actor: Actor | None = None
-    with store._tx() as conn:
+    with case_store_of(store, _WHAT).connection() as conn:
         row = _row(conn, username, for_update=True)
         if row is None:
             # Spend the same time as for a real account, so timing does not reveal names.
