@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +296,37 @@ class CaseSession(QObject):
 
     def jobs(self) -> list[Task]:
         return list(self._jobs)
+
+    def cancel_jobs(self, wait_s: float = 10.0) -> None:
+        """Ask every running job to stop and wait (at most ``wait_s``) for the threads."""
+        for task in list(self._jobs):
+            task.cancel()
+        self.pool.waitForDone(int(wait_s * 1000))
+
+    def create_case(
+        self,
+        patient_id: str,
+        name: str = "",
+        birth_date: date | None = None,
+        sex: str = "",
+        protocol_id: str = "",
+        description: str = "",
+    ) -> Case:
+        """Create a case through the core (role checked, audited), list it and open it.
+
+        Raises the core's :class:`~dosimetry_core.errors.InvalidInputError`
+        (``field`` names the refused value) or
+        :class:`~dosimetry_core.errors.PermissionDeniedError`; nothing is saved then.
+        """
+        from dosimetry_core.pipeline.cases import create_case
+
+        store = self._require_store()
+        case = create_case(
+            store, patient_id, name, birth_date, sex, protocol_id, description=description
+        )
+        self.caseListChanged.emit()
+        self.message.emit(f"Case created for patient {case.patient.patient_id}")
+        return self.open_case(case.case_id)
 
     def notify_case_list_changed(self) -> None:
         """Tell the case lists to re-read (after an import or a new case)."""

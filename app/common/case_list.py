@@ -1,9 +1,13 @@
-"""The case list: the cases of the store, a filter box, open with double-click or Enter.
+"""The case list: the worklist of the store, filters, open with double-click or Enter.
 
-The widget only reads ``store.list_cases()`` (a list of
-:class:`dosimetry_core.store.CaseSummary`) and announces the case the user
-wants with :attr:`CaseListWidget.caseActivated`; opening the case is the main
-window's business.
+The widget shows :class:`dosimetry_core.pipeline.worklist.WorklistRow` s (read
+by the core's :func:`~dosimetry_core.pipeline.worklist.worklist`) with the
+case's protocol, whether an administration is recorded and where its report
+stands; the status/role filters ("Awaiting my approval", "Missing
+administration", "Unsigned") are the core's rule
+(:func:`~dosimetry_core.pipeline.worklist.apply_filter`), the text box narrows
+further.  The case the user wants is announced with
+:attr:`CaseListWidget.caseActivated`; opening it is the session's business.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -33,7 +38,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["CaseListModel", "CaseListWidget"]
+from dosimetry_core.pipeline.worklist import FILTERS, WorklistRow, apply_filter, worklist
+from dosimetry_core.store.permissions import Actor
+
+__all__ = ["CaseListModel", "CaseListWidget", "format_person_name"]
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -41,8 +49,11 @@ CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
-def _when(summary: Any) -> datetime | None:
-    return getattr(summary, "modified_at", None) or getattr(summary, "created_at", None)
+def _when(row: Any) -> datetime | None:
+    return getattr(row, "modified_at", None) or getattr(row, "created_at", None)
+
+
+REPORT_TEXT = {"none": "–", "draft": "draft", "mpe-signed": "MPE signed", "signed": "signed"}
 
 
 def format_person_name(name: str) -> str:
@@ -56,23 +67,23 @@ def format_person_name(name: str) -> str:
 
 
 class CaseListModel(QAbstractTableModel):
-    """Table model over case summaries: patient ID, name, protocol, time points, modified."""
+    """Table model over worklist rows: patient, protocol, time points, administration, report."""
 
-    COLUMNS = ("Patient ID", "Name", "Protocol", "TPs", "Modified")
-    MAX_COLUMN_WIDTHS = (96, 108, 98, 34, 80)
+    COLUMNS = ("Patient ID", "Name", "Protocol", "TPs", "Adm.", "Report", "Modified")
+    MAX_COLUMN_WIDTHS = (96, 108, 110, 34, 40, 80, 80)
     """Initial column widths are fitted to the contents, capped here (px); text elides."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[Any] = []
+        self._rows: list[WorklistRow] = []
 
-    def set_summaries(self, summaries: Sequence[Any]) -> None:
+    def set_rows(self, rows: Sequence[WorklistRow]) -> None:
         self.beginResetModel()
-        self._rows = list(summaries)
+        self._rows = list(rows)
         self.endResetModel()
 
-    def summary(self, row: int) -> Any:
-        return self._rows[row]
+    def row(self, index: int) -> WorklistRow:
+        return self._rows[index]
 
     # ------------------------------------------------------------ Qt model
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -87,39 +98,45 @@ class CaseListModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return "Number of time points" if section == 3 else None
+            return {
+                3: "Number of time points",
+                4: "Administration recorded",
+                5: "State of the newest report",
+            }.get(section)
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        s = self._rows[index.row()]
+        r = self._rows[index.row()]
         col = index.column()
+        when = _when(r)
         if role == Qt.ItemDataRole.DisplayRole:
-            when = _when(s)
             return (
-                s.patient_id,
-                format_person_name(s.patient_name or ""),
-                s.protocol or "",
-                str(s.n_time_points),
+                r.patient_id,
+                format_person_name(r.patient_name or ""),
+                r.protocol or "–",
+                str(r.n_time_points),
+                "yes" if r.has_administration else "no",
+                REPORT_TEXT.get(r.report_status, r.report_status),
                 when.strftime("%Y-%m-%d") if when else "",
             )[col]
         if role == SORT_ROLE:
-            when = _when(s)
             return (
-                s.patient_id.lower(),
-                (s.patient_name or "").lower(),
-                (s.protocol or "").lower(),
-                int(s.n_time_points),
+                r.patient_id.lower(),
+                (r.patient_name or "").lower(),
+                (r.protocol or "").lower(),
+                int(r.n_time_points),
+                int(r.has_administration),
+                r.report_status,
                 when.isoformat() if when else "",
             )[col]
         if role == CASE_ID_ROLE:
-            return s.case_id
+            return r.case_id
         if role == Qt.ItemDataRole.ToolTipRole:
-            when = _when(s)
             lines = [
-                getattr(s, "description", "") or "",
-                f"case {s.case_id}, version {s.version}",
+                f"case {r.case_id}, version {r.version}",
+                f"{r.n_vois_submitted} VOI(s) submitted for approval" if r.n_vois_submitted else "",
                 f"modified {when.strftime('%Y-%m-%d %H:%M')}" if when else "",
             ]
             return "\n".join(line for line in lines if line)
@@ -163,8 +180,13 @@ class CaseListWidget(QWidget):
     refreshRequested = Signal()
     """The refresh button was pressed (the owner reloads the list from the store)."""
 
+    ALL = "All"
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._all_rows: list[WorklistRow] = []
+        self._actor: Actor | None = None
+        self._has_accounts = False
         self.model = CaseListModel(self)
         self.proxy = _FilterProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -174,6 +196,14 @@ class CaseListWidget(QWidget):
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self.proxy.set_filter_words)
         self.filter_edit.returnPressed.connect(self._open_from_filter)
+
+        self.status_filter = QComboBox(self)
+        self.status_filter.setObjectName("caseFilter")
+        self.status_filter.addItem(self.ALL, "all")
+        for key, label in FILTERS.items():
+            self.status_filter.addItem(label, key)
+        self.status_filter.setToolTip("Show the cases in one state (the core's worklist rule)")
+        self.status_filter.currentIndexChanged.connect(self._apply_status_filter)
 
         self.refresh_button = QToolButton(self)
         self.refresh_button.setText("Refresh")
@@ -186,7 +216,7 @@ class CaseListWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
+        self.table.sortByColumn(6, Qt.SortOrder.DescendingOrder)
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
@@ -213,6 +243,7 @@ class CaseListWidget(QWidget):
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.status_filter)
         top.addWidget(self.filter_edit, 1)
         top.addWidget(self.refresh_button)
         layout = QVBoxLayout(self)
@@ -223,10 +254,48 @@ class CaseListWidget(QWidget):
         self._update_placeholder()
 
     # ------------------------------------------------------------- content
-    def set_cases(self, summaries: Sequence[Any]) -> None:
-        """Show these case summaries, keeping the selected case if still present."""
+    def set_rows(
+        self, rows: Sequence[WorklistRow], actor: Actor | None = None, has_accounts: bool = False
+    ) -> None:
+        """Show these worklist rows (filtered for ``actor``), keeping the selected case."""
+        self._all_rows = list(rows)
+        self._actor = actor
+        self._has_accounts = has_accounts
+        self._apply_status_filter()
+
+    def refresh_from(self, store: Any, actor: Actor | None = None) -> None:
+        """Reload from the core's worklist of ``store`` (errors propagate to the caller)."""
+        if store is None:
+            self.set_rows([])
+            return
+        self.set_rows(worklist(store, actor), actor, bool(store.has_users()))
+
+    def set_unavailable(self, reason: str) -> None:
+        """Show no case, and why (no store, nobody logged in)."""
+        self._all_rows = []
+        self.model.set_rows([])
+        self.empty_label.setText(reason)
+        self._stack.setCurrentWidget(self.empty_label)
+
+    def placeholder_text(self) -> str:
+        """The hint shown instead of the table ('' while the table is shown)."""
+        return self.empty_label.text() if self._stack.currentWidget() is self.empty_label else ""
+
+    def set_filter_text(self, text: str) -> None:
+        self.filter_edit.setText(text)
+
+    def set_status_filter(self, key: str) -> None:
+        """Choose a filter by id: ``all`` or a key of the core's worklist ``FILTERS``."""
+        index = self.status_filter.findData(key)
+        if index < 0:
+            raise ValueError(f"unknown case filter {key!r}")
+        self.status_filter.setCurrentIndex(index)
+
+    def _apply_status_filter(self) -> None:
         selected = self.selected_case_id()
-        self.model.set_summaries(summaries)
+        key = self.status_filter.currentData() or "all"
+        rows = apply_filter(self._all_rows, key, self._actor, has_accounts=self._has_accounts)
+        self.model.set_rows(rows)
         self.table.resizeColumnsToContents()
         header = self.table.horizontalHeader()
         for col, cap in enumerate(self.model.MAX_COLUMN_WIDTHS):
@@ -235,13 +304,6 @@ class CaseListWidget(QWidget):
         self._update_placeholder()
         if selected:
             self.select_case(selected)
-
-    def refresh_from(self, store: Any) -> None:
-        """Reload from ``store.list_cases()`` (errors propagate to the caller)."""
-        self.set_cases(store.list_cases() if store is not None else [])
-
-    def set_filter_text(self, text: str) -> None:
-        self.filter_edit.setText(text)
 
     # -------------------------------------------------------------- query
     def visible_case_ids(self) -> list[str]:
@@ -276,7 +338,19 @@ class CaseListWidget(QWidget):
 
     # ------------------------------------------------------------ private
     def _update_placeholder(self) -> None:
-        self._stack.setCurrentWidget(self.table if self.model.rowCount() else self.empty_label)
+        if self.model.rowCount():
+            self._stack.setCurrentWidget(self.table)
+            return
+        if self._all_rows:
+            self.empty_label.setText(
+                f"No case is {self.status_filter.currentText().lower()}.\n\n"
+                'Choose "All" to see every case.'
+            )
+        else:
+            self.empty_label.setText(
+                "No cases in this store.\n\nFile › Open demo case imports a synthetic patient."
+            )
+        self._stack.setCurrentWidget(self.empty_label)
 
     def _open_index(self, index: QModelIndex) -> None:
         case_id = self.proxy.data(index, CASE_ID_ROLE)

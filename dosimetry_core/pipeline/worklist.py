@@ -113,7 +113,7 @@ def worklist(
     store: CaseRepository,
     actor: Actor | None,
     *,
-    status_of_report: Callable[[CaseRepository, str], str] = report_status,
+    status_of_report: Callable[[CaseRepository, str], str] | None = None,
 ) -> list[WorklistRow]:
     """Every case of ``store`` as a :class:`WorklistRow`, newest change first.
 
@@ -127,6 +127,7 @@ def worklist(
     status_of_report
         How to read a case's report state (default :func:`report_status`).
     """
+    read_status = status_of_report or report_status
     rows: list[WorklistRow] = []
     for s in store.list_cases():
         case = store.load_case(s.case_id)
@@ -139,7 +140,7 @@ def worklist(
                 n_time_points=len(case.time_points),
                 has_administration=bool(case.administrations),
                 n_vois_submitted=sum(1 for v in case.vois if v.status == VoiStatus.SUBMITTED),
-                report_status=status_of_report(store, case.case_id),
+                report_status=read_status(store, case.case_id),
                 modified_at=s.modified_at or s.created_at,
                 version=case.version,
             )
