@@ -429,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dose_parsers(sub, common)
     from dosimetry_core.cli import (
         bed_command,
+        entry_command,
         export_command,
         qa_command,
         records_command,
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_command,
         qa_command,
         worklist_command,
+        entry_command,
     ):
         module.add_parsers(sub, common)
     return parser
