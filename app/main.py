@@ -2,12 +2,16 @@
 
 Usage::
 
-    mrt-dosimetry [--store PATH] [--demo | --case CASE_ID]
+    mrt-dosimetry [--store PATH] [--demo | --case CASE_ID] [--tour OUT_DIR]
 
 The store defaults to ``$MRTDOSE_STORE`` or
 :func:`dosimetry_core.store.default_store_path`, as for the ``mrtdose`` CLI.
 A store that cannot be opened is reported in a dialog (never a traceback);
-the window then opens without a store so another can be chosen.
+the window then opens without a store so another can be chosen.  A store with
+user accounts asks for a log-in first.
+
+``--demo --tour OUT_DIR`` runs the self-running tour (:mod:`app.tour`) on a
+fresh store in ``OUT_DIR/store`` and exits 0 when every step passed.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 import dosimetry_core
+from app.common import error_display
 from app.main_window import APP_NAME, MainWindow
-from app.views import error_display
 from app.workers import unexpected_error_message
 from dosimetry_core.errors import DosimetryError
 
@@ -54,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the demo patient, importing it first if the store does not have it",
     )
     what.add_argument("--case", metavar="CASE_ID", help="open this case")
+    parser.add_argument(
+        "--tour",
+        metavar="OUT_DIR",
+        help="with --demo: run the self-running tour on a fresh store in OUT_DIR/store, "
+        "writing OUT_DIR/NN-<step>.png and OUT_DIR/tour.json (exit 0 when every step passed)",
+    )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {dosimetry_core.__version__}"
     )
@@ -173,6 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationVersion(dosimetry_core.__version__)
     apply_theme(app)
 
+    if args.tour:
+        if not args.demo:
+            parser.error("--tour needs --demo")
+        from app.tour import run_tour
+
+        return run_tour(Path(args.tour))
+
     store: Any = None
     store_error = ""
     path: Path | None = None
@@ -187,12 +204,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(store, store_path=path, store_opener=open_store)
     _show_fitted(window)
     _install_excepthook(lambda: window)
+
+    def after_login() -> None:
+        if args.case:
+            window.open_case(args.case)
+        elif args.demo:
+            window.action_open_demo.trigger()
+
     if store_error:
         error_display.show_error(window, "Case store", store_error)
-    elif args.case:
-        QTimer.singleShot(0, lambda: window.open_case(args.case))
-    elif args.demo:
-        QTimer.singleShot(0, window.open_demo_case)
+    elif window.session.needs_login:
+        dialog = window.show_login()
+        if dialog is not None:
+            dialog.accepted.connect(after_login)
+    else:
+        QTimer.singleShot(0, after_login)
     try:
         return _run_event_loop(app)
     finally:
