@@ -223,7 +223,7 @@ def cmd_measurement(args: argparse.Namespace) -> int:
     try:
         values = _given(args, _measurement_options())
         result = entry.add_measurement(
-            store, case, entry.MeasurementEntry(kind=entry.EntryKind(args.kind), **values)
+            store, case, entry.MeasurementEntry(kind=_entry_kind(args.kind), **values)
         )
     except InvalidInputError as exc:
         raise _with_option(exc) from None
@@ -244,10 +244,21 @@ def cmd_measurement(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_kind(kind: str) -> Any:
-    from dosimetry_core.pipeline.entry import _MODEL_KIND, EntryKind
+def _entry_kind(kind: str) -> Any:
+    from dosimetry_core.pipeline.entry import EntryKind
 
-    k = EntryKind(kind)
+    try:
+        return EntryKind(kind)
+    except ValueError:
+        raise InvalidInputError(
+            f"kind: unknown measurement kind {kind!r} ({', '.join(EntryKind)})", field="kind"
+        ) from None
+
+
+def _model_kind(kind: str) -> Any:
+    from dosimetry_core.pipeline.entry import _MODEL_KIND
+
+    k = _entry_kind(kind)
     if k not in _MODEL_KIND:
         raise InvalidInputError(
             f"kind: {kind} is a patient field, not a measurement list", field="kind"
@@ -324,12 +335,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     kinds = [str(k) for k in EntryKind]
     q = ops.add_parser("add", parents=[common], help="record a measurement")
-    q.add_argument("--kind", required=True, choices=kinds)
+    q.add_argument("--kind", required=True, help=" | ".join(kinds))
     for field, (option, kind) in _measurement_options().items():
         q.add_argument(option, dest=field, default=None, help=f"({kind})")
     q.set_defaults(func=cmd_measurement)
     q = ops.add_parser("list", parents=[common], help="list the measurements and patient fields")
-    q.add_argument("--kind", default=None, choices=kinds[:4])
+    q.add_argument("--kind", default=None, help=" | ".join(kinds[:4]))
     q.set_defaults(func=cmd_measurement)
     q = ops.add_parser("delete", parents=[common], help="delete one (kept in the audit trail)")
     q.add_argument("measurement_id", metavar="MEASUREMENT_ID")
