@@ -424,6 +424,10 @@ class RegistrationStepView(StepView):
         )
         self._load_task.finished.connect(finished)
 
+    def is_loading(self) -> bool:
+        """A compare pair is being resampled in a worker."""
+        return self._load_task is not None
+
     def comparison_ready(self) -> bool:
         """The compare view shows the selected time point (for tests and the tour)."""
         c = self.compare.comparison

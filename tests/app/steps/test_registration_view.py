@@ -85,6 +85,7 @@ def _open(qtbot: Any, store: CaseStore, case_id: str, user: str) -> Registration
     view.resize(1100, 800)
     view.show()
     session.open_case(case_id)
+    qtbot.waitUntil(lambda: not view.is_loading(), timeout=20_000)
     return view
 
 
@@ -250,3 +251,46 @@ def test_technologist_and_physician_look_but_cannot_change(qtbot, reg_store, err
     doc._review("accepted")
     assert errors and "physician" in errors[-1][1]
     assert store.load_case(case_id).version == version
+    qtbot.waitUntil(lambda: not doc.is_loading(), timeout=20_000)
+
+
+class _Ctx:
+    """Enough of app.steps.base.TourContext for one step's driver."""
+
+    def __init__(self, qtbot: Any, window: Any) -> None:
+        self.qtbot = qtbot
+        self.window = window
+
+    def wait_until(self, predicate: Any, timeout_s: float, what: str) -> None:
+        from app.steps.base import TourError
+
+        try:
+            self.qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+        except Exception as exc:
+            raise TourError(f"timed out waiting for {what}") from exc
+
+    def settle(self, seconds: float = 0.3) -> None:
+        self.qtbot.wait(int(seconds * 1000))
+
+
+def test_tour_runs_inspects_and_accepts_every_time_point(qtbot, reg_store, errors):
+    from app.steps.base import TourError
+    from app.steps.registration.tour import drive
+
+    store, case_id = reg_store
+    view = _open(qtbot, store, case_id, "phys")
+    shown = drive(view, _Ctx(qtbot, view))
+    assert errors == [] and shown["reference"] == "TP1"
+    assert [t["label"] for t in shown["time_points"]] == ["TP2", "TP3"]
+    for t in shown["time_points"]:
+        assert t["status"] == "accepted"
+        assert np.allclose(t["translation_mm"], SHIFTS_MM[t["label"]], atol=1.0)
+        assert len(t["rotation_deg"]) == 3
+    case = store.load_case(case_id)
+    assert all(
+        case.time_point(k).registration.status == RegistrationStatus.ACCEPTED for k in SHIFTS_MM
+    )
+    tech = _open(qtbot, store, case_id, "tech")
+    with pytest.raises(TourError, match="Run is disabled"):
+        drive(tech, _Ctx(qtbot, tech))
+    qtbot.waitUntil(lambda: not (tech.is_loading() or view.is_loading()), timeout=20_000)
