@@ -32,6 +32,7 @@ from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.store.permissions import ROLES
+from dosimetry_core.store.repository import CaseRepository
 
 PASSWORD_ENV = "MRTDOSE_PASSWORD"
 NEW_PASSWORD_ENV = "MRTDOSE_NEW_PASSWORD"
@@ -68,7 +69,7 @@ def _new_password(username: str) -> str:
     )
 
 
-def _login(store: Any, username: str) -> Any:
+def _login(store: CaseRepository, username: str) -> Any:
     from dosimetry_core.store.users import authenticate
 
     return authenticate(store, username, _password(username))

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.model import VOI, Case, Geometry, ImageUnits, TimePoint, Volume
 from dosimetry_core.model.case import RegistrationStatus
+from dosimetry_core.store.repository import CaseRepository
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def recovery_coefficient(
 
 
 def mask_on_reference(
-    store: Any, case: Case, voi: VOI, reference: TimePoint
+    store: CaseRepository, case: Case, voi: VOI, reference: TimePoint
 ) -> tuple[NDArray[np.bool_], Geometry]:
     """The VOI mask on the reference time point's CT grid.
 
@@ -320,7 +321,7 @@ def mask_on_reference(
 
 
 def voi_tac(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     voi: VOI,
     *,

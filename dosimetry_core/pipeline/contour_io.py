@@ -19,6 +19,7 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.io.types import DicomWriteContext
 from dosimetry_core.model import VOI, Case, Geometry, VoiKind
 from dosimetry_core.pipeline.contouring import ct_of, load_mask, set_voi_mask, time_point_of
+from dosimetry_core.store.repository import CaseRepository
 
 _LESION_TYPES = {"GTV", "CTV", "PTV", "LESION", "TUMOUR", "TUMOR"}
 _REFERENCE_TYPES = {"EXTERNAL", "AVOIDANCE", "CONTROL", "BOLUS", "SUPPORT", "FIXATION"}
@@ -34,7 +35,7 @@ def _kind_from_rt(rt_type: str) -> VoiKind | None:
 
 
 def import_rtstruct_into_case(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     path: Path,
     *,
@@ -94,7 +95,7 @@ def import_rtstruct_into_case(
 
 
 def _masks_for_export(
-    store: Any, case: Case, time_point: str | None, names: list[str] | None
+    store: CaseRepository, case: Case, time_point: str | None, names: list[str] | None
 ) -> tuple[dict[str, tuple[NDArray[np.bool_], tuple[int, int, int], str]], Geometry, Any]:
     tp = time_point_of(case, time_point)
     vois = [v for v in case.vois if v.time_point_id == tp.time_point_id]
@@ -158,7 +159,7 @@ def _context(case: Case, tp: Any, description: str) -> DicomWriteContext:
 
 
 def export_rtstruct_from_case(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     out: Path,
     *,
@@ -175,7 +176,7 @@ def export_rtstruct_from_case(
 
 
 def export_seg_from_case(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     out: Path,
     *,
@@ -193,7 +194,7 @@ def export_seg_from_case(
 
 
 def export_nifti_from_case(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     out: Path,
     *,
@@ -210,7 +211,7 @@ def export_nifti_from_case(
 
 
 def _place_masks(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     masks: dict[str, tuple[NDArray[np.bool_], Geometry, tuple[int, int, int] | None]],
     source: str,
@@ -274,7 +275,12 @@ def _place_masks(
 
 
 def import_seg_into_case(
-    store: Any, case: Case, path: Path, *, time_point: str | None = None, user: str | None = None
+    store: CaseRepository,
+    case: Case,
+    path: Path,
+    *,
+    time_point: str | None = None,
+    user: str | None = None,
 ) -> list[VOI]:
     """Import the segments of a DICOM SEG as VOIs on a time point's CT grid."""
     from dosimetry_core.io.seg import read_seg
@@ -283,7 +289,7 @@ def import_seg_into_case(
 
 
 def import_nifti_into_case(
-    store: Any, case: Case, path: Path, *, time_point: str, user: str | None = None
+    store: CaseRepository, case: Case, path: Path, *, time_point: str, user: str | None = None
 ) -> list[VOI]:
     """Import a NIfTI label map (+ sidecar names/colours) as VOIs.
 

@@ -36,6 +36,7 @@ from dosimetry_core.pipeline.registration import find_time_point
 from dosimetry_core.segmentation import operations as ops
 from dosimetry_core.segmentation.mass import voi_mass_g, voi_volume_ml
 from dosimetry_core.segmentation.organs import match_organ
+from dosimetry_core.store.repository import CaseRepository
 
 LESION_PREFIXES = ("tumour", "tumor", "lesion", "gtv", "met")
 DEFAULT_COLOURS = [
@@ -67,13 +68,13 @@ def time_point_of(case: Case, key: str | None) -> TimePoint:
     return find_time_point(case, key)
 
 
-def ct_of(store: Any, tp: TimePoint) -> Volume:
+def ct_of(store: CaseRepository, tp: TimePoint) -> Volume:
     if tp.anatomical is None or tp.anatomical.volume is None:
         raise InvalidInputError(f"time point {tp.label} has no CT: contours need a CT grid")
     return store.load_volume(tp.anatomical.volume)
 
 
-def spect_on_grid(store: Any, tp: TimePoint, geometry: Geometry) -> Volume:
+def spect_on_grid(store: CaseRepository, tp: TimePoint, geometry: Geometry) -> Volume:
     """The time point's SPECT/PET resampled (linear) onto ``geometry`` (same frame)."""
     if tp.functional.volume is None:
         raise InvalidInputError(f"time point {tp.label} has no functional image")
@@ -81,7 +82,7 @@ def spect_on_grid(store: Any, tp: TimePoint, geometry: Geometry) -> Volume:
     return resample(spect, geometry, order=1, fill_value=0.0)
 
 
-def load_mask(store: Any, voi: VOI) -> tuple[NDArray[np.bool_], Geometry]:
+def load_mask(store: CaseRepository, voi: VOI) -> tuple[NDArray[np.bool_], Geometry]:
     vol = store.load_volume(voi.mask)
     return vol.array.astype(bool), vol.geometry
 
@@ -104,7 +105,7 @@ def _kind_and_colour(
 
 
 def set_voi_mask(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     name: str,
     mask: NDArray[np.bool_],
@@ -165,7 +166,7 @@ def find_voi_on(case: Case, name: str, tp: TimePoint | None = None) -> VOI:
 
 # ---------------------------------------------------------------- operations
 def threshold(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     name: str,
     *,
@@ -209,7 +210,7 @@ def threshold(
 
 
 def region_grow(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     name: str,
     seed_world_mm: tuple[float, float, float],
@@ -245,7 +246,7 @@ def region_grow(
 
 
 def _operand(
-    store: Any, case: Case, name: str
+    store: CaseRepository, case: Case, name: str
 ) -> tuple[VOI, NDArray[np.bool_], Geometry, TimePoint]:
     voi = voi_review.find_voi(case, name)
     mask, g = load_mask(store, voi)
@@ -254,7 +255,7 @@ def _operand(
 
 
 def margin(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     name: str,
     margin_mm: float,
@@ -285,7 +286,7 @@ def margin(
 
 
 def boolean(
-    store: Any, case: Case, op: str, a: str, b: str, out: str, *, user: str | None = None
+    store: CaseRepository, case: Case, op: str, a: str, b: str, out: str, *, user: str | None = None
 ) -> VOI:
     va, ma, ga, tp = _operand(store, case, a)
     vb, mb, gb, _ = _operand(store, case, b)
@@ -314,7 +315,12 @@ def boolean(
 
 
 def fill_holes(
-    store: Any, case: Case, name: str, *, plane: ops.Plane | None = None, user: str | None = None
+    store: CaseRepository,
+    case: Case,
+    name: str,
+    *,
+    plane: ops.Plane | None = None,
+    user: str | None = None,
 ) -> VOI:
     voi, mask, g, tp = _operand(store, case, name)
     return set_voi_mask(
@@ -329,7 +335,7 @@ def fill_holes(
     )
 
 
-def keep_largest(store: Any, case: Case, name: str, *, user: str | None = None) -> VOI:
+def keep_largest(store: CaseRepository, case: Case, name: str, *, user: str | None = None) -> VOI:
     voi, mask, g, tp = _operand(store, case, name)
     return set_voi_mask(
         store,
@@ -344,7 +350,12 @@ def keep_largest(store: Any, case: Case, name: str, *, user: str | None = None) 
 
 
 def interpolate(
-    store: Any, case: Case, name: str, *, plane: ops.Plane = "axial", user: str | None = None
+    store: CaseRepository,
+    case: Case,
+    name: str,
+    *,
+    plane: ops.Plane = "axial",
+    user: str | None = None,
 ) -> VOI:
     voi, mask, g, tp = _operand(store, case, name)
     return set_voi_mask(
@@ -360,7 +371,7 @@ def interpolate(
 
 
 def propagate(
-    store: Any, case: Case, name: str, to_time_point: str, *, user: str | None = None
+    store: CaseRepository, case: Case, name: str, to_time_point: str, *, user: str | None = None
 ) -> VOI:
     """Copy a VOI onto another time point's CT grid through the rigid registrations.
 
@@ -412,7 +423,7 @@ def _is_reference(case: Case, tp: TimePoint) -> bool:
 
 
 # ------------------------------------------------------------------- listing
-def voi_table(store: Any, case: Case) -> list[dict[str, Any]]:
+def voi_table(store: CaseRepository, case: Case) -> list[dict[str, Any]]:
     """Rows of ``mrtdose voi CASE``: volume (mL), mass (g, from CT density), status."""
     rows = []
     ct_cache: dict[str, Volume] = {}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from dosimetry_core.errors import DosimetryError
 from dosimetry_core.progress import CancelCheck, ProgressCallback, report, sub_progress
+from dosimetry_core.store.repository import CaseRepository
 
 DEMO_STYLE = "siemens-bqml"
 
@@ -19,14 +19,14 @@ def demo_patient_id() -> str:
     return DemoConfig().patient_id
 
 
-def find_demo_case(store: Any) -> str | None:
+def find_demo_case(store: CaseRepository) -> str | None:
     """Case id of the demo patient in ``store``, or None."""
     cases = store.find_cases(patient_id=demo_patient_id())
     return cases[0].case_id if cases else None
 
 
 def ensure_demo_case(
-    store: Any,
+    store: CaseRepository,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> str:

@@ -31,6 +31,7 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.io.types import DicomWriteContext
 from dosimetry_core.model import Case, DerivedKind, ImageUnits, TimePoint
 from dosimetry_core.progress import ProgressCallback, report
+from dosimetry_core.store.repository import CaseRepository
 
 __all__ = ["ExportResult", "export_case"]
 
@@ -100,7 +101,9 @@ def _context(case: Case, tp: TimePoint, modality: str) -> DicomWriteContext:
     )
 
 
-def _write_images(store: Any, case: Case, staging: Path) -> tuple[dict[str, list[Path]], list[str]]:
+def _write_images(
+    store: CaseRepository, case: Case, staging: Path
+) -> tuple[dict[str, list[Path]], list[str]]:
     """Write every time point's SPECT and CT; returns files by time point id + "NM"/"CT"."""
     from dosimetry_core.io.dicom_write import write_ct_series, write_nm_tomo
 
@@ -135,7 +138,7 @@ def _ct_instances(paths: list[Path]) -> list[tuple[str, str]]:
 
 
 def export_case(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     out_dir: str | Path,
     *,
@@ -223,7 +226,7 @@ def export_case(
             )
     elif date_shift_days is not None:
         raise InvalidInputError("date_shift_days applies only to an anonymised export")
-    if getattr(store, "actor", None) is not None:
+    if store.actor is not None:
         from dosimetry_core.store.permissions import require
 
         require(store.actor, "export")  # before any file is written
@@ -355,12 +358,12 @@ def export_case(
     return result
 
 
-def _record_export(store: Any, case_id: str, result: Any, anonymized: bool) -> None:
+def _record_export(store: CaseRepository, case_id: str, result: Any, anonymized: bool) -> None:
     """Audit entry for the export (issue 7): who exported which files, anonymised or not."""
     from dosimetry_core.store import audit
     from dosimetry_core.store.permissions import require
 
-    actor = getattr(store, "actor", None)
+    actor = store.actor
     if actor is not None:
         require(actor, "export")
     if not hasattr(store, "engine"):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.store.repository import CaseRepository
 
 FORMAT = "mrt-dosimetry protocol, version 1"
 PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "resources" / "protocols"
@@ -345,7 +346,7 @@ def checklist(case: Any, protocol: Protocol) -> list[dict[str, Any]]:
     return items
 
 
-def assign_protocol(store: Any, case_id: str, protocol_id: str) -> list[dict[str, Any]]:
+def assign_protocol(store: CaseRepository, case_id: str, protocol_id: str) -> list[dict[str, Any]]:
     """Set the case's protocol (validated) and return its :func:`checklist`."""
     protocol = load_protocol(protocol_id)
     case = store.load_case(case_id)

@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.model import ImageUnits, Volume
+from dosimetry_core.store.repository import CaseRepository
 
 GEOMETRIES = ("cylinder", "point")
 DEFAULT_MARGIN_MM = 40.0
@@ -378,7 +379,7 @@ def calibration_factor(
 
 
 def calibrate_camera(
-    store: Any,
+    store: CaseRepository,
     dicom_dir: str | Path,
     activity_mbq: float,
     activity_time: datetime,
