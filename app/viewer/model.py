@@ -103,6 +103,9 @@ class LayerData:
         The layer resampled onto the display grid (same units as stored).
     label
         What the layer is (map label or series description), for tooltips.
+    native
+        The volume on its own grid when it differs from ``volume`` (the
+        functional image: the readout reads its native voxels).
     """
 
     key: str
@@ -110,6 +113,7 @@ class LayerData:
     units: str
     volume: Volume
     label: str = ""
+    native: Volume | None = None
 
     def value_at_index(self, k: int, j: int, i: int) -> float:
         return float(self.volume.array[k, j, i])
@@ -244,7 +248,7 @@ def load_view(
         report(progress, 0.4, "fusing onto the CT grid")
         overlay = fused_overlay(ct, spect) if ct is not None else spect
         layers["spect"] = LayerData(
-            "spect", fname, unit_label(spect.units), overlay, spect.description
+            "spect", fname, unit_label(spect.units), overlay, spect.description, spect
         )
     display = layers["ct"].volume if ct is not None else layers["spect"].volume
 

@@ -619,7 +619,10 @@ class ViewerPanel(QWidget):
         spect = layers.get("spect")
         ct = layers.get("ct")
         if ct is not None:
-            self.viewer.set_time_point(ct.volume, spect.volume if spect else None)
+            if spect is not None:
+                self.viewer.set_time_point(ct.volume, spect.native, spect.volume)
+            else:
+                self.viewer.set_time_point(ct.volume, None)
         else:
             assert spect is not None
             self.viewer.set_time_point(None, spect.volume)
