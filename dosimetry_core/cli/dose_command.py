@@ -88,18 +88,22 @@ def cmd_dose(args: argparse.Namespace) -> int:
     lines = [f"dose map {res.dose_map.derived_id} ({res.method}):", head]
     for v in res.vois:
         s = v.statistics
-        if "error" in s:
-            lines.append(f"{v.voi_name[:14]:<14} {s['error']}")
+        if s is None:
+            lines.append(f"{v.voi_name[:14]:<14} {v.error}")
             continue
         note = v.review_flag
         if v.mc_mean_voxel_uncertainty is not None:
             note = f"MC {100 * v.mc_mean_voxel_uncertainty:.1f} % (voxel mean)  {note}"
+
+        def g(x: float | None, w: int, p: int) -> str:
+            return f"{x:{w}.{p}f}" if x is not None else f"{'-':>{w}}"
+
         lines.append(
-            f"{v.voi_name[:14]:<14} {s['mean_gy']:9.3f} {s['median_gy']:8.3f} "
-            f"{s['d98_gy']:8.3f} {s['d2_gy']:8.3f} {s['max_gy']:8.3f} {s['volume_ml']:8.1f}  {note}"
+            f"{v.voi_name[:14]:<14} {g(s.mean_gy, 9, 3)} {g(s.median_gy, 8, 3)} "
+            f"{g(s.d98_gy, 8, 3)} {g(s.d2_gy, 8, 3)} {g(s.max_gy, 8, 3)} {s.volume_ml:8.1f}  {note}"
         )
-        if "note" in s:
-            lines.append(f"{'':<14} note: {s['note']}")
+        if s.note:
+            lines.append(f"{'':<14} note: {s.note}")
     lines += [f"warning: {w}" for w in res.warnings]
     _emit(args, d, "\n".join(lines))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dosimetry_core.store.repository import CaseRepository
+
 
 def cmd_kinetics(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import TextProgress, _emit, _open_store
@@ -188,7 +190,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     q.set_defaults(func=cmd_tia_map)
 
 
-def _recovery_from_qa(store: Any, record_id: str) -> Any:
+def _recovery_from_qa(store: CaseRepository, record_id: str) -> Any:
     """The fitted RC(volume) curve of a stored recovery record (issue 8), as a recovery model."""
     from dosimetry_core.errors import InvalidInputError
     from dosimetry_core.qa.records import list_records, verify_record

@@ -21,8 +21,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dosimetry_core.store.repository import CaseRepository
 
-def _actor(args: argparse.Namespace, store: Any) -> Any:
+
+def _actor(args: argparse.Namespace, store: CaseRepository) -> Any:
     """The acting user: the logged-in one (MRTDOSE_USER), else ``--as``/``--role``.
 
     ``--as``/``--role`` are accepted only for a store without user accounts (a

@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     d = res.to_dict()
     lines = [
         f"case {res.case_id}, protocol {res.protocol_id}, {res.method} ({res.dose_method}), "
-        f"{res.nuclide} {res.administered_activity_mbq:g} MBq",
+        f"{res.nuclide} {res.administered_activity_mbq:g} MBq (net administered)",
         f"{'VOI':<14} {'DOSE Gy':>9} {'SD':>7} {'BED Gy':>8} {'EQD2':>7} {'TIA MBq h':>10}",
     ]
 
@@ -93,10 +93,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{100 * c.fraction_of_limit:.0f} %) {state}  [{c.source}]"
         )
     nc = res.next_cycle
-    if nc.get("activity_mbq") is not None:
-        lines.append(f"next cycle: at most {nc['activity_mbq']:.0f} MBq (bound by {nc['binding']})")
-    elif nc.get("reason"):
-        lines.append(f"next cycle: {nc['reason']}")
+    if nc.activity_mbq is not None:
+        lines.append(
+            f"next cycle: at most {nc.activity_mbq:.0f} MBq net administered "
+            f"(bound by {nc.binding})"
+        )
+    elif nc.reason:
+        lines.append(f"next cycle: {nc.reason}")
     lines += [f"warning: {w}" for w in res.warnings]
     _emit(args, d, "\n".join(lines))
     return 0

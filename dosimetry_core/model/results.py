@@ -184,7 +184,7 @@ class TacPoints:
         }
         if self.activity_sd_mbq is not None:
             d["activity_sd_mbq"] = list(self.activity_sd_mbq)
-        return json_clean(d)  # type: ignore[no-any-return]
+        return json_clean(d)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TacPoints:
@@ -251,7 +251,7 @@ class VoiKinetics:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``mrt-kinetics/1`` entry (also each row of ``mrtdose kinetics --json``)."""
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "format": KINETICS_FORMAT,
                 "voi_id": self.voi_id,
@@ -375,7 +375,7 @@ class DoseStatistics:
         }
         if self.note:
             d["note"] = self.note
-        return json_clean(d)  # type: ignore[no-any-return]
+        return json_clean(d)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DoseStatistics:
@@ -415,7 +415,7 @@ class DvhCurve:
     mass_weighted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "bin_edges_gy": list(self.bin_edges_gy),
                 "differential_ml": list(self.differential_ml),
@@ -528,7 +528,7 @@ class VoiRunResult:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "voi_id": self.voi_id,
                 "voi_name": self.voi_name,
@@ -603,7 +603,7 @@ class OrganResult:
         return v
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "label": self.label,
                 "vois": list(self.vois),
@@ -649,7 +649,7 @@ class LimitCheck:
     when: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean(dict(self.__dict__))  # type: ignore[no-any-return]
+        return json_clean(dict(self.__dict__))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LimitCheck:
@@ -780,7 +780,7 @@ class DoseSummary:
         return next((v for v in self.vois if v.voi_id == voi_id), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "kind": self.kind,
                 "format": DOSE_FORMAT,
@@ -863,7 +863,7 @@ class ProtocolRun:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``mrt-protocol-run/1`` object (``mrtdose run --json``) plus the record fields."""
-        return json_clean(  # type: ignore[no-any-return]
+        return json_clean(
             {
                 "kind": self.kind,
                 "format": RUN_FORMAT,

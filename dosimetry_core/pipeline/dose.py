@@ -38,7 +38,7 @@ at least half of it is covered.  Statistics: :func:`dosimetry_core.dose.dvh.dose
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,14 @@ from dosimetry_core.model import (
     ImageUnits,
     Volume,
 )
+from dosimetry_core.model.results import (
+    DOSE_FORMAT,
+    DoseStatistics,
+    DoseSummary,
+    DvhCurve,
+    VoiDose,
+    json_clean,
+)
 from dosimetry_core.progress import (
     CancelCheck,
     ProgressCallback,
@@ -62,60 +70,56 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.repository import CaseRepository
 
 METHODS = ("led", "vsv", "vsv-density", "mc")
-DOSE_FORMAT = "mrt-dose/1"
 
-
-@dataclass
-class VoiDose:
-    """Dose statistics of one VOI on the dose grid."""
-
-    voi_id: str
-    voi_name: str
-    review_flag: str
-    statistics: dict[str, Any]
-    mc_mean_voxel_uncertainty: float | None = None
-    """Dose-weighted mean of the voxels' relative 1-SD statistical uncertainty (MC)."""
-    dvh: dict[str, Any] | None = None
-    """Cumulative and differential DVH (:meth:`DoseVolumeHistogram.to_dict`) when asked."""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            "voi_id": self.voi_id,
-            "voi_name": self.voi_name,
-            "review_flag": self.review_flag,
-            **self.statistics,
-            "mc_mean_voxel_relative_uncertainty": self.mc_mean_voxel_uncertainty,
-        }
-        if self.dvh is not None:
-            d["dvh"] = self.dvh
-        return d
+__all__ = ["METHODS", "DoseResult", "VoiDose", "compute_dose", "voi_masks_on_grid"]
 
 
 @dataclass
 class DoseResult:
-    """What :func:`compute_dose` made and kept in the case."""
+    """What :func:`compute_dose` made and kept in the case: the maps and the typed summary.
+
+    ``summary`` is the :class:`~dosimetry_core.model.results.DoseSummary` record
+    stored in ``case.results`` (VOI statistics, DVHs, review flags).
+    """
 
     dose_map: DerivedMap
     uncertainty_map: DerivedMap | None
-    method: str
-    vois: list[VoiDose]
-    provenance: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+    summary: DoseSummary
+
+    @property
+    def method(self) -> str:
+        return self.summary.method
+
+    @property
+    def vois(self) -> tuple[VoiDose, ...]:
+        return self.summary.vois
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return dict(self.summary.provenance)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.summary.warnings)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``mrt-dose/1`` object of ``mrtdose dose --json``."""
+        d = self.summary.to_dict()
         return {
-            "format": DOSE_FORMAT,
+            "format": d["format"],
             "dose_map_id": self.dose_map.derived_id,
             "uncertainty_map_id": None
             if self.uncertainty_map is None
             else self.uncertainty_map.derived_id,
             "method": self.method,
             "unit": "Gy",
-            "provenance": self.provenance,
-            "vois": [v.to_dict() for v in self.vois],
-            "warnings": list(self.warnings),
+            "provenance": d["provenance"],
+            "vois": d["vois"],
+            "warnings": d["warnings"],
+            "result_id": self.summary.result_id,
         }
 
 
@@ -179,7 +183,7 @@ def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
 
 
 def voi_fractions_on_grid(
-    store: Any, case: Case, vois: Sequence[VOI], target: Geometry
+    store: CaseRepository, case: Case, vois: Sequence[VOI], target: Geometry
 ) -> dict[str, NDArray[np.float32]]:
     """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id."""
     from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
@@ -193,14 +197,14 @@ def voi_fractions_on_grid(
 
 
 def voi_masks_on_grid(
-    store: Any, case: Case, vois: Sequence[VOI], target: Geometry
+    store: CaseRepository, case: Case, vois: Sequence[VOI], target: Geometry
 ) -> dict[str, NDArray[np.bool_]]:
     """Each VOI's mask on the dose grid (covered fraction >= 0.5), by VOI id."""
     return {k: f >= 0.5 for k, f in voi_fractions_on_grid(store, case, vois, target).items()}
 
 
 def compute_dose(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     *,
     method: str,
@@ -223,7 +227,11 @@ def compute_dose(
 ) -> DoseResult:
     """Dose map of a case by ``method`` and VOI statistics (module docstring).
 
-    ``dvh_bins``: also a DVH per VOI with that many equal dose bins.
+    ``dvh_bins``: also a DVH per VOI with that many equal dose bins.  The VOI
+    statistics are kept in the case as a typed
+    :class:`~dosimetry_core.model.results.DoseSummary` (``case.results``; an older
+    summary of the same method is superseded).  No figure here is per
+    administered activity.
 
     Raises
     ------
@@ -424,19 +432,24 @@ def compute_dose(
             parent_id=dose_map.derived_id,
         )
         case.derived.append(unc_map)
+    summary = DoseSummary(
+        dose_map_id=dose_map.derived_id,
+        method=method,
+        vois=tuple(voi_rows),
+        nuclide=nuclide,
+        tia_map_id=tia_d.derived_id,
+        uncertainty_map_id=None if unc_map is None else unc_map.derived_id,
+        warnings=tuple(warnings),
+        provenance=json_clean(provenance),
+        created_by=user,
+    )
+    case.add_result(summary)
     store.save_case(
         case,
         audit=store.audit_spec("dose", method=method, dose_map_id=dose_map.derived_id, user=user),
     )
     report(progress, 1.0, "dose done")
-    return DoseResult(
-        dose_map=dose_map,
-        uncertainty_map=unc_map,
-        method=method,
-        vois=voi_rows,
-        provenance=provenance,
-        warnings=warnings,
-    )
+    return DoseResult(dose_map=dose_map, uncertainty_map=unc_map, summary=summary)
 
 
 def _reference_ct_key(case: Case) -> str | None:
@@ -449,7 +462,7 @@ def _reference_ct_key(case: Case) -> str | None:
 
 
 def _voi_statistics(
-    store: Any,
+    store: CaseRepository,
     case: Case,
     vois: Sequence[VOI],
     geom: Geometry,
@@ -478,7 +491,8 @@ def _voi_statistics(
                         voi.voi_id,
                         voi.name,
                         review_flag(voi),
-                        {"error": "the VOI does not overlap the dose grid"},
+                        None,
+                        error="the VOI does not overlap the dose grid",
                     )
                 )
                 continue
@@ -507,8 +521,19 @@ def _voi_statistics(
             stats_d["note"] = note
         hist = None
         if dvh_bins:
-            hist = dose_volume_histogram(
-                dose, m, geom.spacing_mm, n_bins=int(dvh_bins), density_g_cm3=density
-            ).to_dict()
-        rows.append(VoiDose(voi.voi_id, voi.name, review_flag(voi), stats_d, unc_mean, hist))
+            hist = DvhCurve.from_dict(
+                dose_volume_histogram(
+                    dose, m, geom.spacing_mm, n_bins=int(dvh_bins), density_g_cm3=density
+                ).to_dict()
+            )
+        rows.append(
+            VoiDose(
+                voi.voi_id,
+                voi.name,
+                review_flag(voi),
+                DoseStatistics.from_dict(stats_d),
+                mc_mean_voxel_uncertainty=unc_mean,
+                dvh=hist,
+            )
+        )
     return rows

@@ -2,111 +2,92 @@
 
 :func:`compute_kinetics` measures each VOI's time-activity curve on the
 reference CT grid (:func:`dosimetry_core.kinetics.tac.voi_tac`), fits it
-(:func:`dosimetry_core.kinetics.fitting.fit_tac`), and stores one JSON-serialisable
-dict per VOI in ``case.extra["kinetics"]``, keyed by ``voi_id``, then saves the
-case.  Shape of one entry (units in the key names)::
+(:func:`dosimetry_core.kinetics.fitting.fit_tac`), and keeps one typed
+:class:`~dosimetry_core.model.results.VoiKinetics` per VOI in a new
+:class:`~dosimetry_core.model.results.KineticsRecord` of ``case.results``
+(the previous record is superseded), then saves the case.  The new record holds
+the VOIs just computed and the current entries of the other VOIs (each entry
+has its own ``computed_at``); entries of deleted VOIs are dropped.
 
-    {
-      "format": "mrt-kinetics/1",
-      "voi_id": str, "voi_name": str,
-      "review_flag": str,            # "" only when the contour is approved
-      "computed_at": ISO date-time,
-      "nuclide": str, "model_requested": str,
-      "administered_activity_mbq": float,   # net, first administration
-      "recovery": str | None,        # description of the recovery model, if any
-      "tac": Tac.to_dict(),          # time_h, activity_mbq, mean_bq_per_ml, volume_ml, ...
-      "model": str | None,           # chosen model
-      "parameters": {...},           # of the chosen model, with units (fit_tac)
-      "tia_mbq_h": float | None, "tia_sd_mbq_h": float | None,
-      "tiac_h": float | None, "tiac_sd_h": float | None,    # TIA / A_adm
-      "fit": FitResult.to_dict(),    # candidates, covariance, AICc, warnings, ...
-      "error": str | None,           # why there is no fit (e.g. too few points)
-      "warnings": [str, ...]
-    }
-
-Non-finite numbers are stored as ``null``.  Entries of VOIs not recomputed are
-kept; entries of deleted VOIs are dropped.
+TIAC (h) = TIA / A_adm with A_adm the **net** administered activity of the first
+administration (syringe minus residual, decay-corrected to the administration
+time: :func:`dosimetry_core.physics.decay.net_administered_activity_mbq`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from dosimetry_core.errors import DosimetryError, InvalidInputError
 from dosimetry_core.kinetics.tac import PsfRecovery, RecoveryModel, Tac, voi_tac
 from dosimetry_core.model import VOI, Case, Volume
+from dosimetry_core.model.results import (
+    CandidateModel,
+    KineticsRecord,
+    TacPoints,
+    VoiKinetics,
+    json_clean,
+    parameters_from_dict,
+)
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
+from dosimetry_core.store.repository import CaseRepository
 
-KINETICS_KEY = "kinetics"
-KINETICS_FORMAT = "mrt-kinetics/1"
-
-
-@dataclass
-class VoiKinetics:
-    """Result for one VOI (see the module docstring for the stored form)."""
-
-    voi_id: str
-    voi_name: str
-    tac: Tac
-    model: str | None
-    tia_mbq_h: float | None
-    tia_sd_mbq_h: float | None
-    tiac_h: float | None
-    tiac_sd_h: float | None
-    administered_activity_mbq: float
-    review_flag: str = ""
-    fit: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    nuclide: str = ""
-    model_requested: str = "auto"
-    recovery: str | None = None
-    computed_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _clean(
-            {
-                "format": KINETICS_FORMAT,
-                "voi_id": self.voi_id,
-                "voi_name": self.voi_name,
-                "review_flag": self.review_flag,
-                "computed_at": self.computed_at,
-                "nuclide": self.nuclide,
-                "model_requested": self.model_requested,
-                "administered_activity_mbq": self.administered_activity_mbq,
-                "recovery": self.recovery,
-                "tac": self.tac.to_dict(),
-                "model": self.model,
-                "parameters": self.fit.get("parameters"),
-                "tia_mbq_h": self.tia_mbq_h,
-                "tia_sd_mbq_h": self.tia_sd_mbq_h,
-                "tiac_h": self.tiac_h,
-                "tiac_sd_h": self.tiac_sd_h,
-                "fit": self.fit,
-                "error": self.error,
-                "warnings": list(self.warnings),
-            }
-        )
+__all__ = ["VoiKinetics", "compute_kinetics", "voi_kinetics"]
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats -> None, tuples -> lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and not isinstance(value, str):
-        try:
-            return _clean(value.item())
-        except (TypeError, ValueError):
-            return value
-    return value
+def voi_kinetics(
+    voi: VOI,
+    tac: Tac,
+    fit: dict[str, Any] | None,
+    *,
+    administered_activity_mbq: float,
+    review_flag: str = "",
+    error: str | None = None,
+    nuclide: str = "",
+    model_requested: str = "auto",
+    recovery: str | None = None,
+    computed_at: str = "",
+) -> VoiKinetics:
+    """The typed kinetics of one VOI from its TAC and fit report (``FitResult.to_dict()``).
+
+    ``administered_activity_mbq`` must be the **net** administered activity
+    (:func:`~dosimetry_core.physics.decay.net_administered_activity_mbq`):
+    ``tiac_h = tia_mbq_h / administered_activity_mbq``.  ``fit`` None: no fit
+    (``error`` says why).
+    """
+    f: dict[str, Any] = json_clean(fit or {})
+    tia = f.get("tia_mbq_h") if f else None
+    sd = f.get("tia_sd_mbq_h") if f else None
+    a_adm = float(administered_activity_mbq)
+    half = f.get("half_lives_h") or {}
+    return VoiKinetics(
+        voi_id=voi.voi_id,
+        voi_name=voi.name,
+        tac=TacPoints.from_dict(tac.to_dict()),
+        model=f.get("model") if f else None,
+        tia_mbq_h=tia,
+        tia_sd_mbq_h=sd,
+        tiac_h=None if tia is None else tia / a_adm,
+        tiac_sd_h=None if sd is None else sd / a_adm,
+        administered_activity_mbq=a_adm,
+        parameters=parameters_from_dict(f.get("parameters")),
+        candidates=tuple(CandidateModel.from_dict(c) for c in f.get("candidates") or ()),
+        half_lives_h=tuple(
+            (str(k), v.get("value") if isinstance(v, dict) else v) for k, v in half.items()
+        ),
+        injection_time_h=float(f.get("injection_time_h") or 0.0),
+        review_flag=review_flag,
+        error=error,
+        warnings=tuple(list(tac.warnings) + [str(w) for w in f.get("warnings") or ()]),
+        nuclide=nuclide,
+        model_requested=model_requested,
+        recovery=recovery,
+        computed_at=computed_at,
+        fit=f,
+    )
 
 
 def _describe(recovery: RecoveryModel | None) -> str | None:
@@ -128,7 +109,7 @@ def _select(case: Case, vois: Sequence[str] | None) -> list[VOI]:
 
 
 def compute_kinetics(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     *,
     vois: Sequence[str] | None = None,
@@ -138,13 +119,16 @@ def compute_kinetics(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     fit_options: dict[str, Any] | None = None,
+    user: str = "",
 ) -> list[VoiKinetics]:
     """TAC, fit, TIA and TIAC of every (or the named) VOI; stored in the case and saved.
+
+    TIAC divides by the net administered activity (module docstring).
 
     Parameters
     ----------
     store
-        A :class:`~dosimetry_core.store.CaseStore`.
+        The case store.
     case_id
         The case (time points registered; an administration entered).
     vois
@@ -159,6 +143,8 @@ def compute_kinetics(
         :mod:`dosimetry_core.progress` callbacks; on cancel nothing is saved.
     fit_options
         Extra keyword arguments for :func:`fit_tac` (e.g. ``fallback=True``).
+    user
+        Who computed it (the record's ``created_by``; default the store's actor).
 
     Returns
     -------
@@ -197,11 +183,8 @@ def compute_kinetics(
         check_cancel(cancel)
         report(progress, i / n, f"kinetics: {voi.name} ({i + 1}/{n})")
         tac = voi_tac(store, case, voi, recovery=recovery, spect_cache=cache)
-        fit: dict[str, Any] = {}
+        fit: dict[str, Any] | None = None
         err: str | None = None
-        chosen: str | None = None
-        tia = sd = None
-        warnings = list(tac.warnings)
         try:
             res = fit_tac(
                 tac.time_h,
@@ -212,28 +195,19 @@ def compute_kinetics(
                 administered_activity_mbq=a_adm,
                 **(fit_options or {}),
             )
-            fit = _clean(res.to_dict())
-            chosen = res.model
-            tia = res.tia_mbq_h if math.isfinite(res.tia_mbq_h) else None
-            sd = res.tia_sd_mbq_h
-            warnings.extend(res.warnings)
+            fit = res.to_dict()
+            if not math.isfinite(res.tia_mbq_h):
+                fit["tia_mbq_h"] = None
         except DosimetryError as exc:
             err = str(exc)
         results.append(
-            VoiKinetics(
-                voi_id=voi.voi_id,
-                voi_name=voi.name,
-                tac=tac,
-                model=chosen,
-                tia_mbq_h=tia,
-                tia_sd_mbq_h=sd,
-                tiac_h=None if tia is None else tia / a_adm,
-                tiac_sd_h=None if sd is None else sd / a_adm,
+            voi_kinetics(
+                voi,
+                tac,
+                fit,
                 administered_activity_mbq=a_adm,
                 review_flag=review_flag(voi),
-                fit=fit,
                 error=err,
-                warnings=warnings,
                 nuclide=nuc,
                 model_requested=model,
                 recovery=_describe(recovery),
@@ -241,12 +215,20 @@ def compute_kinetics(
             )
         )
     check_cancel(cancel)
-    stored = dict(case.extra.get(KINETICS_KEY) or {})
     live = {v.voi_id for v in case.vois}
-    stored = {k: v for k, v in stored.items() if k in live}
-    for r in results:
-        stored[r.voi_id] = r.to_dict()
-    case.extra[KINETICS_KEY] = stored
+    new_ids = {r.voi_id for r in results}
+    kept = []
+    current = case.kinetics
+    if current is not None:
+        kept = [v for v in current.vois if v.voi_id in live and v.voi_id not in new_ids]
+    actor = getattr(store, "actor", None)
+    case.add_result(
+        KineticsRecord(
+            vois=tuple(kept + results),
+            created_by=user or str(getattr(actor, "username", "") or ""),
+            source="kinetics",
+        )
+    )
     store.save_case(case, audit=store.audit_spec("fit", vois=[r.voi_name for r in results]))
     report(progress, 1.0, "kinetics done")
     return results

@@ -24,22 +24,41 @@
 9. the activity for the next cycle that keeps every cumulative limit (EANM level 3),
    assuming the same doses per activity as this cycle.
 
-The result is kept in ``case.extra["protocol_run"]`` and ``case.protocol`` is set.
-Organ values for organs made of several VOIs (left and right kidney) are
-mass-weighted means of the VOIs' values.
+The result is a typed :class:`~dosimetry_core.model.results.ProtocolRun` kept in
+``case.results`` (an earlier run is superseded), with the per-VOI kinetics it fitted
+as a :class:`~dosimetry_core.model.results.KineticsRecord` (so the report never
+fits again), and ``case.protocol`` is set.  Organ values for organs made of several
+VOIs (left and right kidney) are mass-weighted means of the VOIs' values.
+
+Administered activity: every figure per activity (organ Gy/GBq, TIAC, next-cycle
+activity) uses the **net** administered activity of the first administration
+(syringe minus residual, decay-corrected to the administration time:
+:func:`dosimetry_core.physics.decay.net_administered_activity_mbq`); the
+next-cycle activity is likewise a net administered activity.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.model import Case
+from dosimetry_core.model.results import (
+    KineticsRecord,
+    LimitCheck,
+    NextCycle,
+    OrganResult,
+    ProtocolRun,
+    UncertaintyComponent,
+    VoiKinetics,
+    VoiRunResult,
+)
 from dosimetry_core.progress import (
     CancelCheck,
     ProgressCallback,
@@ -47,98 +66,16 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.repository import CaseRepository
 
-RUN_KEY = "protocol_run"
-RUN_FORMAT = "mrt-protocol-run/1"
+# The record types live in the model; these names are kept for callers of this module.
+ProtocolRunResult = ProtocolRun
+VoiResult = VoiRunResult
 
+RUN_DVH_BINS = 60
+"""Equal dose bins of the DVHs the run keeps in its dose summary (the report's DVHs)."""
 
-@dataclass
-class VoiResult:
-    voi_id: str
-    voi_name: str
-    role: str
-    """"oar" (organ of the protocol), "lesion" or "target"."""
-    organ_id: str | None
-    review_flag: str
-    mass_g: float | None
-    tia_mbq_h: float | None
-    dose_gy: float | None
-    dose_sd_gy: float | None
-    bed_gy: float | None
-    eqd2_gy: float | None
-    tissue: str | None
-    model: str | None
-    method: str
-    sphere_model_dose_gy: float | None = None
-    uncertainty_budget: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class LimitCheck:
-    organ_id: str
-    quantity: str
-    scope: str
-    limit: float
-    value: float
-    this_cycle: float
-    previous_cycles: float
-    fraction_of_limit: float
-    passed: bool
-    source: str
-    when: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class ProtocolRunResult:
-    case_id: str
-    protocol_id: str
-    method: str
-    dose_method: str
-    nuclide: str
-    administered_activity_mbq: float
-    vois: list[VoiResult]
-    organs: dict[str, dict[str, Any]]
-    limit_checks: list[LimitCheck]
-    next_cycle: dict[str, Any]
-    previous_cycle_cases: list[str]
-    warnings: list[str]
-    computed_at: str
-    user: str
-    dose_map_id: str | None = None
-    checklist: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def all_limits_passed(self) -> bool:
-        return all(c.passed for c in self.limit_checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": RUN_FORMAT,
-            "case_id": self.case_id,
-            "protocol": self.protocol_id,
-            "method": self.method,
-            "dose_method": self.dose_method,
-            "nuclide": self.nuclide,
-            "administered_activity_mbq": self.administered_activity_mbq,
-            "dose_map_id": self.dose_map_id,
-            "organs": self.organs,
-            "vois": [v.to_dict() for v in self.vois],
-            "limit_checks": [c.to_dict() for c in self.limit_checks],
-            "all_limits_passed": self.all_limits_passed,
-            "next_cycle": self.next_cycle,
-            "previous_cycle_cases": self.previous_cycle_cases,
-            "warnings": self.warnings,
-            "checklist": self.checklist,
-            "computed_at": self.computed_at,
-            "user": self.user,
-        }
+__all__ = ["LimitCheck", "ProtocolRunResult", "VoiResult", "run_protocol"]
 
 
 def _choose_method(protocol: Any, n_tp: int, method: str) -> str:
@@ -186,7 +123,7 @@ def _classify(protocol: Any, vois: Sequence[Any]) -> list[tuple[Any, str, str | 
     return out
 
 
-def _previous_cycles(store: Any, case: Any, protocol_id: str) -> list[Any]:
+def _previous_cycles(store: CaseRepository, case: Case, protocol_id: str) -> list[Case]:
     """Earlier cases of the same patient run under the same protocol (by administration)."""
     adm = case.first_administration
     if adm is None:
@@ -196,16 +133,16 @@ def _previous_cycles(store: Any, case: Any, protocol_id: str) -> list[Any]:
         if s.case_id == case.case_id or s.patient_id != case.patient.patient_id:
             continue
         other = store.load_case(s.case_id)
-        run = other.extra.get(RUN_KEY)
+        run = other.protocol_run
         o_adm = other.first_administration
-        if not run or run.get("protocol") != protocol_id or o_adm is None:
+        if run is None or run.protocol_id != protocol_id or o_adm is None:
             continue
         if o_adm.time < adm.time:
             out.append(other)
-    return sorted(out, key=lambda c: c.first_administration.time)
+    return sorted(out, key=lambda c: c.first_administration.time)  # type: ignore[union-attr]
 
 
-def _mass_weighted(rows: Sequence[VoiResult], attr: str) -> float | None:
+def _mass_weighted(rows: Sequence[VoiRunResult], attr: str) -> float | None:
     vals = [(getattr(r, attr), r.mass_g) for r in rows]
     if any(v is None for v, _ in vals):
         return None
@@ -217,7 +154,7 @@ def _mass_weighted(rows: Sequence[VoiResult], attr: str) -> float | None:
 
 
 def run_protocol(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     protocol_id: str | None = None,
     *,
@@ -229,8 +166,12 @@ def run_protocol(
     user: str = "",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-) -> ProtocolRunResult:
+) -> ProtocolRun:
     """Run ``case_id`` under ``protocol_id`` (default: the case's protocol); module docstring.
+
+    Returns the :class:`~dosimetry_core.model.results.ProtocolRun` stored in the
+    case (``case.protocol_run``); organ Gy/GBq and the next-cycle activity are per
+    **net** administered activity.
 
     Parameters
     ----------
@@ -252,7 +193,9 @@ def run_protocol(
     from dosimetry_core.kinetics.fitting import fit_tac
     from dosimetry_core.kinetics.stp import stp_tia
     from dosimetry_core.kinetics.tac import PsfRecovery, voi_tac
+    from dosimetry_core.physics.decay import net_administered_activity_mbq
     from dosimetry_core.physics.nuclides import chain_energy_per_decay, normalize_nuclide
+    from dosimetry_core.pipeline.kinetics import voi_kinetics
     from dosimetry_core.pipeline.registration import register_case
     from dosimetry_core.pipeline.voi_review import review_flag
     from dosimetry_core.protocols.registry import checklist, load_protocol
@@ -302,8 +245,16 @@ def run_protocol(
     check_cancel(cancel)
     energy = chain_energy_per_decay(nuclide)
     defaults = dict(protocol.uncertainty_defaults)
+    activity = float(net_administered_activity_mbq(adm))
+    if not activity > 0:
+        raise InvalidInputError(
+            f"case {case_id}: the net administered activity is not positive", field="activity_mbq"
+        )
     dose_map_id = None
+    dose_summary_id = None
     voi_dose: dict[str, float] = {}
+    fitted: list[VoiKinetics] = []
+    now = datetime.now().replace(microsecond=0).isoformat()
     if chosen == "multi-point":
         from dosimetry_core.pipeline.dose import compute_dose
         from dosimetry_core.pipeline.tia_map import compute_tia_map
@@ -317,15 +268,17 @@ def run_protocol(
             case_id,
             method=dm,
             vois=[v.voi_id for v, *_ in classified],
+            dvh_bins=RUN_DVH_BINS,
             user=user,
             progress=sub_progress(progress, 0.45, 0.8),
             cancel=cancel,
         )
         dose_map_id = dres.dose_map.derived_id
+        dose_summary_id = dres.summary.result_id
         warnings += [f"dose: {w}" for w in dres.warnings]
         for row in dres.vois:
-            if "mean_gy" in row.statistics:
-                voi_dose[row.voi_id] = float(row.statistics["mean_gy"])
+            if row.statistics is not None and row.statistics.mean_gy is not None:
+                voi_dose[row.voi_id] = float(row.statistics.mean_gy)
         case = store.load_case(case_id)
     rows: list[VoiResult] = []
     spect_cache: dict[str, Any] = {}
@@ -342,12 +295,29 @@ def run_protocol(
         model = None
         fit = None
         if chosen == "multi-point":
+            err = None
             try:
                 fit = fit_tac(tac.time_h, tac.activity_mbq, nuclide=nuclide)
             except InvalidInputError as exc:
+                err = str(exc)
                 notes.append(f"fit failed: {exc}")
             tia = None if fit is None else float(fit.tia_mbq_h)
             model = None if fit is None else fit.chosen.model
+            fitted.append(
+                voi_kinetics(
+                    voi,
+                    tac,
+                    None if fit is None else fit.to_dict(),
+                    administered_activity_mbq=activity,
+                    review_flag=review_flag(voi),
+                    error=err,
+                    nuclide=nuclide,
+                    recovery=None
+                    if recovery is None
+                    else f"shape-specific RC, Gaussian PSF FWHM {recovery.fwhm_mm:g} mm",
+                    computed_at=now,
+                )
+            )
             dose = voi_dose.get(voi.voi_id)
             if dose is not None and rc_factor != 1.0:
                 dose *= rc_factor
@@ -364,6 +334,20 @@ def run_protocol(
             r = stp_tia(stp_method, float(tac.time_h[k]), float(tac.activity_mbq[k]))
             tia = float(r.tia_mbq_h)
             model = f"stp-{stp_method}"
+            stp = voi_kinetics(
+                voi,
+                tac,
+                None,
+                administered_activity_mbq=activity,
+                review_flag=review_flag(voi),
+                nuclide=nuclide,
+                model_requested=model,
+                computed_at=now,
+            )
+            stp_fit = {"method": stp_method, "time_point_index": k, "tia_mbq_h": tia}
+            fitted.append(
+                replace(stp, model=model, tia_mbq_h=tia, tiac_h=tia / activity, fit=stp_fit)
+            )
             dose = None
             if mass_g:
                 dose = tia * 3.6e9 * energy.non_penetrating_mev * 1.602176634e-13 / (mass_g * 1e-3)
@@ -385,13 +369,13 @@ def run_protocol(
             if bed_note:
                 notes.append(bed_note)
         sd = None
-        budget: list[dict[str, Any]] = []
+        budget: list[UncertaintyComponent] = []
         if dose is not None and tia and chosen == "multi-point" and fit is not None:
             sd, budget, unc_note = _uncertainty(fit, dose, tia, mass_g, defaults)
             if unc_note:
                 notes.append(unc_note)
         rows.append(
-            VoiResult(
+            VoiRunResult(
                 voi_id=voi.voi_id,
                 voi_name=voi.name,
                 role=role,
@@ -407,54 +391,68 @@ def run_protocol(
                 model=model,
                 method=chosen if chosen == "single-time-point" else f"voxel {dm}",
                 sphere_model_dose_gy=sphere,
-                uncertainty_budget=budget,
-                notes=notes,
+                uncertainty_budget=tuple(budget),
+                notes=tuple(notes),
             )
         )
-    activity = float(adm.activity_mbq)
-    organs: dict[str, dict[str, Any]] = {}
+    organs: dict[str, OrganResult] = {}
     for organ in protocol.organs:
         parts = [r for r in rows if r.organ_id == organ.id]
         if not parts:
             continue
         dose = _mass_weighted(parts, "dose_gy")
         sd_vals = [r.dose_sd_gy for r in parts]
-        organs[organ.id] = {
-            "label": organ.label,
-            "vois": [r.voi_name for r in parts],
-            "review_flags": [r.review_flag for r in parts],
-            "mass_g": sum(r.mass_g or 0.0 for r in parts) or None,
-            "dose_gy": dose,
-            "dose_sd_gy": _mass_weighted(parts, "dose_sd_gy") if None not in sd_vals else None,
-            "bed_gy": _mass_weighted(parts, "bed_gy"),
-            "eqd2_gy": _mass_weighted(parts, "eqd2_gy"),
-            "dose_per_activity_gy_per_gbq": None if dose is None else dose / activity * 1e3,
-        }
+        organs[organ.id] = OrganResult(
+            label=organ.label,
+            vois=tuple(r.voi_name for r in parts),
+            review_flags=tuple(r.review_flag for r in parts),
+            mass_g=sum(r.mass_g or 0.0 for r in parts) or None,
+            dose_gy=dose,
+            dose_sd_gy=_mass_weighted(parts, "dose_sd_gy") if None not in sd_vals else None,
+            bed_gy=_mass_weighted(parts, "bed_gy"),
+            eqd2_gy=_mass_weighted(parts, "eqd2_gy"),
+            dose_per_activity_gy_per_gbq=None if dose is None else dose / activity * 1e3,
+        )
     previous = _previous_cycles(store, case, protocol.id)
-    checks = _limit_checks(protocol, organs, previous, risk_factors)
+    previous_organs = [c.protocol_run.organs for c in previous if c.protocol_run is not None]
+    checks = _limit_checks(protocol, organs, previous_organs, risk_factors)
     next_cycle = _next_cycle(protocol, organs, rows, checks, activity)
-    now = datetime.now().replace(microsecond=0).isoformat()
-    result = ProtocolRunResult(
+    actor = getattr(store, "actor", None)
+    kinetics = KineticsRecord(
+        vois=tuple(fitted),
+        created_by=user or str(getattr(actor, "username", "") or ""),
+        source="protocol run",
+    )
+    result = ProtocolRun(
         case_id=case_id,
         protocol_id=protocol.id,
         method=chosen,
         dose_method=dm if chosen == "multi-point" else "organ-level",
         nuclide=nuclide,
         administered_activity_mbq=activity,
-        vois=rows,
+        vois=tuple(rows),
         organs=organs,
-        limit_checks=checks,
+        limit_checks=tuple(checks),
         next_cycle=next_cycle,
-        previous_cycle_cases=[c.case_id for c in previous],
-        warnings=warnings,
+        previous_cycle_cases=tuple(c.case_id for c in previous),
+        warnings=tuple(warnings),
         computed_at=now,
         user=user,
         dose_map_id=dose_map_id,
-        checklist=checklist(case, protocol),
+        checklist=tuple(checklist(case, protocol)),
+        kinetics_id=kinetics.result_id,
+        dose_summary_id=dose_summary_id,
     )
     case = store.load_case(case_id)
     case.protocol = protocol.id
-    case.extra[RUN_KEY] = _json_safe(result.to_dict())
+    live = {v.voi_id for v in case.vois}
+    current = case.kinetics
+    if current is not None:  # the other VOIs' stored kinetics stay current
+        ids = {k.voi_id for k in fitted}
+        kept = tuple(v for v in current.vois if v.voi_id in live and v.voi_id not in ids)
+        kinetics = replace(kinetics, vois=kept + kinetics.vois)
+    case.add_result(kinetics)
+    case.add_result(result)
     store.save_case(
         case, audit=store.audit_spec("protocol-run", protocol=protocol.id, method=chosen, user=user)
     )
@@ -462,20 +460,8 @@ def run_protocol(
     return result
 
 
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, np.floating | np.integer):
-        return _json_safe(x.item())
-    return x
-
-
 def _voi_mass_g(
-    store: Any, case: Any, voi: Any, tac: Any, ct_cache: dict[str, Any]
+    store: CaseRepository, case: Any, voi: Any, tac: Any, ct_cache: dict[str, Any]
 ) -> float | None:
     """VOI mass (g) from the reference CT densities, else volume x 1.04 g/mL (soft tissue)."""
     from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
@@ -520,7 +506,7 @@ def _bed(
 
 def _uncertainty(
     fit: Any, dose_gy: float, tia_mbq_h: float, mass_g: float | None, defaults: dict[str, Any]
-) -> tuple[float | None, list[dict[str, Any]], str | None]:
+) -> tuple[float | None, list[UncertaintyComponent], str | None]:
     """Dose SD and budget by Gear et al. 2018 with the protocol's default input SDs."""
     from dosimetry_core.uncertainty.budget import UncertaintyInputs, dose_uncertainty_from_fit
 
@@ -541,15 +527,19 @@ def _uncertainty(
     except InvalidInputError as exc:
         return None, [], f"no uncertainty: {exc}"
     budget = [
-        {"name": c.name, "rel_sd": c.rel_sd, "variance_fraction": c.variance_fraction}
+        UncertaintyComponent(c.name, float(c.rel_sd), float(c.variance_fraction))
         for c in u.contributions
     ]
     return float(u.rel_sd * dose_gy), budget, f"uncertainty inputs: {inputs.source}"
 
 
 def _limit_checks(
-    protocol: Any, organs: dict[str, dict[str, Any]], previous: Sequence[Any], risk: bool
+    protocol: Any,
+    organs: Mapping[str, OrganResult],
+    previous: Sequence[Mapping[str, OrganResult]],
+    risk: bool,
 ) -> list[LimitCheck]:
+    """Every applicable limit of the protocol; ``previous``: organs of the earlier cycles' runs."""
     checks = []
     for organ in protocol.organs:
         if organ.id not in organs:
@@ -560,14 +550,14 @@ def _limit_checks(
                 for other in organ.limits
             ):
                 continue  # the other variant of this limit applies
-            this = organs[organ.id].get(lim.quantity)
+            this = organs[organ.id].value(lim.quantity)
             if this is None:
                 continue
             prev = 0.0
             if lim.scope == "cumulative":
-                for c in previous:
-                    o = (c.extra.get(RUN_KEY) or {}).get("organs", {}).get(organ.id) or {}
-                    prev += float(o.get(lim.quantity) or 0.0)
+                for earlier in previous:
+                    o = earlier.get(organ.id)
+                    prev += float((o.value(lim.quantity) if o is not None else None) or 0.0)
             value = float(this) + prev
             checks.append(
                 LimitCheck(
@@ -589,12 +579,15 @@ def _limit_checks(
 
 def _next_cycle(
     protocol: Any,
-    organs: dict[str, dict[str, Any]],
-    rows: Sequence[VoiResult],
+    organs: Mapping[str, OrganResult],
+    rows: Sequence[VoiRunResult],
     checks: Sequence[LimitCheck],
     activity_mbq: float,
-) -> dict[str, Any]:
+) -> NextCycle:
     """Largest next-cycle activity (MBq) keeping every cumulative limit (EANM level 3).
+
+    ``activity_mbq`` is this cycle's **net** administered activity, so the doses per
+    activity and the activity returned are net administered activities too.
 
     Assumes the same doses per activity and the same kinetics as this cycle.  A
     dose limit allows ``(limit - cumulative) / (dose per MBq)``.  A BED limit with
@@ -607,7 +600,7 @@ def _next_cycle(
         if c.scope != "cumulative":
             continue
         organ = organs[c.organ_id]
-        d = organ.get("dose_gy")
+        d = organ.dose_gy
         if not d or d <= 0:
             continue
         per_mbq = d / activity_mbq
@@ -618,7 +611,7 @@ def _next_cycle(
         if c.quantity == "dose_gy":
             allowed = remaining
         else:
-            this = organ.get(c.quantity)
+            this = organ.value(c.quantity)
             if this is None:
                 continue
             if c.quantity == "eqd2_gy":
@@ -627,11 +620,11 @@ def _next_cycle(
             allowed = 2.0 * remaining / (1.0 + math.sqrt(1.0 + 4.0 * q * remaining))
         limits[f"{c.organ_id} {c.quantity}"] = allowed / per_mbq
     if not limits:
-        return {"activity_mbq": None, "binding": None, "limits": {}, "reason": "no limit applies"}
+        return NextCycle(activity_mbq=None, binding=None, limits={}, reason="no limit applies")
     binding = min(limits, key=lambda k: limits[k])
-    return {
-        "activity_mbq": limits[binding],
-        "binding": binding,
-        "limits": limits,
-        "assumption": "same kinetics and doses per activity as this cycle",
-    }
+    return NextCycle(
+        activity_mbq=limits[binding],
+        binding=binding,
+        limits=limits,
+        assumption="same kinetics and doses per activity as this cycle (net administered activity)",
+    )

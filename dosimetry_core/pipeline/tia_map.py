@@ -48,6 +48,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.repository import CaseRepository
 
 GRIDS = ("spect", "ct")
 DEFAULT_BODY_THRESHOLD_HU = -500.0
@@ -106,7 +107,7 @@ def dosimetry_grid(case: Case, grid: str = "spect") -> Geometry:
     return series.volume.geometry
 
 
-def ct_on_grid(store: Any, case: Case, geometry: Geometry) -> Volume:
+def ct_on_grid(store: CaseRepository, case: Case, geometry: Geometry) -> Volume:
     """The reference CT (HU) resampled onto ``geometry`` (linear, -1000 HU outside)."""
     from dosimetry_core.imaging.resample import resample
 
@@ -143,7 +144,7 @@ def body_mask(
 
 
 def compute_tia_map(
-    store: Any,
+    store: CaseRepository,
     case_id: str,
     *,
     grid: str = "spect",

@@ -1,10 +1,15 @@
 """Everything the dose report states, gathered from the case: canonical and JSON-safe.
 
-:func:`build_report_content` reads the case's protocol run
-(``case.extra["protocol_run"]``, :mod:`dosimetry_core.pipeline.protocol_run`), its
-kinetics (``case.extra["kinetics"]``; TACs not stored there are measured again for
-the report, without recovery correction, and marked so), the current dose map (for
-the DVHs) and the population of earlier cases (:mod:`~dosimetry_core.reporting.population`).
+:func:`build_report_content` reads the typed records of the case
+(:mod:`dosimetry_core.model.results`): the current protocol run
+(``case.protocol_run``), the kinetics that run fitted (its ``kinetics_id``, else
+the case's current kinetics record: the report never fits again when a fit is
+stored; a VOI without a stored fit is measured and fitted for the report, without
+recovery correction, and the report says so in its source and its warnings), the
+DVHs of the run's dose summary, and the population of earlier cases
+(:mod:`~dosimetry_core.reporting.population`).  Gy/GBq figures divide by the run's
+**net** administered activity (syringe minus residual, decay-corrected to the
+administration time).
 
 Sections (keys of the returned dict): ``format``, ``patient``, ``therapy``
 (protocol, nuclide, EANM level), ``administrations``, ``time_points``, ``methods``
@@ -34,10 +39,11 @@ from typing import Any
 import numpy as np
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.model import Case
+from dosimetry_core.model.results import KineticsRecord, ProtocolRun, VoiKinetics
+from dosimetry_core.store.repository import CaseRepository
 
 REPORT_FORMAT = "mrt-dose-report/1"
-DVH_BINS = 60
-"""Equal dose bins of the DVHs kept in the report (cumulative, volume-weighted)."""
 
 
 def json_safe(x: Any) -> Any:
@@ -76,7 +82,7 @@ def sha256_hex(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _eanm_level(protocol: Any, run: dict[str, Any]) -> dict[str, Any]:
+def _eanm_level(protocol: Any, run: ProtocolRun) -> dict[str, Any]:
     """The EANM level the report documents, with the protocol's description of it.
 
     Level 2 (patient-specific dosimetry of this cycle) whenever the run computed
@@ -85,9 +91,8 @@ def _eanm_level(protocol: Any, run: dict[str, Any]) -> dict[str, Any]:
     from the protocol file (Sjögreen Gleisner et al. 2022, EJNMMI 49:1778).
     """
     level = "2"
-    reason = f"patient-specific dosimetry of this cycle ({run.get('method')})"
-    nc = run.get("next_cycle") or {}
-    if nc.get("activity_mbq") is not None:
+    reason = f"patient-specific dosimetry of this cycle ({run.method})"
+    if run.next_cycle.activity_mbq is not None:
         level = "3"
         reason += "; next-cycle activity planned from this cycle's doses per activity"
     levels = getattr(protocol, "eanm_levels", {}) or {}
@@ -98,47 +103,81 @@ def _volume_entry(role: str, ref: Any) -> dict[str, Any]:
     return {"role": role, "key": ref.key, "dtype": ref.dtype}
 
 
-def _kinetics_section(store: Any, case: Any, run: dict[str, Any]) -> dict[str, Any]:
-    from dosimetry_core.pipeline.kinetics import KINETICS_KEY
+def _run_kinetics(case: Case, run: ProtocolRun) -> KineticsRecord | None:
+    """The kinetics record the run fitted (by id), else the case's current one."""
+    if run.kinetics_id:
+        try:
+            rec = case.find_result(run.kinetics_id)
+        except KeyError:
+            rec = None
+        if isinstance(rec, KineticsRecord):
+            return rec
+    return case.kinetics
 
-    stored = case.extra.get(KINETICS_KEY) or {}
+
+def _stored_entry(k: VoiKinetics, source: str) -> dict[str, Any]:
+    return {
+        "voi_name": k.voi_name,
+        "source": source,
+        "computed_at": k.computed_at,
+        "recovery": k.recovery,
+        "time_h": list(k.tac.time_h),
+        "activity_mbq": list(k.tac.activity_mbq),
+        "model": k.model,
+        "parameters": {p.name: p.to_dict() for p in k.parameters} if k.parameters else None,
+        "tia_mbq_h": k.tia_mbq_h,
+        "tia_sd_mbq_h": k.tia_sd_mbq_h,
+        "tiac_h": k.tiac_h,
+        "administered_activity_definition": k.administered_activity_definition,
+        "half_lives_h": {n: {"value": v, "unit": "h"} for n, v in k.half_lives_h} or None,
+        "injection_time_h": k.injection_time_h,
+    }
+
+
+def _kinetics_section(
+    store: CaseRepository, case: Case, run: ProtocolRun, warnings: list[str]
+) -> dict[str, Any]:
+    """Per VOI of the run: its stored kinetics; measured (and said so) only when none is stored."""
+    record = _run_kinetics(case, run)
+    source = (
+        "stored kinetics ("
+        + (
+            "fitted by mrtdose run"
+            if record and record.source == "protocol run"
+            else "mrtdose kinetics"
+        )
+        + ")"
+    )
     out: dict[str, Any] = {}
     by_id = {v.voi_id: v for v in case.vois}
-    for row in run.get("vois") or []:
-        vid = row["voi_id"]
-        k = stored.get(vid)
+    measured = []
+    for row in run.vois:
+        k = None if record is None else record.voi(row.voi_id)
         if k is not None:
-            tac = k.get("tac") or {}
-            out[vid] = {
-                "voi_name": row["voi_name"],
-                "source": "stored kinetics (mrtdose kinetics)",
-                "computed_at": k.get("computed_at"),
-                "recovery": k.get("recovery"),
-                "time_h": tac.get("time_h"),
-                "activity_mbq": tac.get("activity_mbq"),
-                "model": k.get("model"),
-                "parameters": k.get("parameters"),
-                "tia_mbq_h": k.get("tia_mbq_h"),
-                "tia_sd_mbq_h": k.get("tia_sd_mbq_h"),
-                "half_lives_h": (k.get("fit") or {}).get("half_lives_h"),
-                "injection_time_h": (k.get("fit") or {}).get("injection_time_h", 0.0),
-            }
+            out[row.voi_id] = _stored_entry(k, source)
             continue
-        voi = by_id.get(vid)
+        voi = by_id.get(row.voi_id)
         if voi is None:
             continue
-        out[vid] = _measure_kinetics(store, case, voi, row)
+        out[row.voi_id] = _measure_kinetics(store, case, voi, row.voi_name)
+        measured.append(row.voi_name)
+    if measured:
+        warnings.append(
+            "kinetics not stored for " + ", ".join(measured) + ": TACs measured and fitted for "
+            "this report without recovery correction (run 'mrtdose kinetics' or 'mrtdose run' "
+            "to store them)"
+        )
     return out
 
 
-def _measure_kinetics(store: Any, case: Any, voi: Any, row: dict[str, Any]) -> dict[str, Any]:
+def _measure_kinetics(store: CaseRepository, case: Case, voi: Any, voi_name: str) -> dict[str, Any]:
     """TAC and fit of a VOI whose kinetics are not stored (not saved in the case)."""
     from dosimetry_core.errors import DosimetryError
     from dosimetry_core.kinetics.fitting import fit_tac
     from dosimetry_core.kinetics.tac import voi_tac
 
     entry: dict[str, Any] = {
-        "voi_name": row["voi_name"],
+        "voi_name": voi_name,
         "source": "measured for the report (no recovery correction; kinetics not stored)",
     }
     try:
@@ -161,39 +200,33 @@ def _measure_kinetics(store: Any, case: Any, voi: Any, row: dict[str, Any]) -> d
     return entry
 
 
-def _dvh_section(store: Any, case: Any, run: dict[str, Any]) -> dict[str, Any]:
-    """Cumulative volume DVH per VOI of the run on its dose map (Gy, fraction of volume)."""
-    from dosimetry_core.dose.dvh import dose_volume_histogram
-    from dosimetry_core.errors import DosimetryError
-    from dosimetry_core.pipeline.dose import voi_masks_on_grid
-
-    map_id = run.get("dose_map_id")
-    if not map_id:
+def _dvh_section(case: Case, run: ProtocolRun, warnings: list[str]) -> dict[str, Any]:
+    """Cumulative DVH per VOI of the run, from its stored dose summary (Gy, fraction of volume)."""
+    if not run.dose_map_id:
         return {}
-    try:
-        dmap = case.find_derived(map_id)
-    except KeyError:
-        return {}
-    dose = store.load_volume(dmap.volume)
-    ids = {r["voi_id"] for r in run.get("vois") or []}
-    vois = [v for v in case.vois if v.voi_id in ids]
-    try:
-        masks = voi_masks_on_grid(store, case, vois, dose.geometry)
-    except DosimetryError:
-        return {}
+    summary = case.dose_summary(run.dose_map_id)
+    ids = {r.voi_id for r in run.vois}
     out: dict[str, Any] = {}
-    for v in vois:
-        m = masks.get(v.voi_id)
-        if m is None or not m.any():
+    missing = []
+    for v in summary.vois if summary is not None else ():
+        if v.voi_id not in ids:
             continue
-        h = dose_volume_histogram(dose.array, m, dose.geometry.spacing_mm, n_bins=DVH_BINS)
+        if v.dvh is None:
+            missing.append(v.voi_name)
+            continue
         out[v.voi_id] = {
-            "voi_name": v.name,
-            "dose_gy": [float(x) for x in h.bin_edges_gy],
-            "volume_fraction": [float(x) for x in h.cumulative_fraction],
-            "volume_ml": float(h.volume_ml),
-            "weighting": "volume",
+            "voi_name": v.voi_name,
+            "dose_gy": list(v.dvh.bin_edges_gy),
+            "volume_fraction": list(v.dvh.cumulative_fraction),
+            "volume_ml": v.dvh.volume_ml,
+            "weighting": "mass" if v.dvh.mass_weighted else "volume",
         }
+    if summary is None or missing:
+        warnings.append(
+            "no stored DVH for "
+            + (", ".join(missing) if missing else "the run's dose map")
+            + " (a run made before DVHs were stored): run the protocol again for the DVH"
+        )
     return out
 
 
@@ -205,9 +238,7 @@ def _file_sha256(path: str) -> str | None:
         return None
 
 
-def _inputs_manifest(case: Any, run: dict[str, Any], protocol: Any) -> dict[str, Any]:
-    from dosimetry_core.pipeline.kinetics import KINETICS_KEY
-
+def _inputs_manifest(case: Case, run: ProtocolRun, protocol: Any) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = []
     for tp in case.sorted_time_points():
         label = tp.label or tp.time_point_id
@@ -215,11 +246,11 @@ def _inputs_manifest(case: Any, run: dict[str, Any], protocol: Any) -> dict[str,
             volumes.append(_volume_entry(f"{tp.modality} {label}", tp.functional.volume))
         if tp.anatomical is not None and tp.anatomical.volume is not None:
             volumes.append(_volume_entry(f"CT {label}", tp.anatomical.volume))
-    ids = {r["voi_id"] for r in run.get("vois") or []}
+    ids = {r.voi_id for r in run.vois}
     for v in case.vois:
         if v.voi_id in ids:
             volumes.append(_volume_entry(f"mask {v.name}", v.mask))
-    map_id = run.get("dose_map_id")
+    map_id = run.dose_map_id
     if map_id:
         try:
             dmap = case.find_derived(map_id)
@@ -229,10 +260,11 @@ def _inputs_manifest(case: Any, run: dict[str, Any], protocol: Any) -> dict[str,
                 volumes.append(_volume_entry(f"TIA map {tia_id}", case.find_derived(tia_id).volume))
         except KeyError:
             pass
-    kin = case.extra.get(KINETICS_KEY) or {}
+    record = _run_kinetics(case, run)
+    kin = {} if record is None else {k.voi_id: k.to_dict() for k in record.vois if k.voi_id in ids}
     results = {
-        "protocol_run_sha256": sha256_hex(canonical_json(run)),
-        "kinetics_sha256": sha256_hex(canonical_json({k: kin[k] for k in sorted(kin) if k in ids})),
+        "protocol_run_sha256": sha256_hex(canonical_json(run.to_dict())),
+        "kinetics_sha256": sha256_hex(canonical_json(kin)),
         "protocol_file": os.path.basename(protocol.path),
         "protocol_sha256": _file_sha256(protocol.path),
     }
@@ -245,13 +277,15 @@ def _inputs_manifest(case: Any, run: dict[str, Any], protocol: Any) -> dict[str,
     }
 
 
-def build_report_content(store: Any, case_id: str, *, population: bool = True) -> dict[str, Any]:
+def build_report_content(
+    store: CaseRepository, case_id: str, *, population: bool = True
+) -> dict[str, Any]:
     """Everything the report of ``case_id`` states (module docstring), canonical and JSON-safe.
 
     Parameters
     ----------
     store
-        A :class:`~dosimetry_core.store.CaseStore`.
+        The case store.
     case_id
         A case run under a protocol (``mrtdose run``).
     population
@@ -268,28 +302,29 @@ def build_report_content(store: Any, case_id: str, *, population: bool = True) -
         If the case has no protocol run.
     """
     from dosimetry_core import __version__
-    from dosimetry_core.pipeline.protocol_run import RUN_KEY
     from dosimetry_core.protocols.registry import load_protocol
     from dosimetry_core.reporting.population import population_ranges
 
     case = store.load_case(case_id)
-    run = case.extra.get(RUN_KEY)
-    if not run:
+    run = case.protocol_run
+    if run is None:
         raise InvalidInputError(
             f"case {case_id} has no protocol run: run it first "
             f"(mrtdose run {case_id} --protocol ID)"
         )
-    protocol = load_protocol(run["protocol"])
+    protocol = load_protocol(run.protocol_id)
     p = case.patient
     adm = case.first_administration
     t0 = adm.time if adm is not None else None
-    a_gbq = float(run["administered_activity_mbq"]) / 1e3
+    a_gbq = run.administered_activity_mbq / 1e3  # net administered activity
     vois = []
-    for r in run.get("vois") or []:
-        row = dict(r)
-        d = row.get("dose_gy")
-        row["dose_per_activity_gy_per_gbq"] = None if d is None else float(d) / a_gbq
+    for r in run.vois:
+        row = r.to_dict()
+        row["dose_per_activity_gy_per_gbq"] = None if r.dose_gy is None else r.dose_gy / a_gbq
         vois.append(row)
+    warnings = list(run.warnings)
+    kinetics = _kinetics_section(store, case, run, warnings)
+    dvh = _dvh_section(case, run, warnings)
     content: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "patient": {
@@ -304,11 +339,12 @@ def build_report_content(store: Any, case_id: str, *, population: bool = True) -
         "therapy": {
             "protocol": protocol.id,
             "protocol_name": protocol.name,
-            "nuclide": run.get("nuclide"),
+            "nuclide": run.nuclide,
             "radiopharmaceutical": (adm.radiopharmaceutical if adm else "") or "",
             "cycle": adm.cycle if adm else None,
-            "administered_activity_mbq": run.get("administered_activity_mbq"),
-            "previous_cycle_cases": run.get("previous_cycle_cases") or [],
+            "administered_activity_mbq": run.administered_activity_mbq,
+            "administered_activity_definition": run.administered_activity_definition,
+            "previous_cycle_cases": list(run.previous_cycle_cases),
             "eanm_level": _eanm_level(protocol, run),
         },
         "administrations": [
@@ -335,10 +371,10 @@ def build_report_content(store: Any, case_id: str, *, population: bool = True) -
         ],
         "methods": {
             "software": {"name": "mrt-dosimetry (dosimetry_core)", "version": __version__},
-            "method": run.get("method"),
-            "dose_method": run.get("dose_method"),
-            "computed_at": run.get("computed_at"),
-            "computed_by": run.get("user"),
+            "method": run.method,
+            "dose_method": run.dose_method,
+            "computed_at": run.computed_at,
+            "computed_by": run.user,
             "uncertainty": "EANM guidance, Gear et al. 2018, Eur J Nucl Med Mol Imaging 45:2456 "
             "(dose +- 1 SD)",
             "uncertainty_inputs": protocol.uncertainty_defaults.get("source", ""),
@@ -346,15 +382,15 @@ def build_report_content(store: Any, case_id: str, *, population: bool = True) -
             "EQD2 = BED / (1 + 2/(alpha/beta))",
             "sources": list(protocol.sources),
         },
-        "organs": run.get("organs") or {},
+        "organs": {k: o.to_dict() for k, o in run.organs.items()},
         "vois": vois,
-        "limit_checks": run.get("limit_checks") or [],
-        "all_limits_passed": run.get("all_limits_passed"),
-        "next_cycle": run.get("next_cycle") or {},
-        "warnings": run.get("warnings") or [],
-        "checklist": run.get("checklist") or [],
-        "kinetics": _kinetics_section(store, case, run),
-        "dvh": _dvh_section(store, case, run),
+        "limit_checks": [c.to_dict() for c in run.limit_checks],
+        "all_limits_passed": run.all_limits_passed,
+        "next_cycle": run.next_cycle.to_dict(),
+        "warnings": warnings,
+        "checklist": [dict(c) for c in run.checklist],
+        "kinetics": kinetics,
+        "dvh": dvh,
         "population": population_ranges(store, case_id) if population else None,
         "inputs": _inputs_manifest(case, run, protocol),
     }

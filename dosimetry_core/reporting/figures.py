@@ -19,6 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dosimetry_core.model import Case, TimePoint, Volume
+from dosimetry_core.model.results import ProtocolRun
+from dosimetry_core.store.repository import CaseRepository
+
 DPI = 150
 CT_WINDOW_HU = (-250.0, 350.0)
 """Display window of the CT (soft tissue), HU."""
@@ -86,52 +90,69 @@ def dvh_figure(dvh: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def _focus_index(store: Any, case: Any, run: dict[str, Any], dose: Any) -> tuple[int, int, int]:
-    """Voxel (z, y, x) of the dose grid to cut through: kidneys' centre, else the hottest lesion."""
-    from dosimetry_core.pipeline.dose import voi_masks_on_grid
+def _focus_index(
+    store: CaseRepository, case: Case, run: ProtocolRun, ref: TimePoint, dose: Volume
+) -> tuple[int, int, int]:
+    """Voxel (z, y, x) of the dose grid to cut through: kidneys' centre, else the hottest lesion.
 
-    rows = run.get("vois") or []
-    kid = {r["voi_id"] for r in rows if r.get("organ_id") == "kidneys"}
-    les = {r["voi_id"] for r in rows if r.get("role") == "lesion"}
+    The VOI masks are taken on the reference CT grid (through the registrations)
+    and the dose is resampled onto that grid to find the hottest lesion voxel.
+    """
+    from dosimetry_core.errors import DosimetryError
+    from dosimetry_core.imaging.resample import resample
+    from dosimetry_core.kinetics.tac import mask_on_reference
+
+    kid = {r.voi_id for r in run.vois if r.organ_id == "kidneys"}
+    les = {r.voi_id for r in run.vois if r.role == "lesion"}
     pick = kid or les
     vois = [v for v in case.vois if v.voi_id in pick]
     arr = np.asarray(dose.array, dtype=float)
     if vois:
-        masks = voi_masks_on_grid(store, case, vois, dose.geometry)
-        m = np.zeros(arr.shape, dtype=bool)
-        for mm in masks.values():
-            m |= mm
-        if m.any():
-            if kid:
-                zyx = np.argwhere(m).mean(axis=0)
-                return int(round(zyx[0])), int(round(zyx[1])), int(round(zyx[2]))
-            idx = np.unravel_index(int(np.argmax(np.where(m, arr, -np.inf))), arr.shape)
-            return int(idx[0]), int(idx[1]), int(idx[2])
-    idx = np.unravel_index(int(np.argmax(arr)), arr.shape)
-    return int(idx[0]), int(idx[1]), int(idx[2])
+        try:
+            masks = [mask_on_reference(store, case, v, ref) for v in vois]
+        except DosimetryError:
+            masks = []
+        if masks:
+            geom = masks[0][1]
+            m = np.logical_or.reduce([mm for mm, _ in masks])
+            if m.any():
+                if kid:
+                    zyx = np.argwhere(m).mean(axis=0)
+                else:
+                    on_ref = np.asarray(resample(dose, geom, order=1).array, dtype=float)
+                    hottest = int(np.argmax(np.where(m, on_ref, -np.inf)))
+                    zyx = np.array(np.unravel_index(hottest, m.shape), dtype=float)
+                world = geom.index_to_world([float(v) for v in zyx])
+                idx = np.clip(
+                    np.round(dose.geometry.world_to_index(world)).astype(int),
+                    0,
+                    np.array(arr.shape) - 1,
+                )
+                return int(idx[0]), int(idx[1]), int(idx[2])
+    top = np.unravel_index(int(np.argmax(arr)), arr.shape)
+    return int(top[0]), int(top[1]), int(top[2])
 
 
-def fused_figure(store: Any, case_id: str) -> bytes | None:
+def fused_figure(store: CaseRepository, case_id: str) -> bytes | None:
     """Axial and coronal CT with the dose map overlaid (colour bar in Gy); None without a map."""
+    from dosimetry_core.errors import DosimetryError
     from dosimetry_core.imaging.resample import resample
-    from dosimetry_core.pipeline.protocol_run import RUN_KEY
-    from dosimetry_core.pipeline.tia_map import reference_time_point
+    from dosimetry_core.kinetics.tac import tac_reference_time_point
 
     case = store.load_case(case_id)
-    run = case.extra.get(RUN_KEY) or {}
-    map_id = run.get("dose_map_id")
-    if not map_id:
+    run = case.protocol_run
+    if run is None or not run.dose_map_id:
         return None
     try:
-        dmap = case.find_derived(map_id)
-    except KeyError:
+        dmap = case.find_derived(run.dose_map_id)
+        ref = tac_reference_time_point(case)
+    except (KeyError, DosimetryError):
         return None
     dose = store.load_volume(dmap.volume)
-    ref = reference_time_point(case)
     if ref.anatomical is None or ref.anatomical.volume is None:
         return None
     ct = store.load_volume(ref.anatomical.volume)
-    kz, ky, kx = _focus_index(store, case, run, dose)
+    kz, ky, kx = _focus_index(store, case, run, ref, dose)
     world = dose.geometry.index_to_world([kz, ky, kx])
     cz, cy, _ = (int(round(v)) for v in ct.geometry.world_to_index(world))
     nz, ny, _ = ct.array.shape
@@ -176,7 +197,7 @@ def fused_figure(store: Any, case_id: str) -> bytes | None:
     return _png(fig)
 
 
-def report_figures(store: Any, content: dict[str, Any]) -> dict[str, bytes]:
+def report_figures(store: CaseRepository, content: dict[str, Any]) -> dict[str, bytes]:
     """All figures of a report, by name (``tac``, ``dvh``, ``fused``); missing ones left out."""
     out: dict[str, bytes] = {}
     tac = tac_figure(content.get("kinetics") or {})

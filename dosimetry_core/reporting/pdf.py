@@ -150,7 +150,9 @@ def render_report_pdf(
                     f"Protocol {th['protocol']} ({th['nuclide']}, {th['radiopharmaceutical']}), "
                     f"cycle {th['cycle']}; administered "
                     f"{_f(th['administered_activity_mbq'], '.0f')} "
-                    f"MBq. EANM level {lvl['level']}: {lvl['reason']}."
+                    "MBq (net of the residual, decay-corrected to the administration; "
+                    "Gy/GBq per this activity). "
+                    f"EANM level {lvl['level']}: {lvl['reason']}."
                 ),
                 st["body"],
             )

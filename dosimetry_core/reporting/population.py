@@ -4,7 +4,11 @@ Collected results build population distributions per therapy and organ (EFOMP:
 registries, "normal ranges"), against which a new patient is shown (PHYSICS.md
 section 8).  For every other patient's case of the same protocol the organ value is
 taken from its newest **signed** report when there is one, otherwise from the
-case's protocol run (``case.extra["protocol_run"]``), and every value says which.
+case's current protocol run (``case.protocol_run``, a typed
+:class:`~dosimetry_core.model.results.ProtocolRun`), and every value says which.
+Gy/GBq is per **net** administered activity (syringe minus residual,
+decay-corrected to the administration time) for runs made by this version;
+signed reports keep the figure they were signed with.
 Cases of the same patient (earlier or later cycles) are left out: the population is
 of other patients.
 
@@ -27,9 +31,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
-
-from dosimetry_core.store.schema import reports as t_reports
+from dosimetry_core.store.report_rows import newest_reports_with_status
+from dosimetry_core.store.repository import CaseRepository
 
 SOURCE_SIGNED = "signed report"
 SOURCE_RUN = "protocol run (not signed)"
@@ -50,38 +53,27 @@ def percentile_rank(value: float, population: list[float]) -> float | None:
     return 100.0 * (below + 0.5 * equal) / len(population)
 
 
-def _signed_organs(store: Any, case_ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _signed_organs(
+    store: CaseRepository, case_ids: list[str]
+) -> dict[str, tuple[str, dict[str, Any]]]:
     """Per case id: (report id, organs) of its newest fully signed report."""
-    if not case_ids:
-        return {}
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                t_reports.c.report_id,
-                t_reports.c.case_id,
-                t_reports.c.version,
-                t_reports.c.content_json,
-            )
-            .where(t_reports.c.case_id.in_(case_ids), t_reports.c.status == "signed")
-            .order_by(t_reports.c.version)
-        ).all()
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for r in rows:  # ascending versions: the newest wins
+    for case_id, row in newest_reports_with_status(store, case_ids, "signed").items():
         try:
-            organs = json.loads(r.content_json).get("organs") or {}
+            organs = json.loads(row.content_json).get("organs") or {}
         except ValueError:
             continue
-        out[r.case_id] = (r.report_id, organs)
+        out[case_id] = (row.report_id, organs)
     return out
 
 
-def population_ranges(store: Any, case_id: str) -> dict[str, Any]:
+def population_ranges(store: CaseRepository, case_id: str) -> dict[str, Any]:
     """The case's organ Gy/GBq against the other patients' cases of the same protocol.
 
     Parameters
     ----------
     store
-        A :class:`~dosimetry_core.store.CaseStore`.
+        The case store.
     case_id
         The patient's case (its protocol run gives the protocol and the values).
 
@@ -97,12 +89,10 @@ def population_ranges(store: Any, case_id: str) -> dict[str, Any]:
     """
     from statistics import median
 
-    from dosimetry_core.pipeline.protocol_run import RUN_KEY
-
     case = store.load_case(case_id)
-    run = case.extra.get(RUN_KEY) or {}
-    protocol = str(run.get("protocol") or case.protocol or "")
-    mine = run.get("organs") or {}
+    run = case.protocol_run
+    protocol = str((run.protocol_id if run is not None else "") or case.protocol or "")
+    mine = {k: o.to_dict() for k, o in run.organs.items()} if run is not None else {}
     others = [
         s
         for s in store.list_cases()
@@ -117,11 +107,10 @@ def population_ranges(store: Any, case_id: str) -> dict[str, Any]:
             rid, organs = signed[s.case_id]
             source, report_id = SOURCE_SIGNED, rid
         else:
-            other = store.load_case(s.case_id)
-            o_run = other.extra.get(RUN_KEY) or {}
-            if o_run.get("protocol") != protocol:
+            o_run = store.load_case(s.case_id).protocol_run
+            if o_run is None or o_run.protocol_id != protocol:
                 continue
-            organs = o_run.get("organs") or {}
+            organs = {k: o.to_dict() for k, o in o_run.organs.items()}
             source, report_id = SOURCE_RUN, None
         for organ_id, o in organs.items():
             v = o.get("dose_per_activity_gy_per_gbq")

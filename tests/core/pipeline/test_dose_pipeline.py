@@ -86,8 +86,8 @@ def test_led_equals_n_e_over_m_computed_from_the_tia_map(prepared):
         density[mask] * 1e-3
     )
     stats = _by_name(res)["Kidney_L"].statistics
-    assert stats["mean_gy"] == pytest.approx(float(expected.mean()), rel=1e-3)
-    assert stats["volume_ml"] == pytest.approx(mask.sum() * tia.geometry.voxel_volume_ml)
+    assert stats.mean_gy == pytest.approx(float(expected.mean()), rel=1e-3)
+    assert stats.volume_ml == pytest.approx(mask.sum() * tia.geometry.voxel_volume_ml)
 
 
 def test_methods_agree_where_they_should(prepared):
@@ -102,10 +102,8 @@ def test_methods_agree_where_they_should(prepared):
         mc_target_voi="Kidney_L",
         seed=3,
     )
-    means = {
-        m: {v.voi_name: v.statistics.get("mean_gy") for v in r.vois} for m, r in results.items()
-    }
-    means["mc"] = {v.voi_name: v.statistics.get("mean_gy") for v in mc.vois}
+    means = {m: {v.voi_name: v.statistics.mean_gy for v in r.vois} for m, r in results.items()}
+    means["mc"] = {v.voi_name: v.statistics.mean_gy for v in mc.vois}
     for organ in ("Kidney_L", "Liver"):
         ref = means["mc"][organ]
         for m in ("led", "vsv", "vsv-density"):
@@ -139,17 +137,18 @@ def test_maps_are_stored_superseded_and_carry_review_flags(prepared):
     for v in results["vsv"].vois:
         assert v.review_flag  # every VOI number comes with its review state
     kid = _by_name(results["vsv"])["Kidney_L"].statistics
-    assert kid["d98_gy"] <= kid["median_gy"] <= kid["d2_gy"] <= kid["max_gy"]
-    assert 0.0 < kid["v_fraction"]["V2Gy"] <= 1.0
-    assert kid["v_ml"]["V2Gy"] == pytest.approx(kid["v_fraction"]["V2Gy"] * kid["volume_ml"])
+    assert kid.d98_gy <= kid.median_gy <= kid.d2_gy <= kid.max_gy
+    assert 0.0 < kid.v_fraction["V2Gy"] <= 1.0
+    assert kid.v_ml["V2Gy"] == pytest.approx(kid.v_fraction["V2Gy"] * kid.volume_ml)
 
 
 def test_a_lesion_smaller_than_a_dose_voxel_gets_statistics_and_a_note(prepared):
     _, _, _, results = prepared
-    t2 = _by_name(results["vsv"])["Tumour_2"].statistics  # 2 mL sphere
-    assert "error" not in t2
-    assert "smaller than the dose grid resolution" in t2["note"]
-    assert t2["mean_gy"] > 0
+    row = _by_name(results["vsv"])["Tumour_2"]  # 2 mL sphere
+    t2 = row.statistics
+    assert row.error is None and t2 is not None
+    assert "smaller than the dose grid resolution" in t2.note
+    assert t2.mean_gy > 0
 
 
 def test_refusals_leave_the_case_unchanged(prepared, small_demo_dirs, tmp_path):
@@ -210,7 +209,7 @@ def test_dose_command_prints_voi_statistics(prepared, capsys):
 def test_mc_with_electrons_by_kernel_agrees_with_local_electrons(prepared):
     """Lu-177 electrons (range < 2 mm) in ~5 mm voxels: kernel vs local within 3 % (kidney)."""
     store, _, case_id, results = prepared
-    local = _by_name(results["vsv-density"])["Kidney_L"].statistics["mean_gy"]
+    local = _by_name(results["vsv-density"])["Kidney_L"].statistics.mean_gy
     res = compute_dose(
         store,
         case_id,
@@ -222,4 +221,4 @@ def test_mc_with_electrons_by_kernel_agrees_with_local_electrons(prepared):
     )
     assert res.provenance["mc_electrons"] == "kernel"
     assert res.provenance["kernel"]["emitted_mev"].keys() == {"electron"}
-    assert _by_name(res)["Kidney_L"].statistics["mean_gy"] == pytest.approx(local, rel=0.03)
+    assert _by_name(res)["Kidney_L"].statistics.mean_gy == pytest.approx(local, rel=0.03)

@@ -24,7 +24,7 @@ from dosimetry_core.kinetics.tac import PsfRecovery
 from dosimetry_core.phantoms.demo import DemoConfig, write_demo_dicom
 from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.kinetics import KINETICS_KEY, compute_kinetics
+from dosimetry_core.pipeline.kinetics import compute_kinetics
 from dosimetry_core.pipeline.registration import register_case
 from dosimetry_core.store import CaseStore
 
@@ -68,8 +68,9 @@ def test_compute_kinetics_stores_results(small_case, small_demo_truth):
     assert [r.voi_name for r in res] == list(ORGANS)
     assert seen[-1] == 1.0
     case = store.load_case(case_id)
-    stored = case.extra[KINETICS_KEY]
-    json.dumps(stored, allow_nan=False)  # strictly JSON
+    assert case.kinetics is not None and case.kinetics.created_at is not None
+    stored = {k.voi_id: k.to_dict() for k in case.kinetics.vois}
+    json.dumps(case.to_dict(), allow_nan=False)  # strictly JSON
     a_adm = small_demo_truth["injected_activity_mbq"]
     for r in res:
         d = stored[r.voi_id]
@@ -101,12 +102,22 @@ def test_compute_kinetics_stores_results(small_case, small_demo_truth):
 def test_recompute_one_voi_keeps_others(small_case):
     store, case_id = small_case
     compute_kinetics(store, case_id, vois=list(ORGANS))
-    before = store.load_case(case_id).extra[KINETICS_KEY]
+    first = store.load_case(case_id).kinetics
+    assert first is not None
+    before = {k.voi_id: k for k in first.vois}
     res = compute_kinetics(store, case_id, vois=["Spleen"], model="mono")
-    after = store.load_case(case_id).extra[KINETICS_KEY]
+    case = store.load_case(case_id)
+    assert case.kinetics is not None
+    after = {k.voi_id: k for k in case.kinetics.vois}
     assert set(after) == set(before)
-    assert after[res[0].voi_id]["model"] == "mono"
-    assert after[res[0].voi_id]["model_requested"] == "mono"
+    assert after[res[0].voi_id].model == "mono"
+    assert after[res[0].voi_id].model_requested == "mono"
+    # the others are carried over unchanged; the older record is kept, superseded
+    for vid, k in before.items():
+        if vid != res[0].voi_id:
+            assert after[vid] == k
+    assert case.find_result(first.result_id).superseded
+    assert [r.result_id for r in case.result_records("kinetics")] == [case.kinetics.result_id]
 
 
 def test_cancel_saves_nothing(small_case):

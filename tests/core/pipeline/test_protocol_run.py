@@ -11,25 +11,34 @@ cumulative sums add the earlier cycles; impossible requests are refused.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
+from datetime import timedelta
 
 import pytest
 
 from dosimetry_core.cli.main import main
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.model.results import OrganResult
 from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.protocol_run import RUN_KEY, _limit_checks, run_protocol
+from dosimetry_core.pipeline.protocol_run import _limit_checks, run_protocol
 from dosimetry_core.protocols.registry import load_protocol
 from dosimetry_core.radiobiology.tissues import tissue_parameters
 from dosimetry_core.store import CaseStore
 
+RESIDUAL_MBQ = 200.0
+"""Residual left in the syringe, measured 1 h after the administration."""
+LU177_HALF_LIFE_H = 159.528
+"""Lu-177 physical half-life, 6.647 d (ICRP-107)."""
 
-def _new_case(store, root):
+
+def _new_case(store, root, residual_mbq: float = RESIDUAL_MBQ):
     case_id = import_directory(store, root).cases[0].case_id
     case = store.load_case(case_id)
     rt = next(root.glob("tp1*/RTSTRUCT/*.dcm"))
     import_rtstruct_into_case(store, case, rt, time_point=case.sorted_time_points()[0].label)
+    adm = case.first_administration
+    adm.residual_activity_mbq = residual_mbq
+    adm.residual_time = adm.time + timedelta(hours=1)
     store.save_case(case)
     return case_id
 
@@ -59,18 +68,18 @@ def test_organs_lesions_bed_uncertainty_and_limits(run):
         ab = tissue_parameters(v.tissue).alpha_beta_gy
         assert v.eqd2_gy == pytest.approx(v.bed_gy / (1 + 2 / ab), rel=1e-9)
         assert v.dose_sd_gy is not None and 0 < v.dose_sd_gy < v.dose_gy
-        assert {c["name"] for c in v.uncertainty_budget} >= {"calibration"}
+        assert {c.name for c in v.uncertainty_budget} >= {"calibration"}
     for v in lesions:
         assert v.sphere_model_dose_gy is not None and v.sphere_model_dose_gy > 0
     kid = [v for v in res.vois if v.organ_id == "kidneys"]
     assert {v.voi_name for v in kid} == {"Kidney_L", "Kidney_R"}
     expected = sum(v.dose_gy * v.mass_g for v in kid) / sum(v.mass_g for v in kid)
-    assert res.organs["kidneys"]["dose_gy"] == pytest.approx(expected, rel=1e-12)
+    assert res.organs["kidneys"].dose_gy == pytest.approx(expected, rel=1e-12)
     # the organ doses are the voxel statistics of the stored dose map
     from dosimetry_core.pipeline.dose import compute_dose
 
     again = compute_dose(store, case_id, method="vsv-density", vois=["Kidney_L"])
-    assert again.vois[0].statistics["mean_gy"] == pytest.approx(
+    assert again.vois[0].statistics.mean_gy == pytest.approx(
         next(v.dose_gy for v in kid if v.voi_name == "Kidney_L"), rel=1e-6
     )
     # limits: kidney BED 40 Gy and dose 23 Gy, marrow 2 Gy, all cumulative (no earlier cycle)
@@ -86,8 +95,46 @@ def test_organs_lesions_bed_uncertainty_and_limits(run):
     # stored in the case, protocol set
     case = store.load_case(case_id)
     assert case.protocol == "lu177-dotatate"
-    stored = case.extra[RUN_KEY]
-    assert stored["protocol"] == "lu177-dotatate" and json.dumps(stored)
+    stored = case.protocol_run
+    assert stored == res and stored.protocol_id == "lu177-dotatate"
+    assert json.dumps(case.to_dict(), allow_nan=False)
+
+
+def test_per_activity_figures_use_the_net_administered_activity(run):
+    """Known answer: A_net = A - R * 2^(1 h / T1/2), the residual R decay-corrected back 1 h."""
+    store, _, case_id, res = run
+    case = store.load_case(case_id)
+    syringe = case.first_administration.activity_mbq
+    net = syringe - RESIDUAL_MBQ * 2.0 ** (1.0 / LU177_HALF_LIFE_H)  # 200.871 MBq residual
+    assert res.administered_activity_mbq == pytest.approx(net, rel=1e-6)
+    assert res.administered_activity_mbq < syringe - RESIDUAL_MBQ
+    assert "net" in res.administered_activity_definition
+    kid = res.organs["kidneys"]
+    assert kid.dose_per_activity_gy_per_gbq == pytest.approx(kid.dose_gy / net * 1e3, rel=1e-6)
+    # the kinetics the run fitted are stored with TIAC = TIA / A_net
+    kin = case.find_result(res.kinetics_id)
+    assert kin.source == "protocol run" and kin == case.kinetics
+    assert {k.voi_id for k in kin.vois} == {v.voi_id for v in res.vois}
+    for k in kin.vois:
+        assert k.administered_activity_mbq == pytest.approx(net, rel=1e-6)
+        assert k.tiac_h == pytest.approx(k.tia_mbq_h / net, rel=1e-9)
+        assert k.tia_mbq_h == next(v.tia_mbq_h for v in res.vois if v.voi_id == k.voi_id)
+    # and the dose summary the run used, with a DVH for every VOI
+    dose = case.find_result(res.dose_summary_id)
+    assert dose.dose_map_id == res.dose_map_id
+    assert all(v.dvh is not None for v in dose.vois)
+
+
+def test_a_second_run_supersedes_the_first(run):
+    store, _, case_id, res = run
+    again = run_protocol(store, case_id, "lu177-dotatate", method="single-time-point")
+    case = store.load_case(case_id)
+    assert case.protocol_run == again and case.find_result(res.result_id).superseded
+    assert [r.result_id for r in case.result_records("protocol_run")] == [again.result_id]
+    assert len(case.result_records("protocol_run", current_only=False)) == 2
+    # single time point: the STP TIA is stored as the VOI's kinetics (nothing to re-fit)
+    k = case.kinetics.voi(again.vois[0].voi_id)
+    assert k.model.startswith("stp-") and k.tia_mbq_h == again.vois[0].tia_mbq_h
 
 
 def test_next_cycle_activity_keeps_every_cumulative_limit(run):
@@ -95,25 +142,26 @@ def test_next_cycle_activity_keeps_every_cumulative_limit(run):
     nc = res.next_cycle
     a = res.administered_activity_mbq
     marrow = res.organs["red-marrow"]
-    per_mbq = marrow["dose_gy"] / a
-    by_marrow = (2.0 - marrow["dose_gy"]) / per_mbq
-    assert nc["limits"]["red-marrow dose_gy"] == pytest.approx(by_marrow, rel=1e-9)
-    assert nc["activity_mbq"] == pytest.approx(min(nc["limits"].values()), rel=1e-12)
-    assert nc["binding"] in nc["limits"]
+    per_mbq = marrow.dose_gy / a
+    by_marrow = (2.0 - marrow.dose_gy) / per_mbq
+    assert nc.limits["red-marrow dose_gy"] == pytest.approx(by_marrow, rel=1e-9)
+    assert nc.activity_mbq == pytest.approx(min(nc.limits.values()), rel=1e-12)
+    assert nc.binding in nc.limits
     # at the proposed activity the kidney BED reaches at most its limit
-    assert nc["limits"]["kidneys bed_gy"] > 0
+    assert nc.limits["kidneys bed_gy"] > 0
 
 
 def test_cumulative_checks_add_earlier_cycles():
     protocol = load_protocol("lu177-dotatate")
-    organs = {"kidneys": {"dose_gy": 5.0, "bed_gy": 6.0}, "red-marrow": {"dose_gy": 0.3}}
+
+    def organ(dose_gy, bed_gy=None):
+        return OrganResult.from_dict({"dose_gy": dose_gy, "bed_gy": bed_gy})
+
+    organs = {"kidneys": organ(5.0, 6.0), "red-marrow": organ(0.3)}
     earlier = [
-        SimpleNamespace(extra={RUN_KEY: {"organs": {"kidneys": {"dose_gy": 4.0, "bed_gy": 5.0}}}}),
-        SimpleNamespace(
-            extra={RUN_KEY: {"organs": {"kidneys": {"dose_gy": 4.5, "bed_gy": 5.5},
-                                        "red-marrow": {"dose_gy": 0.4}}}}
-        ),
-    ]  # fmt: skip
+        {"kidneys": organ(4.0, 5.0)},
+        {"kidneys": organ(4.5, 5.5), "red-marrow": organ(0.4)},
+    ]
     checks = {(c.organ_id, c.quantity): c for c in _limit_checks(protocol, organs, earlier, False)}
     assert checks["kidneys", "dose_gy"].value == pytest.approx(13.5)
     assert checks["kidneys", "bed_gy"].value == pytest.approx(16.5)
@@ -138,7 +186,7 @@ def test_refusals(run, small_demo_dirs, tmp_path):
     with pytest.raises(InvalidInputError, match="needs at least 3 time points"):
         run_protocol(other, cid, "lu177-dotatate", method="multi-point")
     res = run_protocol(other, cid, "lu177-dotatate")
-    assert res.method == "single-time-point" and res.organs["kidneys"]["dose_gy"] > 0
+    assert res.method == "single-time-point" and res.organs["kidneys"].dose_gy > 0
     assert all(v.model == "stp-haenscheid" for v in res.vois)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dosimetry_core.model.case import Administration, Case, Patient
+from dosimetry_core.model.results import ProtocolRun
 
 
 def synthetic_case(store, patient_id: str, kidney_gy_per_gbq: float, activity_mbq: float = 7400.0):
@@ -14,7 +15,7 @@ def synthetic_case(store, patient_id: str, kidney_gy_per_gbq: float, activity_mb
         administrations=[Administration("Lu-177", activity_mbq, datetime(2026, 1, 5, 9, 0))],
         protocol="lu177-dotatate",
     )
-    case.extra["protocol_run"] = {
+    run = {
         "format": "mrt-protocol-run/1",
         "case_id": case.case_id,
         "protocol": "lu177-dotatate",
@@ -56,5 +57,6 @@ def synthetic_case(store, patient_id: str, kidney_gy_per_gbq: float, activity_mb
         "computed_at": "2026-01-12T10:00:00",
         "user": "physicist",
     }  # fmt: skip
+    case.add_result(ProtocolRun.from_dict(run))
     store.save_case(case)
     return case.case_id

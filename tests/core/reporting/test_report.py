@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.protocol_run import RUN_KEY, run_protocol
+from dosimetry_core.pipeline.protocol_run import run_protocol
 from dosimetry_core.reporting.content import build_report_content
 from dosimetry_core.reporting.csv_export import numbers_csv, read_numbers_csv
 from dosimetry_core.reporting.records import create_report, report_pdf, sign, verify
@@ -51,21 +52,70 @@ def test_content_has_every_section_and_the_run_numbers(demo):
     store, case_id = demo
     c = build_report_content(store, case_id)
     assert set(c) == SECTIONS
-    run = store.load_case(case_id).extra[RUN_KEY]
+    run = store.load_case(case_id).protocol_run.to_dict()
     assert c["organs"] == run["organs"]
     assert c["limit_checks"] == run["limit_checks"]
     for row, v in zip(c["vois"], run["vois"], strict=True):
         for k in ("dose_gy", "dose_sd_gy", "bed_gy", "eqd2_gy", "tia_mbq_h", "review_flag"):
             assert row[k] == v[k]
-        assert row["dose_per_activity_gy_per_gbq"] == pytest.approx(v["dose_gy"] / 7.4, rel=1e-12)
+        a_gbq = run["administered_activity_mbq"] / 1e3  # net administered activity
+        assert row["dose_per_activity_gy_per_gbq"] == pytest.approx(v["dose_gy"] / a_gbq, rel=1e-12)
     assert c["therapy"]["eanm_level"]["level"] == "3"
     assert c["methods"]["software"]["version"]
-    # TACs measured for the report (kinetics not stored) for every VOI of the run
+    # the kinetics the run fitted and stored, for every VOI of the run (no re-fit)
     assert {k["voi_name"] for k in c["kinetics"].values()} == {v["voi_name"] for v in run["vois"]}
+    assert {k["source"] for k in c["kinetics"].values()} == {
+        "stored kinetics (fitted by mrtdose run)"
+    }
+    assert set(c["dvh"]) == {v["voi_id"] for v in run["vois"]}
     for d in c["dvh"].values():
         assert d["volume_fraction"][0] == pytest.approx(1.0) and d["volume_fraction"][-1] == 0.0
     roles = {v["role"].split()[0] for v in c["inputs"]["volumes"]}
     assert {"NM", "CT", "mask", "dose"} <= roles
+
+
+def test_the_report_reads_the_stored_kinetics_and_never_fits(demo, monkeypatch):
+    """After run_protocol, building the report must not call the fitting code at all."""
+    import dosimetry_core.kinetics.fitting as fitting
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report fitted a TAC although the run stored the kinetics")
+
+    monkeypatch.setattr(fitting, "fit_tac", refuse)
+    monkeypatch.setattr(fitting, "fit_model", refuse)
+    store, case_id = demo
+    c = build_report_content(store, case_id, population=False)
+    case = store.load_case(case_id)
+    run = case.protocol_run
+    kin = case.find_result(run.kinetics_id)
+    for v in run.vois:
+        k = kin.voi(v.voi_id)
+        row = c["kinetics"][v.voi_id]
+        assert row["tia_mbq_h"] == k.tia_mbq_h == v.tia_mbq_h
+        assert row["model"] == k.model and row["time_h"] == list(k.tac.time_h)
+    assert not any("measured and fitted for this report" in w for w in c["warnings"])
+
+
+def test_a_voi_without_stored_kinetics_is_measured_and_said_so(demo):
+    store, case_id = demo
+    case = store.load_case(case_id)
+    run = case.protocol_run
+    kin = case.find_result(run.kinetics_id)
+    gone = run.vois[0]
+    partial = tuple(k for k in kin.vois if k.voi_id != gone.voi_id)
+    case.add_result(replace(kin, vois=partial, result_id="kin-partial"))
+    case.results = [r for r in case.results if r.result_id != kin.result_id]
+    store.save_case(case)
+    try:
+        c = build_report_content(store, case_id, population=False)
+    finally:  # restore the run's kinetics for the other tests
+        case = store.load_case(case_id)
+        case.results = [r for r in case.results if r.kind != "kinetics"] + [kin]
+        store.save_case(case)
+    row = c["kinetics"][gone.voi_id]
+    assert row["source"].startswith("measured for the report")
+    assert row["tia_mbq_h"] > 0
+    assert any(gone.voi_name in w and "measured and fitted" in w for w in c["warnings"])
 
 
 def test_csv_parses_back_to_the_same_numbers(demo):
