@@ -1,0 +1,1 @@
+"""Data entry step: administrations, scan-time corrections and measurements (technologist)."""
