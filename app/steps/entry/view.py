@@ -216,8 +216,10 @@ class EntryStepView(StepView):
         inner_layout.addWidget(self.case_label)
         inner_layout.addLayout(columns)
         scroll = QScrollArea()
+        scroll.setObjectName("entryScroll")
         scroll.setWidgetResizable(True)
         scroll.setWidget(inner)
+        self.scroll_area = scroll
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll, 1)

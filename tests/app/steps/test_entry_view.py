@@ -177,3 +177,30 @@ def test_a_refusal_at_save_is_shown_and_saves_nothing(view, entry_session, shown
     _click(view, "saveAdministrationButton")
     assert shown_errors and "dora (physician) may not enter administrations" in shown_errors[-1][1]
     assert entry_session.store.load_case(ENTRY_CASE_ID).version == version
+
+
+class _Ctx:
+    """The part of the tour context a step driver uses, on pytest-qt."""
+
+    def __init__(self, qtbot, window) -> None:
+        self.qtbot = qtbot
+        self.window = window
+
+    def wait_until(self, predicate, timeout_s, what) -> None:
+        self.qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+
+    def settle(self, seconds: float = 0.3) -> None:
+        self.qtbot.wait(int(seconds * 1000))
+
+
+def test_tour_driver_enters_a_residual_through_the_widgets(qtbot, view, entry_session):
+    from app.steps.entry.tour import drive
+
+    shown = drive(view, _Ctx(qtbot, view))
+    assert shown["administered_activity_mbq"] == 7400.0
+    assert shown["residual_activity_mbq"] == 150.0
+    assert shown["net_administered_activity_mbq"] == 7249.9
+    assert shown["saved_by"] == "single user"
+    adm = entry_session.store.load_case(ENTRY_CASE_ID).administrations[0]
+    assert adm.residual_activity_mbq == 150.0
+    assert adm.residual_time == ENTRY_T0 + timedelta(minutes=10)
