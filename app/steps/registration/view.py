@@ -56,6 +56,7 @@ BLINK_INTERVAL_MS = 500
 """Blink period: reference and time point alternate every half second."""
 
 _INVALID_STYLE = "border: 2px solid #d03030;"
+_DIRTY_KEY = "registration-comment"
 
 
 class RegistrationStepView(StepView):
@@ -97,7 +98,7 @@ class RegistrationStepView(StepView):
         self.deformable_box.setObjectName("registrationDeformable")
         run_row.addWidget(self.deformable_box)
         self.run_button = QPushButton("Run registration", objectName="registrationRun")
-        self.run_button.clicked.connect(lambda: self._run(None))
+        self.run_button.clicked.connect(lambda: self._run(None, self.reference_box.currentText()))
         run_row.addWidget(self.run_button)
         self.redo_button = QPushButton("Redo selected", objectName="registrationRedo")
         self.redo_button.setToolTip("Register the selected (rejected) time point again")
@@ -139,7 +140,7 @@ class RegistrationStepView(StepView):
         review.addWidget(QLabel("Comment:"))
         self.comment_edit = QLineEdit(objectName="registrationComment")
         self.comment_edit.setPlaceholderText("Why you accept or reject (required to reject)")
-        self.comment_edit.textEdited.connect(lambda _t: self._mark_invalid(False))
+        self.comment_edit.textEdited.connect(self._on_comment_edited)
         review.addWidget(self.comment_edit, 1)
         self.accept_button = QPushButton("Accept", objectName="registrationAccept")
         self.accept_button.clicked.connect(lambda: self._review("accepted"))
@@ -276,7 +277,7 @@ class RegistrationStepView(StepView):
         self._load_compare()
 
     # ------------------------------------------------------------------- run
-    def _run(self, time_points: list[str] | None) -> None:
+    def _run(self, time_points: list[str] | None, reference: str) -> None:
         case, store = self.session.case, self.session.store
         if case is None or store is None or self._task is not None:
             return
@@ -293,7 +294,7 @@ class RegistrationStepView(StepView):
             register_case,
             store,
             case.case_id,
-            reference=self.reference_box.currentText() or None,
+            reference=reference or None,
             deformable=self.deformable_box.isChecked(),
             time_points=time_points,
             user=actor.username if actor is not None else "",
@@ -308,7 +309,8 @@ class RegistrationStepView(StepView):
 
     def _redo_selected(self) -> None:
         if self._selected_id is not None and self.model.actions(self._selected_id).redo:
-            self._run([self._selected_id])
+            # a redo keeps the case's reference, whatever the reference box shows
+            self._run([self._selected_id], self.model.reference_label)
 
     def cancel(self) -> None:
         """Stop the running registration (the core saves nothing when cancelled)."""
@@ -358,7 +360,14 @@ class RegistrationStepView(StepView):
             return
         self._mark_invalid(False)
         self.comment_edit.clear()
+        self.session.set_dirty(_DIRTY_KEY, None)
         self.status_label.setText(f"{self.model.row(tp_id).label}: {status}")
+
+    def _on_comment_edited(self, text: str) -> None:
+        self._mark_invalid(False)
+        self.session.set_dirty(
+            _DIRTY_KEY, "a registration review comment not saved" if text.strip() else None
+        )
 
     def _mark_invalid(self, invalid: bool) -> None:
         self.comment_edit.setProperty("invalid", invalid)
@@ -487,6 +496,10 @@ class RegistrationStepView(StepView):
             self._blink_timer.start()
         else:
             self._blink_timer.stop()
+
+    def hideEvent(self, event: Any) -> None:
+        self.blink_auto.setChecked(False)  # no timer redrawing a hidden view
+        super().hideEvent(event)
 
     def _toggle_blink(self) -> None:
         self.compare.toggle_blink()

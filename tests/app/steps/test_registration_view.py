@@ -193,7 +193,9 @@ def test_reject_needs_a_comment_and_a_rejected_one_is_redone(qtbot, reg_store, e
 
     QTest.keyClicks(view.comment_edit, "liver 5 mm off")
     assert view.comment_edit.property("invalid") is False
+    assert view.session.unsaved_changes == ["a registration review comment not saved"]
     QTest.mouseClick(view.reject_button, Qt.MouseButton.LeftButton)
+    assert view.session.unsaved_changes == []
     assert len(errors) == 1
     assert _cell(view, "TP3", T_STATUS) == "rejected"
     assert _cell(view, "TP3", COLUMNS.index("Comment")) == "liver 5 mm off"
@@ -201,12 +203,16 @@ def test_reject_needs_a_comment_and_a_rejected_one_is_redone(qtbot, reg_store, e
     assert view.redo_button.isEnabled() and not view.reject_button.isEnabled()
 
     tp2_before = store.load_case(case_id).time_point("TP2").registration
+    view.reference_box.setCurrentText("TP2")  # a redo keeps the case's reference
     _run(qtbot, view, view.redo_button)
     assert errors == errors[:1]
     assert _cell(view, "TP3", T_STATUS) == "proposed"
     after = store.load_case(case_id)
     assert after.time_point("TP3").registration.computed_at >= tp3_before.computed_at
     assert after.time_point("TP2").registration.computed_at == tp2_before.computed_at
+    assert after.time_point("TP3").registration.reference_time_point_id == (
+        after.time_point("TP1").time_point_id
+    )
     assert "Registered 1 time point" in view.status_label.text()
 
 
