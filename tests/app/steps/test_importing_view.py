@@ -156,3 +156,55 @@ def test_importing_into_the_open_case_refreshes_it(
     (case_line,) = view.shown_lines("case")
     assert "0 new" in case_line and "15 draft VOI(s) attached" in case_line
     assert all("already in the case" in t for t in view.shown_lines("time-point"))
+
+
+class _Ctx:
+    """The part of the tour runner's context the import driver uses."""
+
+    def __init__(self, qtbot: Any, window: Any) -> None:
+        self.qtbot = qtbot
+        self.window = window
+
+    def wait_until(self, predicate: Any, timeout_s: float, what: str) -> None:
+        self.qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+
+    def settle(self, seconds: float = 0.3) -> None:
+        self.qtbot.wait(int(seconds * 1000))
+
+
+def test_the_tour_driver_imports_its_own_patient_through_the_widgets(qtbot, store, shown_errors):
+    from app.steps.importing.tour import TOUR_PATIENT_ID, drive
+
+    _accounts(store)
+    session = CaseSession(store)
+    session.login("tom", PASSWORDS["tom"])
+    view = _view(qtbot, session)
+    shown = drive(view, _Ctx(qtbot, view))
+    assert shown["cases"] == 1 and TOUR_PATIENT_ID in shown["case_lines"][0]
+    assert len(shown["time_points"]) == 4
+    assert shown["time_points"][0].startswith("TP1 · 4.0 h · NM 'Lu-177 SPECT 4 h p.i. (demo)'")
+    assert "Liver" in shown["vois_attached"] and len(shown["vois_attached"]) == 15
+    assert shown["skipped"] == 1  # ground_truth.json
+    assert view.folder_edit.text().startswith(tempfile_prefix())
+    (summary,) = store.find_cases(patient_id=TOUR_PATIENT_ID)
+    assert len(store.load_case(summary.case_id).vois) == 15
+    assert session.case is None  # the driver does not change the open case
+
+
+def tempfile_prefix() -> str:
+    import tempfile
+    from pathlib import Path
+
+    return str(Path(tempfile.gettempdir()) / "mrt-tour-import-")
+
+
+def test_the_tour_driver_names_the_user_who_may_not_import(qtbot, store, shown_errors):
+    from app.steps.base import TourError
+    from app.steps.importing.tour import drive
+
+    _accounts(store)
+    session = CaseSession(store)
+    session.login("dora", PASSWORDS["dora"])
+    view = _view(qtbot, session)
+    with pytest.raises(TourError, match=r"dora \(physician\)"):
+        drive(view, _Ctx(qtbot, view))
