@@ -29,7 +29,8 @@ import vtkmodules.vtkInteractionStyle  # registers the trackball style
 import vtkmodules.vtkRenderingOpenGL2  # OpenGL back end
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (volume mappers)
 from numpy.typing import NDArray
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
@@ -189,8 +190,9 @@ class View3D(QWidget):
         self.picker.SetTolerance(0.0005)
         self.interactor.SetPicker(self.picker)
         self._press: tuple[int, int] | None = None
-        self.interactor.AddObserver("LeftButtonPressEvent", self._on_press, 1.0)
-        self.interactor.AddObserver("LeftButtonReleaseEvent", self._on_release, 1.0)
+        # the trackball style grabs the interactor's mouse events while rotating, so a click
+        # (press and release without drag) is recognised from the Qt events instead
+        self.vtk_widget.installEventFilter(self)
 
         self._data: Any = None
         self._images: dict[str, vtkImageData] = {}
@@ -405,14 +407,20 @@ class View3D(QWidget):
         self.positionPicked.emit(p.copy())
         return p
 
-    def _on_press(self, obj: Any, _event: str) -> None:
-        self._press = tuple(obj.GetEventPosition())  # type: ignore[assignment]
-
-    def _on_release(self, obj: Any, _event: str) -> None:
-        x, y = obj.GetEventPosition()
-        if self._press is not None and abs(x - self._press[0]) + abs(y - self._press[1]) <= 3:
-            self.pick(x, y)
-        self._press = None
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.vtk_widget and isinstance(event, QMouseEvent):
+            if event.button() == Qt.MouseButton.LeftButton:
+                p = event.position().toPoint()
+                if event.type() == QEvent.Type.MouseButtonPress:
+                    self._press = (p.x(), p.y())
+                elif event.type() == QEvent.Type.MouseButtonRelease and self._press is not None:
+                    if abs(p.x() - self._press[0]) + abs(p.y() - self._press[1]) <= 3:
+                        ratio = self.vtk_widget.devicePixelRatioF()
+                        x = p.x() * ratio
+                        y = (self.vtk_widget.height() - p.y() - 1) * ratio
+                        self.pick(x, y)
+                    self._press = None
+        return super().eventFilter(watched, event)
 
     # ------------------------------------------------------------ drawing
     def render(self) -> None:
