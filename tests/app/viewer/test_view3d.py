@@ -171,3 +171,40 @@ def test_reset_view_restores_the_3d_camera(panel3d, qtbot):
     assert v.camera_state() != initial
     qtbot.mouseClick(panel3d.reset_button, Qt.MouseButton.LeftButton)
     np.testing.assert_allclose(np.concatenate(v.camera_state()), np.concatenate(initial), atol=1e-6)
+
+
+class _Ctx:
+    """A minimal tour context (the real one is app.tour's)."""
+
+    def __init__(self, qtbot, window):
+        self.qtbot, self.window = qtbot, window
+
+    def wait_until(self, predicate, timeout_s, what):
+        self.qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+
+    def settle(self, seconds=0.3):
+        self.qtbot.wait(int(seconds * 1000))
+
+
+@pytest.mark.xvfb
+@needs_gl
+def test_tour_driver_reports_what_the_viewer_shows(panel3d, qtbot):
+    from app.viewer.tour import drive
+
+    shown = drive(panel3d, _Ctx(qtbot, panel3d))
+    assert shown["time_point"] == "TP2 · 24.0 h · NM"
+    assert [layer["name"] for layer in shown["layers"]] == [
+        "CT (HU)",
+        "SPECT (Bq/mL)",
+        "TIA (MBq·h/mL)",
+        "Dose (Gy)",
+    ]
+    assert shown["layer_toggled"]["layer"] == "dose"
+    assert "Dose" not in shown["layer_toggled"]["off"] and "Gy" in shown["layer_toggled"]["on"]
+    assert shown["readout"] == panel3d.readout() and "Bq/mL" in shown["readout"]
+    assert shown["vois"][0]["name"] == "Lesion" and shown["vois"][0]["volume_ml"] > 0
+    assert shown["view3d"]["mode"] == "mip" and shown["view3d"]["rendered"]
+    assert shown["view3d"]["nonblank_fraction"] > 0.005
+    np.testing.assert_allclose(
+        shown["view3d"]["cursor_lps_mm"], shown["crosshair_lps_mm"], atol=0.1
+    )
