@@ -370,9 +370,9 @@ def check_administration(entry: AdministrationEntry, *, now: datetime | None = N
     return p.result()
 
 
-def net_activity_mbq(entry: AdministrationEntry) -> float | None:
+def net_activity_mbq(entry: AdministrationEntry, *, now: datetime | None = None) -> float | None:
     """Net administered activity (MBq) of a valid entry; None while the entry is refused."""
-    if not check_administration(entry).ok:
+    if not check_administration(entry, now=now).ok:
         return None
     return net_administered_activity_mbq(_administration(entry, None, ""))
 
@@ -465,8 +465,8 @@ def edit_administration(
     entry = replace(AdministrationEntry.of(old), **changes)
     check = check_administration(entry, now=now)
     check.raise_first()
-    new = _administration(entry, old.administration_id, who)
-    new.source = old.source
+    new = _administration(entry, old.administration_id, old.entered_by or who)
+    new.source = old.source  # who changed it is in the audit entry
     work = copy.deepcopy(case)
     work.administrations[index] = new
     record = new.to_dict()

@@ -362,10 +362,7 @@ class EntryModel:
 
     def net_activity_mbq(self) -> float | None:
         """Net administered activity (MBq) of the form; None while a value is refused."""
-        entry = self.administration_entry()
-        if not core.check_administration(entry, now=self._now()).ok:
-            return None
-        return core.net_activity_mbq(entry)
+        return core.net_activity_mbq(self.administration_entry(), now=self._now())
 
     def net_activity_text(self) -> str:
         net = self.net_activity_mbq()
