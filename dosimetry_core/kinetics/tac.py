@@ -3,7 +3,7 @@
 A TAC is measured on **one grid**: the CT grid of the reference time point (the
 time point every registration points to).  For every time point its SPECT is
 brought onto that grid through its registration
-(:func:`dosimetry_core.pipeline.registration.spect_on_reference`; linear
+(:func:`dosimetry_core.imaging.case_volumes.spect_on_reference`; linear
 interpolation, which preserves activity *concentration*), and the VOI's total
 activity is
 
@@ -283,9 +283,8 @@ def mask_on_reference(
         The VOI's time point is unknown, or its grid is not the reference CT grid
         and the time point is not registered.
     """
+    from dosimetry_core.imaging.case_volumes import load_displacement, load_mask
     from dosimetry_core.imaging.registration import warp_volume
-    from dosimetry_core.pipeline.contouring import load_mask
-    from dosimetry_core.pipeline.registration import load_displacement
 
     assert reference.anatomical is not None and reference.anatomical.volume is not None
     ref_geom = reference.anatomical.volume.geometry
@@ -362,7 +361,7 @@ def voi_tac(
         registrations ("register first"), a SPECT not in Bq/mL, an empty VOI,
         an invalid recovery coefficient.
     """
-    from dosimetry_core.pipeline.registration import spect_on_reference
+    from dosimetry_core.imaging.case_volumes import spect_on_reference
 
     if case.first_administration is None:
         raise InvalidInputError(

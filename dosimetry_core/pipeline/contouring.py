@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.imaging.case_volumes import find_time_point, load_mask
 from dosimetry_core.imaging.resample import resample
 from dosimetry_core.model import (
     VOI,
@@ -32,7 +33,6 @@ from dosimetry_core.model import (
     Volume,
 )
 from dosimetry_core.pipeline import voi_review
-from dosimetry_core.pipeline.registration import find_time_point
 from dosimetry_core.segmentation import operations as ops
 from dosimetry_core.segmentation.mass import voi_mass_g, voi_volume_ml
 from dosimetry_core.segmentation.organs import match_organ
@@ -80,11 +80,6 @@ def spect_on_grid(store: CaseRepository, tp: TimePoint, geometry: Geometry) -> V
         raise InvalidInputError(f"time point {tp.label} has no functional image")
     spect = store.load_volume(tp.functional.volume)
     return resample(spect, geometry, order=1, fill_value=0.0)
-
-
-def load_mask(store: CaseRepository, voi: VOI) -> tuple[NDArray[np.bool_], Geometry]:
-    vol = store.load_volume(voi.mask)
-    return vol.array.astype(bool), vol.geometry
 
 
 def _kind_and_colour(
