@@ -116,7 +116,7 @@ def test_migrations_create_the_expected_tables(store: CaseStore) -> None:
     assert fks == {("patient_id", "patients"), ("case_id", "cases"), ("blob_key", "blobs")}
     assert {i["name"] for i in insp.get_indexes("case_blobs")} == {"ix_case_blobs_blob_key"}
     with store.engine.connect() as conn:
-        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0002"
+        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0003"
         meta = dict(conn.execute(text("SELECT key, value FROM store_meta")).all())
     assert meta["blob_format"].startswith("mrtblob/1")
 
