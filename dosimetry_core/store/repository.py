@@ -8,7 +8,15 @@ or PostgreSQL); tests may pass any object with the same methods.
 
 Code outside ``dosimetry_core.store`` never touches the store's connections or
 SQL: the tables of reports, signatures and QA records are read and written by
-functions of the ``store`` package, which take a :class:`CaseRepository`.
+functions of the ``store`` package (:mod:`~dosimetry_core.store.report_rows`,
+:mod:`~dosimetry_core.store.qa_rows`, :mod:`~dosimetry_core.store.users`,
+:mod:`~dosimetry_core.store.audit`), which take a :class:`CaseRepository` and
+reach the database through :meth:`CaseStore.connection` /
+:meth:`CaseStore.read_connection` (see
+:func:`~dosimetry_core.store.case_store.case_store_of`).  A caller that reads,
+checks and writes groups those calls in one ``with store.transaction():``.
+``tests/core/store/test_repository.py`` checks that nothing else calls a private
+store method.
 """
 
 from __future__ import annotations
