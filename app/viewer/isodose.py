@@ -46,6 +46,16 @@ def isoline_segments(image: NDArray[np.floating], level: float) -> NDArray[np.fl
         v = np.where(np.isfinite(v), v, low)
     if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 2:
         return np.zeros((0, 2, 2))
+    # only cells near pixels at or above the level can be crossed: work in their bounding box
+    high = v >= level
+    rows_hi = np.flatnonzero(high.any(axis=1))
+    if rows_hi.size == 0 or high.all():
+        return np.zeros((0, 2, 2))
+    cols_hi = np.flatnonzero(high.any(axis=0))
+    r0, r1 = max(int(rows_hi[0]) - 1, 0), min(int(rows_hi[-1]) + 2, v.shape[0])
+    c0, c1 = max(int(cols_hi[0]) - 1, 0), min(int(cols_hi[-1]) + 2, v.shape[1])
+    if (r0, r1, c0, c1) != (0, v.shape[0], 0, v.shape[1]):
+        return isoline_segments(v[r0:r1, c0:c1], level) + np.array([c0, r0], dtype=float)
     a = v[:-1, :-1]  # top-left     (r,   c)
     b = v[:-1, 1:]  # top-right     (r,   c+1)
     c = v[1:, 1:]  # bottom-right   (r+1, c+1)

@@ -1019,7 +1019,7 @@ class FusedViewer(QWidget):
     def set_world_position(self, world_mm: Any) -> None:
         """Move the crosshair to an LPS point (mm); slices follow."""
         self._world = np.asarray(world_mm, dtype=float).reshape(3).copy()
-        self._refresh()
+        self._refresh(position_only=True)
 
     def pick(self, plane: str, h_mm: float, v_mm: float) -> None:
         """Same as a left click at (h, v) mm in ``plane``: the other planes move there."""
@@ -1153,24 +1153,32 @@ class FusedViewer(QWidget):
 
         return cut(self._ct_c), cut(self._ov_c)
 
-    def _refresh(self) -> None:
+    def _refresh(self, position_only: bool = False) -> None:
+        """Redraw the planes; ``position_only``: only the crosshair moved, so a plane whose
+        slice did not change keeps its images (scrolling one plane redraws one plane)."""
         if self._grid is None or self._world is None:
             return
         grid = self._grid
         q = self._slices()
         ct_levels = (self._ct_level - self._ct_width / 2, self._ct_level + self._ct_width / 2)
         ov_levels = self.overlay_levels()
+        drawn = getattr(self, "_drawn_slices", {})
+        self._drawn_slices = drawn
         for plane, view in self.planes.items():
-            ct2d, ov2d = self._plane_arrays(plane, q)
-            if ct2d is not None:
-                view.ct_item.setImage(ct2d, autoLevels=False, levels=ct_levels)
-            if ov2d is not None:
-                view.overlay_item.setImage(ov2d, autoLevels=False, levels=ov_levels)
-            rgba = self.voi_outline_image(plane)
-            if rgba is None:
-                view.voi_item.clear()
-            else:
-                view.voi_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+            c = NORMAL_AXIS[plane]
+            redraw = not position_only or drawn.get(plane) != q[c]
+            drawn[plane] = q[c]
+            if redraw:
+                ct2d, ov2d = self._plane_arrays(plane, q)
+                if ct2d is not None:
+                    view.ct_item.setImage(ct2d, autoLevels=False, levels=ct_levels)
+                if ov2d is not None:
+                    view.overlay_item.setImage(ov2d, autoLevels=False, levels=ov_levels)
+                rgba = self.voi_outline_image(plane)
+                if rgba is None:
+                    view.voi_item.clear()
+                else:
+                    view.voi_item.setImage(rgba, autoLevels=False, levels=(0, 255))
             h, v = PLANE_AXES[plane]
             view.vline.setPos(grid.mm_of_slice(h, q[h]))
             view.hline.setPos(grid.mm_of_slice(v, q[v]))
@@ -1182,7 +1190,8 @@ class FusedViewer(QWidget):
             view.set_texts(position, info)
             view.ct_item.setVisible(self._ct_c is not None and self._ct_visible)
             view.overlay_item.setVisible(self._ov_c is not None and self._overlay_visible)
-            self._draw_extra(plane, view, q)
+            if redraw:
+                self._draw_extra(plane, view, q)
         self.mip_view.vline.setPos(grid.mm_of_slice(2, q[2]))
         self.mip_view.hline.setPos(grid.mm_of_slice(0, q[0]))
         world_at = grid.world_of_mm(np.array([grid.mm_of_slice(c, q[c]) for c in range(3)]))
@@ -1382,7 +1391,7 @@ class FusedViewer(QWidget):
             qz, _, qx = self._grid.slice_of_mm(self._grid.clamp_mm(mm))
             mm[1] = self._grid.mm_of_slice(1, int(np.argmax(self._ov_c[qz, :, qx])))
         self._world = self._grid.world_of_mm(self._grid.clamp_mm(mm))
-        self._refresh()
+        self._refresh(position_only=True)
 
     def _on_scroll(self, plane: str, steps: int) -> None:
         if self._grid is None or self._world is None or plane == MIP:
@@ -1392,7 +1401,7 @@ class FusedViewer(QWidget):
         q = int(np.clip(self._slices()[c] + steps, 0, self._grid.shape[c] - 1))
         mm[c] = self._grid.mm_of_slice(c, q)
         self._world = self._grid.world_of_mm(mm)
-        self._refresh()
+        self._refresh(position_only=True)
 
     def _on_hover(self, plane: str, hv: tuple[float, float] | None) -> None:
         if hv is None or self._grid is None or self._world is None:
