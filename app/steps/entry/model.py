@@ -214,11 +214,14 @@ class _Form:
         self.specs = {s.name: s for s in specs}
         self.text: dict[str, str] = {s.name: "" for s in specs}
         self.units: dict[str, str] = {s.name: (s.unit_choices or ("",))[0] for s in specs}
+        self.touched: set[str] = set()
+        """Fields the user typed into (an empty untouched field is not marked missing yet)."""
 
     def set(self, name: str, text: str, unit: str | None = None) -> None:
         if name not in self.specs:
             raise KeyError(f"no field {name!r}")
         self.text[name] = text
+        self.touched.add(name)
         if unit is not None:
             if unit not in self.specs[name].unit_choices:
                 raise KeyError(f"{name} has no unit {unit!r}")
@@ -260,7 +263,35 @@ class EntryModel:
         self.scan_time_point: str | None = None
         self.scan_text = ""
         self.scan_reason = ""
+        self.scan_touched: set[str] = set()
         self.new_administration()
+
+    # -------------------------------------------------------------- shown
+    @staticmethod
+    def _shown(form: _Form, check: EntryCheck, name: str) -> tuple[str | None, str | None]:
+        error = check.error_for(name)
+        if error and not form.text.get(name, "").strip() and name not in form.touched:
+            error = None  # "missing" waits until the user typed there or tried to save
+        return error, check.warning_for(name)
+
+    def administration_problems(self) -> dict[str, tuple[str | None, str | None]]:
+        """Field -> (refusal, warning) to show now on the administration form."""
+        check = self.administration_check()
+        return {name: self._shown(self.admin, check, name) for name in self.admin.specs}
+
+    def measurement_problems(self) -> dict[str, tuple[str | None, str | None]]:
+        check = self.measurement_check()
+        return {name: self._shown(self.measure, check, name) for name in self.measure.specs}
+
+    def scan_problems(self) -> dict[str, tuple[str | None, str | None]]:
+        check = self.scan_check()
+        shown: dict[str, tuple[str | None, str | None]] = {}
+        for name, text in (("acquired_at", self.scan_text), ("reason", self.scan_reason)):
+            error = check.error_for(name)
+            if error and not text.strip() and name not in self.scan_touched:
+                error = None
+            shown[name] = (error, None)
+        return shown
 
     # ---------------------------------------------------------- announcing
     def subscribe(self, listener: Callable[[str], None]) -> None:
@@ -498,14 +529,17 @@ class EntryModel:
         tp = self._time_point()
         self.scan_text = _fmt_time(tp.acquired_at) if tp is not None else ""
         self.scan_reason = ""
+        self.scan_touched = set()
         if announce:
             self._announce("scan")
 
     def set_scan_time(self, text: str | None = None, reason: str | None = None) -> None:
         if text is not None:
             self.scan_text = text
+            self.scan_touched.add("acquired_at")
         if reason is not None:
             self.scan_reason = reason
+            self.scan_touched.add("reason")
         self._announce("scan")
 
     def scan_original_text(self) -> str:

@@ -46,7 +46,7 @@ from app.steps.entry.model import (
     Row,
 )
 from dosimetry_core.errors import DosimetryError, InvalidInputError
-from dosimetry_core.pipeline.entry import EntryCheck, EntryKind
+from dosimetry_core.pipeline.entry import EntryKind
 
 __all__ = ["EntryStepView"]
 
@@ -287,9 +287,11 @@ class EntryStepView(StepView):
             self._updating = False
 
     @staticmethod
-    def _show_checks(rows: dict[str, FieldRow], check: EntryCheck) -> None:
+    def _show_problems(
+        rows: dict[str, FieldRow], problems: dict[str, tuple[str | None, str | None]]
+    ) -> None:
         for name, row in rows.items():
-            row.show_problem(check.error_for(name), check.warning_for(name))
+            row.show_problem(*problems.get(name, (None, None)))
 
     def _show_administration(self) -> None:
         m = self.model
@@ -297,7 +299,7 @@ class EntryStepView(StepView):
             row.editor.set_text(m.admin.text[name])
             if isinstance(row.editor, QuantityInput):
                 row.editor.set_unit(m.admin.units[name])
-        self._show_checks(self.admin_rows, m.administration_check())
+        self._show_problems(self.admin_rows, m.administration_problems())
         self.net_label.setText(m.net_activity_text())
         if m.editing_id is None:
             self.admin_mode_label.setText("New administration")
@@ -319,14 +321,14 @@ class EntryStepView(StepView):
             row.editor.set_text(m.measure.text[name])
             if isinstance(row.editor, QuantityInput):
                 row.editor.set_unit(m.measure.units[name])
-        self._show_checks(rows, m.measurement_check())
+        self._show_problems(rows, m.measurement_problems())
 
     def _show_scan(self) -> None:
         self.scan_row.editor.set_text(self.model.scan_text)
         self.reason_row.editor.set_text(self.model.scan_reason)
-        check = self.model.scan_check()
-        self.scan_row.show_problem(check.error_for("acquired_at"), None)
-        self.reason_row.show_problem(check.error_for("reason"), None)
+        self._show_problems(
+            {"acquired_at": self.scan_row, "reason": self.reason_row}, self.model.scan_problems()
+        )
         self.scan_original_label.setText(self.model.scan_original_text())
 
     # ------------------------------------------------------------ view -> model

@@ -142,3 +142,16 @@ def test_future_time_refused_with_a_fixed_clock():
     model = EntryModel(now=lambda: datetime(2020, 1, 1, 12, 0))
     model.set_case(make_entry_case())
     assert model.administration_check().error_for("time").startswith("time:")
+
+
+def test_missing_values_are_marked_once_the_user_typed_there():
+    model, _ = _model()
+    model.set_measurement_kind("dose-rate")
+    assert model.measurement_check().error_for("dose_rate_usv_h")  # the core refuses it...
+    assert model.measurement_problems()["dose_rate_usv_h"] == (None, None)  # ...not shown yet
+    model.set_measurement("dose_rate_usv_h", "")
+    error, _warning = model.measurement_problems()["dose_rate_usv_h"]
+    assert error == "dose_rate_usv_h: dose rate (uSv/h) is missing"
+    assert model.scan_problems()["reason"] == (None, None)
+    model.set_scan_time(reason="")
+    assert model.scan_problems()["reason"][0] == "reason: say why the acquisition time is corrected"

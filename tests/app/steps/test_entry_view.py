@@ -137,8 +137,11 @@ def test_measurement_entry_list_and_delete(view, entry_session, shown_errors):
 
 def test_scan_time_correction(view, entry_session, shown_errors):
     new = (ENTRY_T0 + timedelta(hours=23, minutes=30)).strftime("%Y-%m-%d %H:%M")
+    assert view.reason_row.state == ""  # an empty field is not marked before it is used
     _type(view, "acquired_at", new)
+    _click(view, "saveScanTimeButton")  # no reason: the core refuses, the field turns red
     assert view.reason_row.state == "error"
+    assert shown_errors.pop()[1] == "reason: say why the acquisition time is corrected"
     _type(view, "reason", "scanner clock 30 min fast")
     assert view.reason_row.state == "" and view.scan_row.state == ""
     _click(view, "saveScanTimeButton")
