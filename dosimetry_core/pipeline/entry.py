@@ -649,7 +649,8 @@ def check_measurement(
     0.5-500 kg; height outside 30-250 cm; a blood sample with neither or both of
     counts and concentration; a urine collection ending before it starts.
     Warned: hematocrit outside 0.2-0.6; weight above 200 kg; a reading not
-    above its background; probe counts without the standard.
+    above its background; a dose rate at another distance than the earlier
+    readings; probe counts without background or standard.
     """
     now = now or datetime.now()
     p = _Problems()
@@ -696,7 +697,9 @@ def check_measurement(
         )
     if kind is EntryKind.DOSE_RATE:
         rate = _number(p, "dose_rate_usv_h", entry.dose_rate_usv_h, "dose rate (uSv/h)", minimum=0)
-        _number(p, "distance_m", entry.distance_m, "distance (m)", minimum=0.0, strict_min=True)
+        distance = _number(
+            p, "distance_m", entry.distance_m, "distance (m)", minimum=0.0, strict_min=True
+        )
         bg = _number(
             p,
             "background_usv_h",
@@ -710,8 +713,24 @@ def check_measurement(
                 "dose_rate_usv_h",
                 f"reading {rate:g} uSv/h is not above the background {bg:g} uSv/h",
             )
+        earlier = {
+            float(m.extra["distance_m"])
+            for m in case.measurements
+            if m.kind == MeasurementKind.DOSE_RATE and m.extra.get("distance_m") is not None
+        }
+        if distance is not None and earlier and distance not in earlier:
+            p.warn(
+                "distance_m",
+                f"earlier readings were taken at {', '.join(f'{d:g}' for d in sorted(earlier))} m:"
+                " the whole-body retention needs one geometry for all readings",
+            )
     elif kind is EntryKind.PROBE:
         _counts(p, entry, background_time_field="background_counting_time_s")
+        if entry.background_counts is None:
+            p.warn(
+                "background_counts",
+                "without the background counts the probe reading cannot be converted to an uptake",
+            )
         std = (
             entry.standard_counts,
             entry.standard_background_counts,

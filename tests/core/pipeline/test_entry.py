@@ -423,3 +423,25 @@ def test_technologist_allowed_physician_and_anonymous_refused(store_case):
         ("tom", "technologist", "enter-measurement"),
         ("tom", "technologist", "enter-administration"),
     ]
+
+
+def test_dose_rate_at_another_distance_and_probe_without_background_are_warned(store_case):
+    store, case = store_case
+
+    def reading(hours: float, distance_m: float) -> E.MeasurementEntry:
+        return E.MeasurementEntry(
+            kind="dose-rate",
+            time=T0 + timedelta(hours=hours),
+            dose_rate_usv_h=20.0,
+            distance_m=distance_m,
+        )
+
+    assert E.add_measurement(store, case, reading(1, 1.0), now=NOW).warnings == ()
+    assert E.add_measurement(store, case, reading(2, 1.0), now=NOW).warnings == ()
+    res = E.add_measurement(store, case, reading(3, 2.0), now=NOW)
+    assert [w.field for w in res.warnings] == ["distance_m"]
+    probe = E.MeasurementEntry(
+        kind="probe", time=T0 + timedelta(hours=24), counts=1000.0, counting_time_s=60.0
+    )
+    fields = [w.field for w in E.check_measurement(case, probe, now=NOW).warnings]
+    assert fields == ["background_counts", "standard_counts"]
