@@ -147,7 +147,6 @@ class LayerTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         hh = self.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.rows: dict[str, dict[str, QWidget]] = {}
         self._updating = False
 
@@ -176,6 +175,8 @@ class LayerTable(QTableWidget):
                 lo_spin, hi_spin = QDoubleSpinBox(self), QDoubleSpinBox(self)
                 for spin, value in ((lo_spin, lo), (hi_spin, hi)):
                     spin.setRange(-1e12, 1e12)
+                    spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
+                    spin.setMaximumWidth(118)
                     spin.setDecimals(0 if key == "ct" or abs(hi) >= 1000 else 2)
                     spin.setSuffix(f" {units}" if units else "")
                     spin.setKeyboardTracking(False)
@@ -209,8 +210,8 @@ class LayerTable(QTableWidget):
             return "CT", "HU", "Grey", lvl - w / 2, lvl + w / 2, 1.0
         if key == "spect":
             lo, hi = v.overlay_levels()
-            units = str(v._spect.units) if v._spect is not None else ""
-            return v._functional_name(), units, v.colormap_name(), lo, hi, v.opacity()
+            units = v.functional_units()
+            return v.functional_name(), units, v.colormap_name(), lo, hi, v.opacity()
         layer = v.extra_layer(key)
         return layer.name, layer.units, layer.cmap, layer.lower, layer.upper, layer.opacity
 
@@ -268,7 +269,7 @@ class VoiTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         hh = self.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.setWordWrap(False)
         self.voi_rows: list[VoiRow] = []
         self.visible: dict[str, bool] = {}
         self.colours: dict[str, tuple[int, int, int]] = {}
@@ -287,7 +288,7 @@ class VoiTable(QTableWidget):
             check.setToolTip(f"Show {row.name}")
             check.toggled.connect(lambda on, v=row.voi_id: self._on_visible(v, on))
             swatch = QPushButton(self)
-            swatch.setFixedSize(28, 18)
+            swatch.setFixedSize(24, 16)
             swatch.setToolTip("Display colour (click to change)")
             self._paint_swatch(swatch, colour)
             swatch.clicked.connect(lambda _c=False, n=r: self.choose_colour(n))
@@ -406,7 +407,7 @@ class ViewerPanel(QWidget):
 
         # side column: layers, isodose, VOIs
         side = QWidget(self)
-        side.setMinimumWidth(360)
+        side.setMinimumWidth(460)
         col = QVBoxLayout(side)
         col.setContentsMargins(0, 0, 0, 0)
         layers_box = QGroupBox("Layers", side)
@@ -427,8 +428,8 @@ class ViewerPanel(QWidget):
         self.voi_list_widget = VoiTable(voi_box)
         self.voi_list_widget.changed.connect(self._apply_vois)
         vb.addWidget(self.voi_list_widget)
-        col.addWidget(layers_box, 2)
-        col.addWidget(voi_box, 3)
+        col.addWidget(layers_box, 1)
+        col.addWidget(voi_box, 2)
 
         # 3D
         self.view3d_container = QWidget(self)

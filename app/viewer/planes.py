@@ -1276,6 +1276,14 @@ class FusedViewer(QWidget):
                 view.extra_item(layer.key, layer.z).setTransform(tr)
         self._refresh()
 
+    def functional_name(self) -> str:
+        """'SPECT' or 'PET': the name of the functional layer."""
+        return self._functional_name()
+
+    def functional_units(self) -> str:
+        """Unit of the functional image ('Bq/mL', 'counts', ...), '' without one."""
+        return self._spect_units()
+
     def layer_keys(self) -> list[str]:
         """Keys of the layers shown: ``ct``, ``spect``, then further ones (``tia``, ``dose``)."""
         keys = []
