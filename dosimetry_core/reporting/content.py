@@ -131,6 +131,7 @@ def _stored_entry(k: VoiKinetics, source: str) -> dict[str, Any]:
         "administered_activity_definition": k.administered_activity_definition,
         "half_lives_h": {n: {"value": v, "unit": "h"} for n, v in k.half_lives_h} or None,
         "injection_time_h": k.injection_time_h,
+        **({"error": k.error} if k.error else {}),
     }
 
 
