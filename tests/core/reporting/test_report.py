@@ -96,6 +96,37 @@ def test_the_report_reads_the_stored_kinetics_and_never_fits(demo, monkeypatch):
     assert not any("measured and fitted for this report" in w for w in c["warnings"])
 
 
+def test_mrtdose_run_then_report_do_not_fit_again(demo, monkeypatch, capsys, tmp_path):
+    """Done-means of issue 12: ``mrtdose run`` then ``mrtdose report`` on the demo never re-fit."""
+    import json
+
+    import dosimetry_core.kinetics.fitting as fitting
+    from dosimetry_core.cli.main import main
+
+    store, case_id = demo
+    s = ["--store", str(store.path), "--json"]
+    assert main(["run", case_id, *s]) == 0, capsys.readouterr().err
+    run = json.loads(capsys.readouterr().out)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("mrtdose report fitted a TAC")
+
+    monkeypatch.setattr(fitting, "fit_tac", refuse)
+    monkeypatch.setattr(fitting, "fit_model", refuse)
+    out = tmp_path / "out"
+    code = main(["report", case_id, "--as", "alice", "--role", "physicist", "--out", str(out), *s])
+    assert code == 0, capsys.readouterr().err
+    rep = json.loads(capsys.readouterr().out)
+    from dosimetry_core.store.report_rows import load_report
+
+    content = json.loads(load_report(store, rep["report_id"]).row.content_json)
+    assert content["inputs"]["results"]["kinetics_sha256"]
+    kin = content["kinetics"]
+    assert {v["voi_id"] for v in run["vois"]} == set(kin)
+    for v in run["vois"]:
+        assert kin[v["voi_id"]]["tia_mbq_h"] == v["tia_mbq_h"]
+
+
 def test_a_voi_without_stored_kinetics_is_measured_and_said_so(demo):
     store, case_id = demo
     case = store.load_case(case_id)
