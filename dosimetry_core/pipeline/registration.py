@@ -301,34 +301,19 @@ def set_registration_status(
     case_id: str,
     time_point: str | int,
     status: RegistrationStatus | str,
-    user: str,
+    user: str = "",
     comment: str = "",
 ) -> Registration:
-    """Accept or reject (or reset to proposed) a time point's registration and save.
+    """Load the case and review one time point's registration (:func:`review_registration`).
 
-    Raises
-    ------
-    InvalidInputError
-        Unknown time point or status, or the time point has no registration.
+    ``user`` names the reviewer only on a single-user store (no accounts, no
+    actor); once someone is logged in, the reviewer is always the logged-in
+    user.  The same checks as :func:`review_registration` apply (a rejection
+    needs a comment; the role must allow registration).
     """
-    try:
-        new_status = RegistrationStatus(status)
-    except ValueError as exc:
-        allowed = ", ".join(s.value for s in RegistrationStatus)
-        raise InvalidInputError(f"unknown status {status!r} (use {allowed})") from exc
-    if not user:
-        raise InvalidInputError("a reviewer name is needed to change a registration status")
-    case = store.load_case(case_id)
-    tp = find_time_point(case, time_point)
-    if tp.registration is None:
-        raise InvalidInputError(f"time point {_tp_name(tp)} has no registration to review")
-    reg = tp.registration
-    reg.status = new_status
-    reg.reviewed_by = user
-    reg.reviewed_at = datetime.now().replace(microsecond=0)
-    reg.comment = comment
-    store.save_case(case, audit=store.audit_spec("registration-review", status=str(new_status)))
-    return reg
+    return review_registration(
+        store, store.load_case(case_id), time_point, status, comment, user=user
+    )
 
 
 def review_registration(
@@ -337,6 +322,8 @@ def review_registration(
     time_point: str | int,
     status: RegistrationStatus | str,
     comment: str = "",
+    *,
+    user: str = "",
 ) -> Registration:
     """Accept or reject a time point's registration of an open case, as its logged-in user.
 
@@ -357,6 +344,9 @@ def review_registration(
         ``accepted``, ``rejected`` (or ``proposed`` to withdraw a review).
     comment
         Free text; **required** to reject (why, so the redo can do better).
+    user
+        Reviewer's name on a single-user store only (default: the operating-system
+        user); ignored when someone is logged in.
 
     Returns
     -------
@@ -399,7 +389,7 @@ def review_registration(
     actor = getattr(store, "actor", None)
     if actor is not None:
         user = actor.username
-    else:
+    elif not user:
         from dosimetry_core.pipeline.contouring import current_user
 
         user = current_user()
