@@ -15,6 +15,7 @@ of the ``liver``, ``tumour_1`` and ``tumour_2`` compartments.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -126,6 +127,30 @@ def test_cancel_saves_nothing(small_case):
     with pytest.raises(Cancelled):
         compute_kinetics(store, case_id, vois=["Liver"], cancel=lambda: True)
     assert store.load_case(case_id).version == version
+
+
+def test_tiac_is_per_net_administered_activity(small_case):
+    """Known answer: residual 300 MBq measured 2 h after the administration (Lu-177,
+    T1/2 = 159.528 h, ICRP-107) -> A_net = A - 300 * 2^(2/159.528) = A - 302.618 MBq."""
+    store, case_id = small_case
+    case = store.load_case(case_id)
+    adm = case.first_administration
+    adm.residual_activity_mbq = 300.0
+    adm.residual_time = adm.time + timedelta(hours=2)
+    store.save_case(case)
+    try:
+        [r] = compute_kinetics(store, case_id, vois=["Liver"])
+    finally:
+        case = store.load_case(case_id)
+        case.first_administration.residual_activity_mbq = 0.0
+        case.first_administration.residual_time = None
+        store.save_case(case)
+    net = adm.activity_mbq - 300.0 * 2.0 ** (2.0 / 159.528)
+    assert net == pytest.approx(adm.activity_mbq - 302.618, abs=1e-3)
+    assert r.administered_activity_mbq == pytest.approx(net, rel=1e-6)
+    assert r.tiac_h == pytest.approx(r.tia_mbq_h / net, rel=1e-12)
+    assert r.tiac_sd_h == pytest.approx(r.tia_sd_mbq_h / net, rel=1e-12)
+    assert "net" in r.administered_activity_definition
 
 
 def test_unknown_voi_and_unregistered_refused(small_demo_dirs, tmp_path):
