@@ -234,3 +234,41 @@ def test_lesion_centre_is_hot_in_the_spect_layer(panel):
     # sanity of the fixture: TP1's hot sphere is where the conftest puts it
     panel.set_world_position(LESION_CENTRES[0])
     assert "SPECT" in panel.readout()
+
+
+def test_an_unreadable_map_reaches_the_user_with_the_store_message(
+    qtbot, case_with_maps, errors, monkeypatch
+):
+    """The store cannot read the dose map's voxels: the error dialog shows the store's
+    message, nothing half-drawn stays on screen."""
+    from dosimetry_core.errors import StoreError
+    from dosimetry_core.model import DerivedKind
+
+    store, case = case_with_maps
+    bad_key = case.derived_maps(DerivedKind.DOSE)[0].volume.key
+    real = store.load_volume
+
+    def load_volume(ref):
+        if ref.key == bad_key:
+            raise StoreError(f"blob {bad_key[:12]} is corrupt (hash mismatch)")
+        return real(ref)
+
+    monkeypatch.setattr(store, "load_volume", load_volume)
+    session = CaseSession(store)
+    p = ViewerPanel(session)
+    qtbot.addWidget(p)
+    with qtbot.waitSignal(p.loadFailed, timeout=20_000) as blocker:
+        session.open_case(case.case_id)
+    assert errors == [blocker.args[0]] == [f"blob {bad_key[:12]} is corrupt (hash mismatch)"]
+    assert not p.is_ready() and not p.viewer.has_image()
+    assert p.status_label.text() == "Could not load the time point"
+
+
+def test_the_layer_style_stays_when_the_time_point_changes(panel, qtbot):
+    panel.layer_table.rows["dose"]["upper"].setValue(12.0)
+    panel.layer_table.rows["tia"]["visible"].setChecked(True)
+    with qtbot.waitSignal(panel.timePointShown, timeout=20_000):
+        panel.select_time_point(2)
+    assert panel.layer_table.rows["dose"]["upper"].value() == pytest.approx(12.0)
+    assert panel.layer_table.rows["tia"]["visible"].isChecked()
+    assert "TIA" in panel.readout()
