@@ -5,8 +5,11 @@
 :func:`dosimetry_core.store.users.bootstrap_admin`, then a technologist, a
 physicist and a physician with random passwords kept in memory only), opens
 the window on it and goes through the steps as a user would: the log-in
-dialog is filled and accepted through its widgets, the demo patient is
-imported by the window's "Open demo case" action, and each workflow step is
+dialog is filled and accepted through its widgets (the physicist first: the
+demo's RTSTRUCT becomes draft VOIs, which needs the "contour" permission),
+the demo patient is imported by the window's "Open demo case" action, the
+technologist logs in for data entry and the physicist again for
+registration (log-out and log-in through the dialog), and each workflow step is
 driven by its package's ``tour.drive(view, ctx)`` (``app.steps.<id>.tour``;
 the viewer's is ``app.viewer.tour``), which clicks and types (QTest events or
 ``QAction.trigger()``) and returns the figures read back from the screen.
@@ -264,6 +267,13 @@ def make_tour_store(out_dir: Path) -> tuple[Any, Path, dict[str, str]]:
     return store, store_dir, passwords
 
 
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
+
+
 def _user(role: str) -> str:
     return next(n for n, r in ACCOUNTS.items() if r == role)
 
@@ -312,7 +322,8 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
     tour.settle(0.5)
 
     def login() -> dict[str, Any]:
-        return tour.log_in(_user("technologist"))
+        # the physicist imports the demo: its RTSTRUCT becomes draft VOIs, which needs "contour"
+        return tour.log_in(_user("physicist"))
 
     def open_demo() -> dict[str, Any]:
         window.action_open_demo.trigger()
@@ -329,10 +340,17 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
         }
 
     def data_entry() -> dict[str, Any]:
+        if not case_id:
+            raise TourError("no demo case to enter data for (the demo step failed)")
+        tour.log_in(_user("technologist"))
+        tour.open_case_from_list(case_id[0])
         return tour.step_driver("entry", "app.steps.entry.tour")
 
     def viewer() -> dict[str, Any]:
-        return dict(tour.driver("app.viewer.tour")(window.viewer, tour))
+        drive = tour.driver("app.viewer.tour")
+        if window.session.case is None and case_id:
+            tour.open_case_from_list(case_id[0])
+        return dict(drive(window.viewer, tour))
 
     def registration() -> dict[str, Any]:
         if not case_id:
@@ -348,7 +366,7 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
         ("viewer", viewer),
         ("registration", registration),
     ]
-    if importlib.util.find_spec("app.steps.importing.tour") is not None:
+    if _module_exists("app.steps.importing.tour"):
         steps.append(
             ("importing", lambda: tour.step_driver("importing", "app.steps.importing.tour"))
         )

@@ -127,6 +127,7 @@ class FakeStore:
     """In-memory stand-in for :class:`dosimetry_core.store.CaseStore`."""
 
     def __init__(self) -> None:
+        self.actor: Any = None
         self.cases: dict[str, Case] = {}
         self.volumes: dict[VolumeRef, Volume] = {}
         self.load_volume_calls = 0
@@ -145,7 +146,13 @@ class FakeStore:
         except KeyError:
             raise StoreError(f"volume {ref.key[:12]} is missing from the store") from None
 
-    def save_case(self, case: Case) -> Case:
+    def has_users(self) -> bool:
+        return False
+
+    def audit_spec(self, action: str, **details: Any) -> tuple[Any, str, dict[str, Any]]:
+        return (self.actor, action, details)
+
+    def save_case(self, case: Case, *, audit: Any = None) -> Case:
         saved = copy.deepcopy(case)
         saved.version = case.version + 1
         saved.modified_at = datetime(2024, 6, 1, 12, 0) + timedelta(minutes=len(self.cases))
@@ -279,7 +286,7 @@ def synthetic_case(store_and_case: tuple[Any, Case]) -> Case:
 @pytest.fixture()
 def shown_errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     """Replaces the modal error box; collects (title, message, details) instead."""
-    from app.views import error_display
+    from app.common import error_display
 
     shown: list[tuple[str, str, str]] = []
 
@@ -294,13 +301,32 @@ def shown_errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 @pytest.fixture()
 def shown_infos(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Replaces the modal information box; collects (title, message) instead."""
-    from app.views import error_display
+    from app.common import error_display
 
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(
         error_display, "show_info", lambda parent, title, message: shown.append((title, message))
     )
     return shown
+
+
+@pytest.fixture(autouse=True)
+def _fake_store_has_no_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory store keeps no report records: every case reads as "no report".
+
+    Tests with a real :class:`~dosimetry_core.store.CaseStore` read report
+    states through the core as the workstation does.
+    """
+    from dosimetry_core.pipeline import worklist
+
+    real = worklist.report_status
+
+    def status(store: Any, case_id: str) -> str:
+        if isinstance(store, FakeStore):
+            return worklist.NO_REPORT
+        return real(store, case_id)
+
+    monkeypatch.setattr(worklist, "report_status", status)
 
 
 # Messages the offscreen/xcb platforms print that say nothing about our code.

@@ -1,23 +1,27 @@
-"""MainWindow: open a case, switch time points, errors, demo import, menus."""
+"""MainWindow, the shell: case header and checklist, step navigation, menus, demo, closing.
+
+The viewer's own behaviour (planes, layers, time points) is tested in
+``tests/app/viewer``; here what the shell shows around it.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QPushButton
+from PySide6.QtWidgets import QPushButton
 
-import dosimetry_core
-from app.main_window import MainWindow
-from dosimetry_core.errors import DosimetryError, StoreError
-from dosimetry_core.imaging.resample import resample
+from app.main_window import MainWindow, discover_steps
+from app.steps.base import STEP_ORDER
+from dosimetry_core.errors import DosimetryError
 from dosimetry_core.progress import check_cancel, report
-from tests.app.conftest import LESION_CENTRES, build_synthetic_case
+from dosimetry_core.store.permissions import Actor
+from tests.app.conftest import build_synthetic_case
 
 
 @pytest.fixture()
 def window(qtbot, fake_store, shown_errors) -> MainWindow:
     w = MainWindow(fake_store, store_path="(test store)")
+    w.ask = lambda title, text: True  # closing at teardown: no question box
     qtbot.addWidget(w)
     w.resize(1280, 900)
     w.show()
@@ -26,161 +30,129 @@ def window(qtbot, fake_store, shown_errors) -> MainWindow:
 
 
 def _open(qtbot, window: MainWindow, case_id: str) -> None:
-    with qtbot.waitSignal(window.timePointDisplayed, timeout=10_000):
+    with qtbot.waitSignal(window.viewer.timePointShown, timeout=20_000):
         assert window.open_case(case_id)
 
 
-def _select(qtbot, window: MainWindow, index: int) -> None:
-    with qtbot.waitSignal(window.timePointDisplayed, timeout=10_000) as blocker:
-        qtbot.mouseClick(window.time_point_selector.button(index), Qt.MouseButton.LeftButton)
-    assert blocker.args == [index]
-
-
-def test_opening_a_case_lists_its_time_points(qtbot, window, synthetic_case):
+def test_opening_a_case_fills_the_header_and_the_viewer(qtbot, window, synthetic_case):
+    assert window.header.value("patient") == "No case open"
     _open(qtbot, window, synthetic_case.case_id)
-    assert window.time_point_labels() == [
-        "TP1 · 4.0 h · NM",
-        "TP2 · 24.0 h · NM",
-        "TP3 · 96.0 h · NM",
-    ]
-    # the labels follow the model, not a hard-coded list
-    for label, tp in zip(
-        window.time_point_labels(), synthetic_case.sorted_time_points(), strict=True
-    ):
-        assert f"{synthetic_case.hours_after_administration(tp):.1f} h" in label
-    assert window.current_time_point_index() == 0
-    assert window.displayed_time_point_index() == 0
-    assert window.viewer.has_image()
-    h = window.header
-    assert h.value("patient") == "Synthetic, Patient  (SYN-0001)"
-    assert h.value("administration").startswith("Lu-177 DOTATATE · 2024-05-06 09:30")
-    assert h.value("activity") == "7,400.0 MBq"
-    tp1 = synthetic_case.sorted_time_points()[0]
-    assert h.value("acquired") == "2024-05-06 13:30 (4.0 h p.i.) · NM"
-    assert h.value("calibration") == "vendor Bq/mL"
-    assert h.value("units") == "Bq/mL"
-    assert h.value("total") == f"{tp1.total_activity_mbq:,.1f} MBq"
-    assert "SYN-0001" in window.windowTitle()
+    assert window.header.value("patient") == "Synthetic, Patient  (SYN-0001)"
+    assert window.header.value("administration").startswith("Lu-177")
+    # the header follows the time point the viewer shows
+    assert "h p.i." in window.header.value("acquired")
+    assert window.windowTitle().startswith("Synthetic, Patient (SYN-0001)")
+    assert window.case_list.selected_case_id() == synthetic_case.case_id
 
 
-def test_changing_the_time_point_changes_the_spect_and_keeps_the_position(
-    qtbot, window, fake_store, synthetic_case
-):
+def test_header_shows_the_protocols_checklist(qtbot, window, fake_store):
+    case = build_synthetic_case(fake_store, "P-CHK", "Check^List", protocol="lu177-dotatate")
+    window.refresh_cases()
+    _open(qtbot, window, case.case_id)
+    assert window.header.value("protocol") == "lu177-dotatate"
+    text = window.header.checklist_label.text()
+    missing = [i["item"] for i in window.header.checklist if not i["present"]]
+    assert missing, "a case without VOIs lacks the protocol's organs"
+    assert text.startswith("Lu-177") or "needs" in text
+    for item in missing[:2]:
+        assert item in text
+    assert "administration" not in missing  # the synthetic case has one
+
+
+def test_unknown_protocol_is_said_not_hidden(qtbot, window, synthetic_case):
     _open(qtbot, window, synthetic_case.case_id)
-    viewer = window.viewer
-    target = np.array(LESION_CENTRES[0])
-    viewer.set_world_position(target)
-    index_before = viewer.slice_index()
-    before = {p: s.overlay.copy() for p, s in viewer.current_slices().items()}
-    ct_before = {p: s.ct.copy() for p, s in viewer.current_slices().items()}
-
-    _select(qtbot, window, 1)
-
-    tp2 = synthetic_case.sorted_time_points()[1]
-    ct2 = fake_store.load_volume(tp2.anatomical.volume)
-    spect2 = fake_store.load_volume(tp2.functional.volume)
-    expected = resample(spect2, ct2.geometry, order=1, fill_value=0.0).array
-    np.testing.assert_allclose(viewer.world_position(), target)
-    k, j, i = viewer.slice_index()
-    assert (k, j, i) == index_before  # same CT grid in this case: same slices
-    now = viewer.current_slices()
-    for plane, cut in (
-        ("axial", expected[k]),
-        ("coronal", expected[:, j, :]),
-        ("sagittal", expected[:, :, i]),
-    ):
-        assert not np.allclose(now[plane].overlay, before[plane])
-        np.testing.assert_allclose(now[plane].overlay, cut, rtol=1e-6)
-        np.testing.assert_array_equal(now[plane].ct, ct_before[plane])
-    assert window.header.value("acquired").startswith("2024-05-07 09:30 (24.0 h p.i.)")
-    assert window.header.value("total") == f"{tp2.total_activity_mbq:,.1f} MBq"
-
-
-def test_time_points_are_cached(qtbot, window, fake_store, synthetic_case, monkeypatch):
-    calls = []
-    real = fake_store.load_volume
-    monkeypatch.setattr(fake_store, "load_volume", lambda ref: calls.append(ref) or real(ref))
-    _open(qtbot, window, synthetic_case.case_id)
-    _select(qtbot, window, 1)
-    n = len(calls)
-    _select(qtbot, window, 0)
-    _select(qtbot, window, 1)
-    assert len(calls) == n == 4  # CT + SPECT of two time points, each loaded once
+    assert "is not a protocol of this installation" in window.header.checklist_label.text()
 
 
 def test_case_list_opens_the_case_on_enter(qtbot, window, synthetic_case):
-    cl = window.case_list
-    assert sorted(r[0] for r in cl.visible_rows()) == ["P-1002", "P-1003", "SYN-0001"]
-    cl.set_filter_text("SYN-0001")
-    cl.table.setCurrentIndex(cl.proxy.index(0, 0))
-    cl.table.setFocus()
-    with qtbot.waitSignal(window.timePointDisplayed, timeout=10_000):
-        qtbot.keyClick(cl.table, Qt.Key.Key_Return)
-    assert window.case.case_id == synthetic_case.case_id
-    assert window.time_point_selector.count() == 3
+    window.case_list.select_case(synthetic_case.case_id)
+    with qtbot.waitSignal(window.caseOpened, timeout=10_000) as blocker:
+        qtbot.keyClick(window.case_list.table, Qt.Key.Key_Return)
+    assert blocker.args == [synthetic_case.case_id]
+    assert window.session.case.case_id == synthetic_case.case_id
 
 
 def test_missing_case_is_reported_not_raised(window, shown_errors):
     assert not window.open_case("case-does-not-exist")
-    ((title, message, details),) = shown_errors
-    assert "case-does-not-exist" in message and details == ""
-    assert window.case is None
+    assert shown_errors and "case-does-not-exist" in shown_errors[-1][1]
 
 
-def test_store_error_while_loading_a_time_point_is_shown(
-    qtbot, window, fake_store, synthetic_case, shown_errors, monkeypatch
-):
-    _open(qtbot, window, synthetic_case.case_id)
+def test_step_navigation_shows_exactly_the_steps_that_exist(window):
+    views, problems = discover_steps()
+    assert problems == []
+    ids = [v.step_id for v in views]
+    assert ids == [s for s in STEP_ORDER if s in ids]  # workflow order
+    assert list(window.step_buttons) == ids
+    for step_id, button in window.step_buttons.items():
+        assert button.isEnabled()  # single-user store: every step may be used
+        view = window.show_step(step_id)
+        assert view is window.step_views[step_id]
+        assert window.step_stack.currentWidget() is view and button.isChecked()
 
-    def broken(ref):
-        raise StoreError(f"blob {ref.key[:12]} is corrupt (checksum mismatch)")
 
-    monkeypatch.setattr(fake_store, "load_volume", broken)
-    window.time_point_selector.button(2).click()
-    qtbot.waitUntil(lambda: bool(shown_errors), timeout=10_000)
-    title, message, details = shown_errors[0]
-    assert "checksum mismatch" in message and details == ""
-    assert window.displayed_time_point_index() == 0  # the previous image stays...
-    qtbot.waitUntil(
-        lambda: window.current_time_point_index() == 0, timeout=2000
-    )  # ...and is selected
-    assert window.header.value("acquired").startswith("2024-05-06 13:30 (4.0 h p.i.)")
+def test_steps_follow_the_role(qtbot, window, fake_store):
+    fake_store.has_users = lambda: True
+    fake_store.actor = Actor("dr.md", "physician")
+    window.session.userChanged.emit()
+    assert window.user_label.text() == "dr.md (physician)"
+    for step_id, view in window.step_views.items():
+        allowed = view.action is None or Actor("dr.md", "physician").may(view.action)
+        assert window.step_buttons[step_id].isEnabled() == allowed
+        if not allowed:
+            assert "physician" in window.step_buttons[step_id].toolTip()
+            assert window.show_step(step_id) is None
+    if "registration" in window.step_views:
+        assert not window.step_buttons["registration"].isEnabled()
+    # a physician may not import: the demo and new-case actions are disabled
+    assert not window.action_open_demo.isEnabled()
+    assert not window.action_new_case.isEnabled()
+    fake_store.actor = Actor("tom", "technologist")
+    window.session.userChanged.emit()
+    assert window.action_open_demo.isEnabled() and window.action_new_case.isEnabled()
+
+
+def test_nobody_logged_in_sees_no_case(qtbot, window, fake_store):
+    fake_store.has_users = lambda: True
+    window.session.userChanged.emit()
+    assert window.user_label.text() == "not logged in"
+    assert window.case_list.visible_case_ids() == []
+    assert "Log in" in window.case_list.placeholder_text()
+    assert all(not b.isEnabled() for b in window.step_buttons.values())
+    assert window.action_login.isEnabled() and not window.action_logout.isEnabled()
 
 
 def test_demo_case_is_imported_with_progress_then_opened(qtbot, window, fake_store, monkeypatch):
     from dosimetry_core.pipeline import demo
 
-    progress_seen = []
+    seen = []
 
-    def fake_ensure_demo_case(store, progress=None, cancel=None):
-        for i in range(5):
-            check_cancel(cancel)
-            report(progress, i / 4, f"writing demo DICOM {i}/4")
-        progress_seen.append(True)
-        return build_synthetic_case(store, "DEMO-LU177", "Demo^Patient").case_id
+    def ensure(store, progress=None, cancel=None):
+        report(progress, 0.5, "writing DICOM")
+        seen.append(True)
+        return build_synthetic_case(store, "DEMO-1", "Demo^Patient").case_id
 
-    monkeypatch.setattr(demo, "ensure_demo_case", fake_ensure_demo_case)
-    with qtbot.waitSignal(window.timePointDisplayed, timeout=10_000):
-        window.open_demo_case()
-        assert window.demo_dialog is not None and window.demo_dialog.isVisible()
-    assert progress_seen == [True]
-    assert window.case.patient.patient_id == "DEMO-LU177"
-    assert "DEMO-LU177" in [r[0] for r in window.case_list.visible_rows()]
-    qtbot.waitUntil(lambda: window.demo_dialog is None, timeout=5000)
+    monkeypatch.setattr(demo, "ensure_demo_case", ensure)
+    with qtbot.waitSignal(window.caseOpened, timeout=10_000):
+        window.action_open_demo.trigger()
+    assert seen and window.header.value("patient") == "Demo, Patient  (DEMO-1)"
+    assert "DEMO-1" in [r[0] for r in window.case_list.visible_rows()]
+    qtbot.waitUntil(lambda: window.demo_dialog is None and not window.busy_bar.isVisible())
 
 
 def test_demo_import_error_reaches_the_user(qtbot, window, shown_errors, monkeypatch):
     from dosimetry_core.pipeline import demo
 
-    def failing(store, progress=None, cancel=None):
+    def ensure(store, progress=None, cancel=None):
         raise DosimetryError("the demo patient could not be imported: disk full")
 
-    monkeypatch.setattr(demo, "ensure_demo_case", failing)
-    window.open_demo_case()
+    monkeypatch.setattr(demo, "ensure_demo_case", ensure)
+    window.action_open_demo.trigger()
     qtbot.waitUntil(lambda: bool(shown_errors), timeout=10_000)
-    assert shown_errors[0][1] == "the demo patient could not be imported: disk full"
-    qtbot.waitUntil(lambda: window.demo_dialog is None, timeout=5000)
-    assert window.case is None
+    assert shown_errors[-1][:2] == (
+        "Demo case",
+        "the demo patient could not be imported: disk full",
+    )
+    assert window.session.case is None
 
 
 def test_demo_import_can_be_cancelled(qtbot, window, shown_errors, monkeypatch):
@@ -190,80 +162,83 @@ def test_demo_import_can_be_cancelled(qtbot, window, shown_errors, monkeypatch):
 
     started = threading.Event()
 
-    def slow(store, progress=None, cancel=None):
+    def ensure(store, progress=None, cancel=None):
         started.set()
-        for _ in range(2000):
+        while True:
             check_cancel(cancel)
-            threading.Event().wait(0.005)
-        return "never"
+            threading.Event().wait(0.01)
 
-    monkeypatch.setattr(demo, "ensure_demo_case", slow)
-    window.open_demo_case()
+    monkeypatch.setattr(demo, "ensure_demo_case", ensure)
+    window.action_open_demo.trigger()
     assert started.wait(5)
+    assert window.busy_bar.isVisible()
     cancel_button = window.demo_dialog.findChild(QPushButton)
-    assert cancel_button.text() == "Cancel"
     qtbot.mouseClick(cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.demo_dialog is None, timeout=10_000)
-    assert window.case is None and shown_errors == []
-    assert "cancelled" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=10_000)
+    assert window.session.case is None and shown_errors == []
+    assert window.statusBar().currentMessage() == "Demo import cancelled"
 
 
 def test_open_store_failure_keeps_the_current_store(qtbot, fake_store, shown_errors, tmp_path):
     def opener(path):
-        raise StoreError("the store database is newer than this program (schema 7 > 5)")
+        raise DosimetryError("database disk image is malformed")
 
-    w = MainWindow(fake_store, store_path="(test store)", store_opener=opener)
+    w = MainWindow(fake_store, store_path="(test)", store_opener=opener)
     qtbot.addWidget(w)
     assert not w.open_store(tmp_path)
-    assert "schema 7 > 5" in shown_errors[0][1] and str(tmp_path) in shown_errors[0][1]
-    assert w.store is fake_store
+    assert w.store is fake_store and "malformed" in shown_errors[-1][1]
 
 
 def test_window_without_store(qtbot, shown_errors):
     w = MainWindow(None)
     qtbot.addWidget(w)
-    assert not w.action_open_demo.isEnabled()
-    assert not w.open_case("anything")
-    assert "No case store" in shown_errors[0][1]
+    assert w.user_label.text() == "no store"
+    assert "No case store" in w.case_list.placeholder_text()
+    assert not w.action_open_demo.isEnabled() and not w.action_new_case.isEnabled()
+    assert shown_errors == []
 
 
 def test_menus_offer_only_working_actions(window, shown_infos):
-    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
-    assert list(menus) == ["File", "View", "Help"]
-    file_items = [a.text() for a in menus["File"].actions() if a.text()]
-    assert file_items[:3] == ["Open store…", "Import DICOM folder…", "Open demo case"]
-    assert file_items[-1] == "Quit"
-    view_items = [a.text() for a in menus["View"].actions() if a.text()]
-    assert "Reset view" in view_items and "Colour map" in view_items
-    # later workflow steps are not faked
-    texts = [a.text() for a in window.findChildren(type(window.action_quit))]
-    texts += [b.text() for b in window.findChildren(QAbstractButton)]
-    for step in ("Register", "Contour", "Kinetics", "Dose", "Review", "Sign"):
-        assert not any(step in t for t in texts), step
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles[:4] == ["File", "User", "View", "Help"]
+    file_texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "New case from protocol…" in file_texts and "Open demo case" in file_texts
+    assert ("Import DICOM folder…" in file_texts) == ("importing" in window.step_views)
+    view_actions = window.menuBar().actions()[2].menu().actions()
+    assert window.viewer.reset_action in view_actions  # the same QAction as the viewer's button
     window.action_about.trigger()
-    ((title, message),) = shown_infos
-    assert dosimetry_core.__version__ in message
+    assert shown_infos and "(test store)" in shown_infos[-1][1]
 
 
-def test_colour_map_menu_drives_the_viewer(qtbot, window, fake_store, synthetic_case):
-    _open(qtbot, window, synthetic_case.case_id)
-    window.colormap_actions["Hot"].trigger()
-    assert window.viewer.colormap_name() == "Hot"
-    window.viewer.cmap_combo.setCurrentText("Viridis")
-    assert window.colormap_actions["Viridis"].isChecked()
-    window.viewer.pick("axial", 150.0, 150.0)
-    window.action_reset_view.trigger()
-    tp1 = synthetic_case.sorted_time_points()[0]
-    ct_geom = fake_store.load_volume(tp1.anatomical.volume).geometry
-    np.testing.assert_allclose(window.viewer.world_position(), ct_geom.center_world())
+def test_closing_with_unsaved_edits_asks(qtbot, window, monkeypatch):
+    asked = []
+    monkeypatch.setattr(window, "ask", lambda title, text: asked.append(text) or False)
+    window.session.set_dirty("entry", "administration form: residual activity")
+    assert not window.close()
+    assert window.isVisible() and "residual activity" in asked[-1]
+    monkeypatch.setattr(window, "ask", lambda title, text: True)
+    assert window.close()
 
 
-def test_status_bar_shows_the_voxel_under_the_cursor(qtbot, window, synthetic_case):
-    _open(qtbot, window, synthetic_case.case_id)
-    plane = window.viewer.planes["axial"]
-    centre = LESION_CENTRES[0]
-    window.viewer.set_world_position(centre)
-    vp = plane.view.viewport()
-    qtbot.mouseMove(vp, vp.mapFrom(plane, plane.view_to_widget(centre[0], centre[1]).toPoint()))
-    qtbot.waitUntil(lambda: "Bq/mL" in window.cursor_label.text(), timeout=2000)
-    assert "HU" in window.cursor_label.text()
+def test_closing_while_a_job_runs_asks_and_cancels_it(qtbot, window, monkeypatch):
+    import threading
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def job(progress=None, cancel=None):
+        started.set()
+        try:
+            while True:
+                check_cancel(cancel)
+                threading.Event().wait(0.01)
+        finally:
+            stopped.set()
+
+    window.session.run(job, description="long fit", reload_case=False)
+    assert started.wait(5)
+    asked = []
+    monkeypatch.setattr(window, "ask", lambda title, text: asked.append(text) or False)
+    assert not window.close() and "long fit" in asked[-1] and not stopped.is_set()
+    monkeypatch.setattr(window, "ask", lambda title, text: True)
+    assert window.close()
+    assert stopped.wait(5)
