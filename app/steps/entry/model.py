@@ -414,6 +414,7 @@ class EntryModel:
     def administration_saved(self, result: core.EntryResult) -> None:
         """After a save: the form now edits the saved administration."""
         self.editing_id = str(result.record["administration_id"])
+        self.admin.touched.clear()
         self._announce("administration")
 
     def administration_rows(self) -> list[Row]:
@@ -541,6 +542,22 @@ class EntryModel:
             self.scan_reason = reason
             self.scan_touched.add("reason")
         self._announce("scan")
+
+    def scan_saved(self) -> None:
+        """After a save: the correction is stored, nothing is pending."""
+        self.scan_touched = set()
+        self._announce("scan")
+
+    def unsaved(self) -> list[str]:
+        """What the forms hold that is not saved (for the question on closing)."""
+        out = []
+        if self.admin.touched:
+            out.append("an administration typed in Data entry")
+        if self.measure.touched:
+            out.append(f"a {self.kind} measurement typed in Data entry")
+        if self.scan_touched:
+            out.append("a scan-time correction typed in Data entry")
+        return out
 
     def scan_original_text(self) -> str:
         tp = self._time_point()

@@ -264,6 +264,8 @@ class EntryStepView(StepView):
 
     # ------------------------------------------------------------ model -> view
     def _model_changed(self, topic: str) -> None:
+        unsaved = self.model.unsaved()
+        self.session.set_dirty("entry", "; ".join(unsaved) if unsaved else None)
         self._updating = True
         try:
             if topic == "administration":
@@ -392,7 +394,8 @@ class EntryStepView(StepView):
 
     def _save_scan_time(self) -> None:
         rows = {"acquired_at": self.scan_row, "reason": self.reason_row}
-        self._change("Scan time", self.model.scan_save_call(), rows)
+        if self._change("Scan time", self.model.scan_save_call(), rows) is not None:
+            self.model.scan_saved()
 
     def _delete_measurement(self) -> None:
         record_id = _selected_id(self.meas_table)

@@ -75,8 +75,10 @@ def test_residual_updates_net_activity_and_save_says_who(view, entry_session, sh
     assert net.text() == "Net administered activity: 7,250.0 MBq"  # no time yet: not decayed
     _type(view, "residual_time", (ENTRY_T0 + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M"))
     assert net.text() == "Net administered activity: 7,249.9 MBq"
+    assert entry_session.unsaved_changes == ["an administration typed in Data entry"]
     _click(view, "saveAdministrationButton")
     assert not shown_errors
+    assert entry_session.unsaved_changes == []
     stored = entry_session.store.load_case(ENTRY_CASE_ID)
     adm = stored.administrations[0]
     assert adm.residual_activity_mbq == 150.0
