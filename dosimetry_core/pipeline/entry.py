@@ -422,6 +422,7 @@ def add_administration(
     adm = _administration(entry, None, who)
     work = copy.deepcopy(case)
     work.administrations.append(adm)
+    _check_order(work)
     record = adm.to_dict()
     net = net_administered_activity_mbq(adm)
     _save(
@@ -469,6 +470,7 @@ def edit_administration(
     new.source = old.source  # who changed it is in the audit entry
     work = copy.deepcopy(case)
     work.administrations[index] = new
+    _check_order(work)
     record = new.to_dict()
     net = net_administered_activity_mbq(new)
     before = old.to_dict()
@@ -487,6 +489,28 @@ def edit_administration(
         warnings=[w.message for w in check.warnings],
     )
     return EntryResult(record, check.warnings, case.version, net)
+
+
+def _check_order(work: Case) -> None:
+    """Scans and measurements must stay after the first administration (their t = 0)."""
+    first = work.first_administration
+    if first is None:
+        return
+    for tp in work.sorted_time_points():
+        if tp.acquired_at < first.time:
+            raise InvalidInputError(
+                f"time: the administration at {first.time:%Y-%m-%d %H:%M} would come after "
+                f"time point {tp.label or tp.time_point_id} acquired at "
+                f"{tp.acquired_at:%Y-%m-%d %H:%M}; correct the scan time or this time",
+                field="time",
+            )
+    for m in work.measurements:
+        if m.time < first.time:
+            raise InvalidInputError(
+                f"time: the administration at {first.time:%Y-%m-%d %H:%M} would come after "
+                f"the {m.kind} measurement of {m.time:%Y-%m-%d %H:%M}",
+                field="time",
+            )
 
 
 def _administration_index(case: Case, administration_id: str) -> int:

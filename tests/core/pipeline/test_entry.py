@@ -445,3 +445,15 @@ def test_dose_rate_at_another_distance_and_probe_without_background_are_warned(s
     )
     fields = [w.field for w in E.check_measurement(case, probe, now=NOW).warnings]
     assert fields == ["background_counts", "standard_counts"]
+
+
+def test_moving_the_administration_after_its_scans_is_refused(store_case):
+    store, case = store_case
+    before = _state(store, case.case_id)
+    adm_id = case.administrations[0].administration_id
+    with pytest.raises(InvalidInputError) as err:
+        E.edit_administration(store, case, adm_id, time=T0 + timedelta(hours=25), now=NOW)
+    assert err.value.field == "time" and "time point TP1" in str(err.value)
+    assert _state(store, case.case_id) == before
+    # a later cycle is not the first administration: accepted
+    E.add_administration(store, case, _adm_entry(time=T0 + timedelta(days=8), cycle=2), now=NOW)
