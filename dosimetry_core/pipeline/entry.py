@@ -295,8 +295,18 @@ class AdministrationRecord:
         return {**self.administration.to_dict(), "net_activity_mbq": self.net_activity_mbq}
 
 
-def check_administration(entry: AdministrationEntry, *, now: datetime | None = None) -> EntryCheck:
+def check_administration(
+    entry: AdministrationEntry,
+    *,
+    now: datetime | None = None,
+    case: Case | None = None,
+    administration_id: str | None = None,
+) -> EntryCheck:
     """Refusals and warnings for an administration (module docstring); no store needed.
+
+    With ``case`` (and ``administration_id`` when the entry replaces one of its
+    administrations) the time is also refused when the entry would become the
+    case's first administration after one of its scans or measurements.
 
     Refused: unknown nuclide; activity not a positive finite number of MBq;
     time missing or more than a minute in the future; residual negative, or not
@@ -359,6 +369,16 @@ def check_administration(entry: AdministrationEntry, *, now: datetime | None = N
                 f"residual is {100 * residual_at_adm / activity:.0f} % of the activity "
                 "(more than 10 %): check the syringe and lines",
             )
+    if case is not None and t is not None:
+        work = copy.deepcopy(case)
+        work.administrations = [
+            a for a in work.administrations if a.administration_id != administration_id
+        ]
+        work.administrations.append(Administration("", 1.0, t))
+        try:
+            _check_order(work)
+        except InvalidInputError as exc:
+            p.errors.append(FieldMessage("time", str(exc)))
     if activity is not None and nuclide is not None:
         limit = TYPICAL_MAX_ACTIVITY_MBQ.get(nuclide)
         if limit is not None and activity > limit:
@@ -417,7 +437,7 @@ def add_administration(
         A refused value (``field`` names it); nothing is saved.
     """
     who = _require(store, ADMINISTRATION_PERMISSION)
-    check = check_administration(entry, now=now)
+    check = check_administration(entry, now=now, case=case)
     check.raise_first()
     adm = _administration(entry, None, who)
     work = copy.deepcopy(case)
@@ -464,7 +484,7 @@ def edit_administration(
             field=unknown[0],
         )
     entry = replace(AdministrationEntry.of(old), **changes)
-    check = check_administration(entry, now=now)
+    check = check_administration(entry, now=now, case=case, administration_id=administration_id)
     check.raise_first()
     new = _administration(entry, old.administration_id, old.entered_by or who)
     new.source = old.source  # who changed it is in the audit entry

@@ -389,7 +389,12 @@ class EntryModel:
         )
 
     def administration_check(self) -> EntryCheck:
-        return core.check_administration(self.administration_entry(), now=self._now())
+        return core.check_administration(
+            self.administration_entry(),
+            now=self._now(),
+            case=self.case,
+            administration_id=self.editing_id,
+        )
 
     def net_activity_mbq(self) -> float | None:
         """Net administered activity (MBq) of the form; None while a value is refused."""

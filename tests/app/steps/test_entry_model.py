@@ -155,3 +155,13 @@ def test_missing_values_are_marked_once_the_user_typed_there():
     assert model.scan_problems()["reason"] == (None, None)
     model.set_scan_time(reason="")
     assert model.scan_problems()["reason"][0] == "reason: say why the acquisition time is corrected"
+
+
+def test_administration_after_the_scans_is_refused_as_you_type():
+    model, _ = _model()
+    model.set_administration("time", (ENTRY_T0 + timedelta(hours=25)).isoformat(" "))
+    error = model.administration_check().error_for("time")
+    assert error.startswith("time:") and "time point TP1" in error
+    model.new_administration()  # a second cycle now: after everything, and not the first
+    model.set_administration("activity_mbq", "7400")
+    assert model.administration_check().ok
