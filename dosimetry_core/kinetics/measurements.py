@@ -496,38 +496,71 @@ def case_whole_body_retention(case: Case) -> MeasuredSeries:
 def case_blood_series(case: Case, calibration: WellCounterCalibration | None) -> MeasuredSeries:
     """:func:`blood_series` from the case's ``BLOOD_SAMPLE`` measurements.
 
-    ``Measurement.time`` is the sampling time, ``value`` the gross counts
-    (unit ``"counts"``); ``extra``: ``counting_time_s`` and ``sample_volume_ml``
+    A sample is either counted in the well counter or entered as an activity
+    concentration.  Counted: ``Measurement.value`` is the gross counts (unit
+    ``"counts"``); ``extra``: ``counting_time_s`` and ``sample_volume_ml``
     (required), ``counted_at`` (ISO date-time of the counting start; default:
-    the sampling time), ``background_counts`` and ``background_time_s`` (optional).
+    the sampling time), ``background_counts`` and ``background_time_s``
+    (optional); converted with :func:`blood_series`.  Entered as a
+    concentration: ``value`` in Bq/mL at the sampling time (unit ``"Bq/mL"``),
+    used as it is.  Both kinds may be mixed in one series.
     """
     ms = _of_kind(case, MeasurementKind.BLOOD_SAMPLE)
     _a, nuclide = _adm(case)
-    delays = []
-    for m in ms:
-        counted = _extra(m, "counted_at")
-        when = datetime.fromisoformat(counted) if counted else m.time
-        delays.append((when - m.time).total_seconds() / 3600.0)
-    has_bg = [("background_counts" in m.extra) for m in ms]
-    s = blood_series(
-        [_hours(case, m) for m in ms],
-        [m.value for m in ms],
-        counting_time_s=[float(_extra(m, "counting_time_s", required=True)) for m in ms],
-        sample_volume_ml=[float(_extra(m, "sample_volume_ml", required=True)) for m in ms],
-        calibration=calibration,
-        nuclide=nuclide,
-        hours_sampling_to_counting=delays,
-        background_counts=[float(_extra(m, "background_counts", 0.0)) for m in ms]
-        if all(has_bg)
-        else None,
-        background_time_s=[
-            float(_extra(m, "background_time_s", _extra(m, "counting_time_s"))) for m in ms
-        ]
-        if all(has_bg)
-        else None,
+    measured = [m for m in ms if m.unit.strip().lower() == "bq/ml"]
+    counted = [m for m in ms if m not in measured]
+    times: list[float] = []
+    values: list[float] = []
+    ids: list[str] = []
+    method = "activity concentration entered in Bq/mL at sampling"
+    if counted:
+        delays = []
+        for m in counted:
+            stamp = _extra(m, "counted_at")
+            when = datetime.fromisoformat(stamp) if stamp else m.time
+            delays.append((when - m.time).total_seconds() / 3600.0)
+        has_bg = all(_extra(m, "background_counts") is not None for m in counted)
+        s = blood_series(
+            [_hours(case, m) for m in counted],
+            [m.value for m in counted],
+            counting_time_s=[float(_extra(m, "counting_time_s", required=True)) for m in counted],
+            sample_volume_ml=[float(_extra(m, "sample_volume_ml", required=True)) for m in counted],
+            calibration=calibration,
+            nuclide=nuclide,
+            hours_sampling_to_counting=delays,
+            background_counts=[float(_extra(m, "background_counts", 0.0)) for m in counted]
+            if has_bg
+            else None,
+            background_time_s=[
+                float(_extra(m, "background_time_s", _extra(m, "counting_time_s"))) for m in counted
+            ]
+            if has_bg
+            else None,
+        )
+        order = np.argsort([_hours(case, m) for m in counted], kind="stable")
+        times.extend(s.time_h)
+        values.extend(s.values)
+        ids.extend(counted[i].measurement_id for i in order)
+        method = s.method if not measured else f"{s.method}; others entered in Bq/mL"
+    for m in measured:
+        if not math.isfinite(m.value) or m.value < 0:
+            raise InvalidInputError(
+                f"blood sample {m.measurement_id}: concentration {m.value} Bq/mL is not a "
+                "non-negative number",
+                field="concentration_bq_ml",
+            )
+        times.append(_hours(case, m))
+        values.append(float(m.value))
+        ids.append(m.measurement_id)
+    order = np.argsort(times, kind="stable")
+    return MeasuredSeries(
+        quantity="blood concentration",
+        time_h=[times[i] for i in order],
+        values=[values[i] for i in order],
+        unit="Bq/mL",
+        method=method,
+        measurement_ids=[ids[i] for i in order],
     )
-    s.measurement_ids = [m.measurement_id for m in ms]
-    return s
 
 
 _PROBE_STANDARD_KEYS = (

@@ -194,6 +194,32 @@ def test_case_blood_series():
         case_blood_series(_case(m1), None)
 
 
+def test_case_blood_series_mixes_counted_and_entered_concentrations():
+    # a sample entered as 1500 Bq/mL at 48 h is used as it is; the counted one at 2 h
+    # is converted as in test_case_blood_series; the series comes back in time order
+    cal = WellCounterCalibration(cps_per_bq=0.5, background_cps=0.0)
+    entered = Measurement(MeasurementKind.BLOOD_SAMPLE, 1500.0, "Bq/mL", T0 + timedelta(hours=48))
+    counted = Measurement(
+        MeasurementKind.BLOOD_SAMPLE,
+        30000.0,
+        "counts",
+        T0 + timedelta(hours=2),
+        extra={"counting_time_s": 60.0, "sample_volume_ml": 0.5, "background_counts": None},
+    )
+    s = case_blood_series(_case(entered, counted), cal)
+    x = LN2 / T_I131 / 3600.0 * 60.0
+    assert s.time_h == pytest.approx([2.0, 48.0])
+    assert s.values == pytest.approx([2000.0 * x / (1.0 - math.exp(-x)), 1500.0], rel=1e-12)
+    assert s.measurement_ids == [counted.measurement_id, entered.measurement_id]
+    # concentrations alone need no well-counter calibration
+    only = case_blood_series(_case(entered), None)
+    assert only.values == [1500.0]
+    entered.value = float("nan")
+    with pytest.raises(InvalidInputError, match="Bq/mL") as err:
+        case_blood_series(_case(entered), None)
+    assert err.value.field == "concentration_bq_ml"
+
+
 # ---------------------------------------------------------------- probe
 def test_probe_uptake_hand_worked():
     # standard 10 MBq calibrated 24 h before counting; 110000 gross, 10000 bg in 10 s
