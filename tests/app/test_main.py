@@ -1,4 +1,4 @@
-"""app.main: arguments, store resolution, friendly store errors, --case and --demo."""
+"""app.main: arguments, store resolution, friendly store errors, --case, --demo, log-in at start."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 import app.main as app_main
@@ -24,6 +25,7 @@ def run_main(qtbot, monkeypatch, qapp):
     class RecordedWindow(MainWindow):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            self.ask = lambda title, text: True
             windows.append(self)
 
     monkeypatch.setattr(app_main, "MainWindow", RecordedWindow)
@@ -54,7 +56,9 @@ def test_store_path_resolution(monkeypatch, tmp_path):
 
 def test_parser():
     args = app_main.build_parser().parse_args(["--store", "/s", "--case", "case-1"])
-    assert (args.store, args.case, args.demo) == ("/s", "case-1", False)
+    assert (args.store, args.case, args.demo, args.tour) == ("/s", "case-1", False, None)
+    args = app_main.build_parser().parse_args(["--demo", "--tour", "out"])
+    assert (args.demo, args.tour) == (True, "out")
     with pytest.raises(SystemExit):
         app_main.build_parser().parse_args(["--demo", "--case", "x"])
 
@@ -90,11 +94,11 @@ def test_case_argument_opens_the_case(
     monkeypatch.setattr(app_main, "open_store", lambda path: fake_store)
     code, window = run_main(
         ["--store", "/unused", "--case", synthetic_case.case_id],
-        until=lambda w: w.displayed_time_point_index() == 0,
+        until=lambda w: w.viewer.is_ready(),
     )
     assert code == 0 and shown_errors == []
     assert window.case.case_id == synthetic_case.case_id
-    assert window.time_point_selector.count() == 3
+    assert len(window.viewer.time_point_labels()) == 3
 
 
 def test_demo_argument_imports_and_opens_the_demo(run_main, monkeypatch, fake_store, shown_errors):
@@ -105,5 +109,35 @@ def test_demo_argument_imports_and_opens_the_demo(run_main, monkeypatch, fake_st
 
     monkeypatch.setattr(demo, "ensure_demo_case", ensure)
     monkeypatch.setattr(app_main, "open_store", lambda path: fake_store)
-    code, window = run_main(["--demo"], until=lambda w: w.displayed_time_point_index() == 0)
+    code, window = run_main(["--demo"], until=lambda w: w.viewer.is_ready())
     assert window.case.patient.patient_id == "DEMO-1" and shown_errors == []
+
+
+def test_a_store_with_accounts_asks_for_a_log_in_first(run_main, monkeypatch, tmp_path, qtbot):
+    from dosimetry_core.store import CaseStore
+    from dosimetry_core.store.users import bootstrap_admin, create_user
+
+    store = CaseStore(tmp_path / "s")
+    case = build_synthetic_case(store, "P-LOGIN")
+    admin = bootstrap_admin(store, "admin", "admin-pass-1")
+    create_user(store, admin, "tom", "tom-pass-123", "technologist")
+    store.actor = None
+    monkeypatch.setattr(app_main, "open_store", lambda path: store)
+    seen: dict[str, str] = {}
+
+    def log_in_when_asked(w) -> bool:
+        # runs inside main()'s event loop: the store is open until it returns
+        dialog = w.login_dialog
+        if "before" not in seen and dialog is not None and dialog.isVisible():
+            seen["before"] = w.user_label.text()
+            seen["case_before"] = str(w.case)
+            qtbot.keyClicks(dialog.user_edit, "tom")
+            qtbot.keyClicks(dialog.password_edit, "tom-pass-123")
+            qtbot.mouseClick(dialog.login_button, Qt.MouseButton.LeftButton)
+        return w.case is not None
+
+    code, window = run_main(["--store", "/unused", "--case", case.case_id], log_in_when_asked)
+    assert seen["before"] == "not logged in" and seen["case_before"] == "None"
+    # after the log-in the case asked for on the command line opened
+    assert window.user_label.text() == "tom (technologist)"
+    assert window.case.case_id == case.case_id
