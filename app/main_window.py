@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -296,6 +297,7 @@ class MainWindow(QMainWindow):
         self.login_dialog: Any | None = None
         self.last_error = ""
         self.step_views: dict[str, StepView] = {}
+        self._step_pages: dict[str, QScrollArea] = {}
         self.step_buttons: dict[str, QToolButton] = {}
 
         self.setWindowTitle(APP_NAME)
@@ -338,7 +340,14 @@ class MainWindow(QMainWindow):
             view = cls(self.session)
             step_id = cls.step_id
             self.step_views[step_id] = view
-            self.step_stack.addWidget(view)
+            # a scroll area lets the step panel shrink below the view's own minimum width
+            scroll = QScrollArea(self.step_stack)
+            scroll.setObjectName(f"stepScroll-{step_id}")
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(view)
+            self._step_pages[step_id] = scroll
+            self.step_stack.addWidget(scroll)
             b = QToolButton(self.step_bar)
             b.setText(cls.title or STEP_TITLES.get(step_id, step_id))
             b.setCheckable(True)
@@ -607,14 +616,14 @@ class MainWindow(QMainWindow):
             return None
         if not button.isChecked():
             button.setChecked(True)
-        self.step_stack.setCurrentWidget(view)
+        self.step_stack.setCurrentWidget(self._step_pages[step_id])
         self.step_stack.show()
         view.activated()
         return view
 
     def current_step(self) -> str | None:
-        w = self.step_stack.currentWidget()
-        return w.step_id if isinstance(w, StepView) else None
+        page = self.step_stack.currentWidget()
+        return next((sid for sid, p in self._step_pages.items() if p is page), None)
 
     def import_dicom_folder(self) -> None:
         """File › Import DICOM folder…: show the importing step and let it ask for the folder."""

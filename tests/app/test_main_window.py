@@ -87,7 +87,8 @@ def test_step_navigation_shows_exactly_the_steps_that_exist(window):
         assert button.isEnabled()  # single-user store: every step may be used
         view = window.show_step(step_id)
         assert view is window.step_views[step_id]
-        assert window.step_stack.currentWidget() is view and button.isChecked()
+        assert window.current_step() == step_id and button.isChecked()
+        assert view.isVisible()
 
 
 def test_steps_follow_the_role(qtbot, window, fake_store):
