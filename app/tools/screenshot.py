@@ -104,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pick", nargs=3, type=float, metavar=("X", "Y", "Z"), help="crosshair position, LPS mm"
     )
-    parser.add_argument("--colormap", help="overlay colour map name (e.g. Hot)")
     args = parser.parse_args(argv)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -150,12 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     if case_id:
         window.open_case(case_id)
         index = max(0, args.time_point - 1)
-        window.select_time_point(index)
-        if not _wait_until(app, lambda: window.displayed_time_point_index() == index, 120.0):
+        viewer = window.viewer
+        if not _wait_until(app, lambda: len(viewer.time_points()) > index, 60.0):
+            print(f"the case has no time point {args.time_point}", file=sys.stderr)
+            return 1
+        wanted = viewer.time_points()[index].time_point_id
+        viewer.select_time_point(index)
+
+        def shown() -> bool:
+            tp = viewer.current_time_point()
+            return viewer.is_ready() and tp is not None and tp.time_point_id == wanted
+
+        if not _wait_until(app, shown, 120.0):
             print("time point was not displayed in time", file=sys.stderr)
             return 1
-    if args.colormap:
-        window.viewer.set_colormap(args.colormap)
     if args.pick:
         window.viewer.set_world_position(args.pick)
     _wait(app, 0.8)

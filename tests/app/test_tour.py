@@ -1,0 +1,106 @@
+"""The self-running tour, run as a user would: ``mrt-dosimetry --demo --tour OUT_DIR`` under Xvfb.
+
+Checks tour.json's exact shape, the figures on screen against the demo's ground
+truth where it has one (net administered activity after the residual, decay
+corrected; the registrations' known shifts), that every PNG exists, has the
+window's size and is not blank (the 3D view included), and that the demo report
+was written.  Runs in a subprocess so the tour's own QApplication, store and
+exit status are what the user gets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.xvfb]
+
+
+def _pixels(path: Path) -> np.ndarray:
+    img = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
+    return (
+        arr.reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+        .reshape(img.height(), img.width(), 3)
+        .astype(int)
+    )
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display (run under xvfb-run)")
+    out = tmp_path_factory.mktemp("tour")
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb")
+    p = subprocess.run(
+        [sys.executable, "-m", "app.main", "--demo", "--tour", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=1500,
+    )
+    return p, out
+
+
+def test_tour_passes_every_step(tour):
+    p, out = tour
+    assert p.returncode == 0, p.stdout + p.stderr[-3000:]
+    data = json.loads((out / "tour.json").read_text())
+    assert list(data) == ["steps"]
+    names = [s["name"] for s in data["steps"]]
+    assert names[:5] == ["login", "demo-case", "data-entry", "viewer", "registration"]
+    for n, step in enumerate(data["steps"], start=1):
+        assert set(step) == {"name", "png", "shown"}
+        assert step["png"] == f"{n:02d}-{step['name']}.png"
+        assert isinstance(step["shown"], dict) and step["shown"]
+    assert "demo report" in p.stdout
+    assert list((out / "report").glob("*.pdf"))
+
+
+def test_figures_on_screen_match_the_demo(tour):
+    p, out = tour
+    steps = {s["name"]: s["shown"] for s in json.loads((out / "tour.json").read_text())["steps"]}
+    assert steps["login"] == {"user": "tour.phys", "role": "physicist"}
+    assert steps["demo-case"]["n_time_points"] == 4
+    # net administered activity: A - R * exp(-ln2 * dt / T1/2) decay-corrected to the
+    # administration (Lu-177, T1/2 = 6.647 d), read from the form after the residual
+    entry = steps["data-entry"]
+    dt_h = (
+        datetime.fromisoformat(entry["residual_time"])
+        - datetime.fromisoformat(entry["administration_time"])
+    ).total_seconds() / 3600
+    expected = entry["administered_activity_mbq"] - entry["residual_activity_mbq"] * math.exp(
+        math.log(2) * dt_h / (6.647 * 24)
+    )
+    assert entry["net_administered_activity_mbq"] == pytest.approx(expected, abs=0.2)
+    assert steps["viewer"]["view3d"]["rendered"] is True
+    reg = steps["registration"]["time_points"]
+    assert len(reg) == 3 and all(t["status"] == "accepted" for t in reg)
+    for t in reg:  # the demo's known shifts are a few mm
+        assert all(abs(v) < 20 for v in t["translation_mm"])
+
+
+def test_screenshots_exist_and_are_not_blank(tour):
+    p, out = tour
+    steps = json.loads((out / "tour.json").read_text())["steps"]
+    for step in steps:
+        px = _pixels(out / step["png"])
+        assert px.shape[0] >= 700 and px.shape[1] >= 1000, step["png"]
+        assert px.std() > 10, f"{step['png']} is blank"
+    # the viewer's screenshot shows the 3D view: colour (the MIP) low in the window
+    viewer = _pixels(out / next(s["png"] for s in steps if s["name"] == "viewer"))
+    lower = viewer[viewer.shape[0] // 2 :]
+    coloured = (np.abs(lower[..., 0] - lower[..., 2]) > 40).sum()
+    assert coloured > 500
