@@ -24,6 +24,23 @@ def small_demo_dirs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def small_demo_image_dirs(small_demo_dirs, tmp_path_factory) -> dict[str, Path]:
+    """The small demo folders without their RTSTRUCT: an import gives a case with no VOIs.
+
+    (An import attaches a structure set found in the folder as draft VOIs; tests of
+    the contour commands start from a case without them.)
+    """
+    import shutil
+
+    out = {}
+    for style, src in small_demo_dirs.items():
+        dst = tmp_path_factory.mktemp(f"demo-images-{style}") / "demo"
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("RTSTRUCT"))
+        out[style] = dst
+    return out
+
+
+@pytest.fixture(scope="session")
 def small_demo_truth(small_demo_dirs) -> dict:
     return json.loads((small_demo_dirs["siemens-bqml"] / "ground_truth.json").read_text())
 

@@ -132,19 +132,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             checklists[c.case_id] = assign_protocol(store, c.case_id, protocol.id)
         data["protocol"] = protocol.id
         data["checklists"] = checklists
-    lines = []
-    for c in result.cases:
-        verb = "created" if c.created else "updated"
-        lines.append(
-            f"{verb} case {c.case_id} (patient {c.patient_id}): "
-            f"{c.time_points} time point(s), {c.new_time_points} new"
-        )
-    if not result.cases:
-        lines.append("no case imported")
-    for s in result.skipped:
-        lines.append(f"skipped {s.path}: {s.reason}")
-    for w in result.warnings:
-        lines.append(f"warning: {w}")
+    lines = result.summary_lines()
     for cid, items in (data.get("checklists") or {}).items():
         lines.append(f"case {cid}, protocol {data['protocol']}:")
         lines += [f"  [{'x' if i['present'] else ' '}] {i['item']}: {i['detail']}" for i in items]

@@ -58,15 +58,11 @@ def ensure_demo_case(
             raise DosimetryError(f"the demo patient could not be imported: {reasons}")
         case_id = result.cases[0].case_id
         truth = json.loads(Path(files.ground_truth_path).read_text())
+        # the true organ outlines (the folder's RTSTRUCT) were attached by the import as
+        # draft VOIs: a physician still approves them
         case = store.load_case(case_id)
-        # the true organ outlines become the demo's VOIs (drafts: a physician still approves)
-        from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
-
-        if files.rtstruct_path is not None:
-            report(progress, 0.96, "importing the true organ outlines")
-            import_rtstruct_into_case(store, case, Path(files.rtstruct_path), user="demo")
     case.description = "Demo patient (synthetic): Lu-177 DOTATATE, 4 SPECT/CT time points"
     case.extra["demo"] = {"style": DEMO_STYLE, "ground_truth": truth}
-    store.save_case(case, audit=store.audit_spec("contour", source="demo RTSTRUCT"))
+    store.save_case(case, audit=store.audit_spec("import", source="demo ground truth"))
     report(progress, 1.0, "demo case imported")
     return case_id

@@ -33,9 +33,10 @@ def test_import_prints_the_public_json_shape(capsys, small_demo_dirs, store_dir)
     assert len(data["cases"]) == 1
     assert data["cases"][0]["time_points"] == 4
     assert isinstance(data["cases"][0]["case_id"], str)
-    # the RTSTRUCT and ground_truth.json are not image series: reported, not fatal
+    # ground_truth.json is not DICOM: reported, not fatal; the RTSTRUCT is attached as draft VOIs
     reasons = {Path(s["path"]).name: s["reason"] for s in data["skipped"]}
-    assert any("RTSTRUCT" in r for r in reasons.values())
+    assert not any("RTSTRUCT" in r for r in reasons.values())
+    assert data["structure_sets"][0]["attached"]
     assert "ground_truth.json" in reasons
     assert all(set(s) == {"path", "reason"} for s in data["skipped"])
 

@@ -18,9 +18,9 @@ def run_json(capsys, *argv: str) -> dict:
 
 
 @pytest.fixture()
-def case_id(capsys, small_demo_dirs, store_dir) -> str:
+def case_id(capsys, small_demo_image_dirs, store_dir) -> str:
     imp = run_json(
-        capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", str(store_dir)
+        capsys, "import", str(small_demo_image_dirs["siemens-bqml"]), "--store", str(store_dir)
     )
     return imp["cases"][0]["case_id"]
 
@@ -213,7 +213,7 @@ def test_export_rtstruct_and_nifti_round_trip(
 
 
 def test_seg_and_nifti_exports_import_back_exactly(
-    capsys, case_id, store_dir, small_demo_dirs, tmp_path
+    capsys, case_id, store_dir, small_demo_dirs, small_demo_image_dirs, tmp_path
 ):
     rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
     run_json(
@@ -249,7 +249,7 @@ def test_seg_and_nifti_exports_import_back_exactly(
     nii = tmp_path / "vois.nii.gz"
     run_json(capsys, "contour", case_id, "export-nifti", str(nii), "--store", str(store_dir))
     other = str(tmp_path / "other-store")
-    imp = run_json(capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", other)
+    imp = run_json(capsys, "import", str(small_demo_image_dirs["siemens-bqml"]), "--store", other)
     cid = imp["cases"][0]["case_id"]
     got = run_json(capsys, "contour", cid, "import-seg", str(seg), "--store", other)
     assert sorted(got["vois"]) == ["Spleen", "Tumour_1"]

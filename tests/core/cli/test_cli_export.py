@@ -42,11 +42,11 @@ def main_with_export(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def demo_case(small_demo_dirs, tmp_path_factory):
+def demo_case(small_demo_dirs, small_demo_image_dirs, tmp_path_factory):
     root = small_demo_dirs["siemens-bqml"]
     store_dir = tmp_path_factory.mktemp("cli-export-store")
     store = CaseStore(store_dir)
-    case_id = import_directory(store, root).cases[0].case_id
+    case_id = import_directory(store, small_demo_image_dirs["siemens-bqml"]).cases[0].case_id
     case = store.load_case(case_id)
     rt = next(root.glob("tp1*/RTSTRUCT/*.dcm"))
     import_rtstruct_into_case(

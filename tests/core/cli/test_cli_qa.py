@@ -113,7 +113,9 @@ def test_qa_calibrate_recovery_list(capsys, tmp_path, phantoms):
     assert code == 0 and "camera-calibration" in out and "cps_per_mbq = 9.0" in out
 
 
-def test_kinetics_uses_a_stored_recovery_curve(capsys, tmp_path, phantoms, small_demo_dirs):
+def test_kinetics_uses_a_stored_recovery_curve(
+    capsys, tmp_path, phantoms, small_demo_dirs, small_demo_image_dirs
+):
     """The RC(volume) curve of the sphere phantom corrects a VOI: A = A_measured / RC(V)."""
     from dosimetry_core.qa.records import list_records
     from dosimetry_core.qa.recovery import recovery_model_from_payload
@@ -129,7 +131,7 @@ def test_kinetics_uses_a_stored_recovery_curve(capsys, tmp_path, phantoms, small
     [rec] = list_records(CaseStore(tmp_path / "store"), kind="recovery")
     curve = recovery_model_from_payload(rec.payload)
     code, out, err = run(
-        capsys, "import", str(small_demo_dirs["siemens-bqml"]), "--store", store, "--json"
+        capsys, "import", str(small_demo_image_dirs["siemens-bqml"]), "--store", store, "--json"
     )
     assert code == 0, err
     cid = json.loads(out)["cases"][0]["case_id"]
