@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QProgressDialog,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -153,6 +154,9 @@ class CaseHeader(QFrame):
                 val = QLabel("–", self)
                 val.setObjectName("value")
                 val.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                # long values must not widen the window past the screen (the tooltip has them)
+                val.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+                val.setMinimumWidth(60)
                 grid.addWidget(cap, 2 * r, c)
                 grid.addWidget(val, 2 * r + 1, c)
                 self._values[key] = val
@@ -174,21 +178,25 @@ class CaseHeader(QFrame):
         """Text shown for a field (see :attr:`FIELDS`)."""
         return self._values[key].text()
 
+    def _set(self, key: str, text: str) -> None:
+        self._values[key].setText(text)
+        self._values[key].setToolTip(text)
+
     def set_case(self, case: Case | None) -> None:
         for lab in self._values.values():
             lab.setText("–")
         self.checklist = []
         self.checklist_label.setText("")
         if case is None:
-            self._values["patient"].setText("No case open")
+            self._set("patient", "No case open")
             self.set_time_point(None, None)
             return
         p = case.patient
         name = format_person_name(p.name) or "(no name)"
-        self._values["patient"].setText(f"{name}  ({p.patient_id})")
+        self._set("patient", f"{name}  ({p.patient_id})")
         adm = case.first_administration
         if adm is None:
-            self._values["administration"].setText("not recorded")
+            self._set("administration", "not recorded")
         else:
             rp = adm.radiopharmaceutical
             what = (
@@ -199,11 +207,11 @@ class CaseHeader(QFrame):
             cycle = (
                 f" · cycle {adm.cycle}" if len(case.administrations) > 1 or adm.cycle > 1 else ""
             )
-            self._values["administration"].setText(f"{what} · {_fmt_dt(adm.time)}{cycle}")
+            self._set("administration", f"{what} · {_fmt_dt(adm.time)}{cycle}")
             text = _fmt_mbq(adm.activity_mbq)
             if adm.residual_activity_mbq:
                 text += f" (net {_fmt_mbq(net_administered_activity_mbq(adm))})"
-            self._values["activity"].setText(text)
+            self._set("activity", text)
         self._set_protocol(case)
         self.set_time_point(None, None)
 
@@ -211,18 +219,18 @@ class CaseHeader(QFrame):
         from dosimetry_core.protocols.registry import checklist, load_protocol
 
         if not case.protocol:
-            self._values["protocol"].setText("none chosen")
+            self._set("protocol", "none chosen")
             self.checklist_label.setText("No protocol: its checklist appears once one is chosen.")
             return
         try:
             protocol = load_protocol(case.protocol)
         except DosimetryError:
-            self._values["protocol"].setText(case.protocol)
+            self._set("protocol", case.protocol)
             self.checklist_label.setText(
                 f"{case.protocol!r} is not a protocol of this installation: no checklist."
             )
             return
-        self._values["protocol"].setText(protocol.id)
+        self._set("protocol", protocol.id)
         self.checklist = checklist(case, protocol)
         have = [i["item"] for i in self.checklist if i["present"]]
         missing = [
@@ -242,14 +250,14 @@ class CaseHeader(QFrame):
             return
         hours = case.hours_after_administration(tp)
         after = f" ({hours:.1f} h p.i.)" if hours is not None else ""
-        self._values["acquired"].setText(f"{_fmt_dt(tp.acquired_at)}{after} · {tp.modality}")
+        self._set("acquired", f"{_fmt_dt(tp.acquired_at)}{after} · {tp.modality}")
         f = tp.functional
         cal = str(f.calibration_status)
         if f.cps_per_mbq:
             cal += f" ({f.cps_per_mbq:.3g} cps/MBq)"
-        self._values["calibration"].setText(cal)
-        self._values["units"].setText(str(tp.units))
-        self._values["total"].setText(_fmt_mbq(tp.total_activity_mbq))
+        self._set("calibration", cal)
+        self._set("units", str(tp.units))
+        self._set("total", _fmt_mbq(tp.total_activity_mbq))
         if f.calibration_status == CalibrationStatus.UNCALIBRATED:
             self.warning_label.setText(
                 "This series is not calibrated: voxel values are counts, "

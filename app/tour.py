@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEvent, QEventLoop, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -107,14 +107,21 @@ class Tour:
                 return
             if time.monotonic() > end:
                 raise TourError(f"{what}: not reached within {timeout_s:g} s")
-            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            time.sleep(0.01)
+            self._process_events()
 
     def settle(self, seconds: float = 0.3) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            time.sleep(0.01)
+            self._process_events()
+
+    @staticmethod
+    def _process_events() -> None:
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        # The tour runs outside app.exec(): objects passed to deleteLater() would never be
+        # deleted (Qt deletes them when control returns to an event loop), so replaced
+        # widgets would pile up; delete them here as the event loop would.
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        time.sleep(0.01)
 
     def password(self, username: str) -> str:
         return self._passwords[username]
@@ -145,10 +152,16 @@ class Tour:
 
     def screenshot(self, name: str) -> Path:
         """Grab the window's frame from the screen into ``NN-<name>.png``."""
-        self.settle(0.6)
         window = self.window
+        if window.width() > WINDOW_SIZE[0]:
+            # A widget's minimum width grew for a moment (e.g. replaced buttons not yet
+            # deleted) and Qt widened the window past the screen; a window manager would
+            # keep the user's size: so does the tour.
+            log.info("tour: window widened to %d px; back to %d", window.width(), WINDOW_SIZE[0])
+            window.resize(*WINDOW_SIZE)
+        self.settle(0.6)
         screen = window.screen() or QApplication.primaryScreen()
-        geo = window.frameGeometry()
+        geo = window.frameGeometry().intersected(screen.geometry())  # what the screen shows
         pixmap = screen.grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
         path = self.out_dir / f"{len(self.results) + 1:02d}-{name}.png"
         if pixmap.isNull() or not pixmap.save(str(path), "PNG"):
