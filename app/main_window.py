@@ -160,7 +160,8 @@ class CaseHeader(QFrame):
                 grid.addWidget(cap, 2 * r, c)
                 grid.addWidget(val, 2 * r + 1, c)
                 self._values[key] = val
-        grid.setColumnStretch(4, 1)
+        for c in range(4):
+            grid.setColumnStretch(c, 1)
         self.checklist_label = QLabel("", self)
         self.checklist_label.setObjectName("checklist")
         self.checklist_label.setWordWrap(True)

@@ -159,6 +159,8 @@ class Tour:
             # keep the user's size: so does the tour.
             log.info("tour: window widened to %d px; back to %d", window.width(), WINDOW_SIZE[0])
             window.resize(*WINDOW_SIZE)
+            self.settle(0.3)
+            log.info("tour: window now %d px wide", window.width())
         self.settle(0.6)
         screen = window.screen() or QApplication.primaryScreen()
         geo = window.frameGeometry().intersected(screen.geometry())  # what the screen shows

@@ -113,7 +113,9 @@ def test_demo_argument_imports_and_opens_the_demo(run_main, monkeypatch, fake_st
     assert window.case.patient.patient_id == "DEMO-1" and shown_errors == []
 
 
-def test_a_store_with_accounts_asks_for_a_log_in_first(run_main, monkeypatch, tmp_path, qtbot):
+def test_a_store_with_accounts_asks_for_a_log_in_first(
+    run_main, monkeypatch, tmp_path, qtbot, shown_errors
+):
     from dosimetry_core.store import CaseStore
     from dosimetry_core.store.users import bootstrap_admin, create_user
 
@@ -134,10 +136,11 @@ def test_a_store_with_accounts_asks_for_a_log_in_first(run_main, monkeypatch, tm
             qtbot.keyClicks(dialog.user_edit, "tom")
             qtbot.keyClicks(dialog.password_edit, "tom-pass-123")
             qtbot.mouseClick(dialog.login_button, Qt.MouseButton.LeftButton)
-        return w.case is not None
+        return w.case is not None and w.viewer.is_ready()  # the store closes after main()
 
     code, window = run_main(["--store", "/unused", "--case", case.case_id], log_in_when_asked)
     assert seen["before"] == "not logged in" and seen["case_before"] == "None"
     # after the log-in the case asked for on the command line opened
     assert window.user_label.text() == "tom (technologist)"
     assert window.case.case_id == case.case_id
+    assert shown_errors == []
