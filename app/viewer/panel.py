@@ -90,10 +90,14 @@ class TimePointSelector(QWidget):
         self._updating = False
 
     def set_items(self, labels: list[str]) -> None:
+        if labels == self.labels():
+            return  # the same time points (e.g. the case was saved): keep the buttons
         self._updating = True
         try:
             for b in self._buttons:
                 self._group.removeButton(b)
+                self._layout.removeWidget(b)
+                b.hide()  # out of the layout now, not only when deleteLater runs
                 b.deleteLater()
             self._buttons = []
             for n, text in enumerate(labels):
@@ -611,6 +615,11 @@ class ViewerPanel(QWidget):
 
     def _failed(self, key: tuple[str, int, str], message: str, details: str) -> None:
         self._tasks.pop(key, None)
+        if self._case is None or key != self._key_of_wanted():
+            # a load the user no longer waits for (another time point, another case,
+            # the case closed): nothing on screen depends on it, so no dialog
+            log.info("viewer: a stale load failed: %s", message)
+            return
         self.status_label.setText("Could not load the time point")
         self.loadFailed.emit(message)
         error_display.show_error(self, "Viewer", message, details)

@@ -336,9 +336,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     kinds = [str(k) for k in EntryKind]
     q = ops.add_parser("add", parents=[common], help="record a measurement")
     q.add_argument("--kind", required=True, help=" | ".join(kinds))
+    help_of = {"time": "local date-time, ISO 8601", "float": "number, unit as named"}
     for field, (option, kind) in _measurement_options().items():
-        text = {"time": "local date-time, ISO 8601", "float": "number, unit as named"}
-        q.add_argument(option, dest=field, default=None, help=text.get(kind, "text"))
+        q.add_argument(option, dest=field, default=None, help=help_of.get(kind, "text"))
     q.set_defaults(func=cmd_measurement)
     q = ops.add_parser("list", parents=[common], help="list the measurements and patient fields")
     q.add_argument("--kind", default=None, help=" | ".join(kinds[:4]))

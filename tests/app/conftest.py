@@ -351,3 +351,24 @@ def _fail_on_qt_warnings(qtlog: Any) -> Any:
     ]
     if bad:
         pytest.fail("Qt warnings during the test:\n" + "\n".join(bad), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_error_box(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A modal error box would block the test run forever: an unexpected one fails the test.
+
+    Tests that expect an error ask for ``shown_errors`` (which replaces this
+    recorder with theirs); any other error reaching the one display path is a
+    failure naming the message.
+    """
+    from app.common import error_display
+
+    unexpected: list[tuple[str, str]] = []
+
+    def record(parent: Any, title: str, message: str, details: str = "") -> None:
+        unexpected.append((title, message))
+
+    monkeypatch.setattr(error_display, "show_error", record)
+    yield unexpected
+    if unexpected and error_display.show_error is record:
+        pytest.fail(f"unexpected error dialog(s): {unexpected}", pytrace=False)
