@@ -25,6 +25,7 @@ from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QDockWidget,
     QFileDialog,
@@ -285,6 +286,9 @@ class MainWindow(QMainWindow):
         The session to show (default: a new one over ``store``).
     """
 
+    STEP_PANEL_WIDTH = 420
+    """Width (px) the step panel gets when a step is chosen and it was narrower."""
+
     caseOpened = Signal(str)
     """A case was opened and its header filled (argument: case id)."""
 
@@ -400,7 +404,7 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.case_dock)
-        self.resizeDocks([self.case_dock], [430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.case_dock], [250], Qt.Orientation.Horizontal)
 
     def _action(
         self, text: str, slot: Callable[[], Any], shortcut: Any = None, tip: str = ""
@@ -627,6 +631,17 @@ class MainWindow(QMainWindow):
             button.setChecked(True)
         self.step_stack.setCurrentWidget(self._step_pages[step_id])
         self.step_stack.show()
+        room = self.splitter.width() - self.viewer.minimumSizeHint().width()
+        if room < self.STEP_PANEL_WIDTH and self.case_dock.isVisible():
+            # a small screen: the case list gives way to the step (View › Cases brings it back)
+            self.case_dock.hide()
+            self.statusBar().showMessage("Case list hidden to make room (View › Cases)", 5000)
+            QApplication.processEvents()
+        sizes = self.splitter.sizes()
+        if sum(sizes) > 0 and sizes[1] < self.STEP_PANEL_WIDTH - 40:
+            # the step just chosen gets a usable width; the viewer keeps the rest
+            total = sum(sizes)
+            self.splitter.setSizes([total - self.STEP_PANEL_WIDTH, self.STEP_PANEL_WIDTH])
         view.activated()
         return view
 

@@ -38,16 +38,17 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
     QDoubleSpinBox,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -392,13 +393,12 @@ class ViewerPanel(QWidget):
         self.time_point_selector.currentIndexChanged.connect(self.select_time_point)
         self.status_label = QLabel("No case open", self)
         self.status_label.setObjectName("hint")
+        # a long status must not widen the window: it is cut, the tooltip has it whole
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.reset_button = QPushButton("Reset view", self)
         self.reset_button.setToolTip(self.reset_action.toolTip() + " (Ctrl+0)")
         self.reset_button.clicked.connect(self.reset_action.trigger)
         top = QHBoxLayout()
-        caption = QLabel("Time point", self)
-        caption.setObjectName("caption")
-        top.addWidget(caption)
         top.addWidget(self.time_point_selector)
         top.addWidget(self.status_label, 1)
         top.addWidget(self.reset_button)
@@ -409,13 +409,13 @@ class ViewerPanel(QWidget):
         self.viewer.cursorInfo.connect(self._on_cursor_info)
         self.viewer.positionChanged.connect(self._on_position)
 
-        # side column: layers, isodose, VOIs
-        side = QWidget(self)
-        side.setMinimumWidth(460)
-        col = QVBoxLayout(side)
-        col.setContentsMargins(0, 0, 0, 0)
-        layers_box = QGroupBox("Layers", side)
+        # side column: layers (with isodose levels) and VOIs, one tab each
+        side = QTabWidget(self)
+        side.setObjectName("viewerSide")
+        side.setMinimumWidth(300)
+        layers_box = QWidget(side)
         lb = QVBoxLayout(layers_box)
+        lb.setContentsMargins(4, 4, 4, 4)
         self.layer_table = LayerTable(self.viewer, layers_box)
         lb.addWidget(self.layer_table)
         iso_row = QHBoxLayout()
@@ -427,13 +427,15 @@ class ViewerPanel(QWidget):
         self.isodose_edit.editingFinished.connect(self._on_isodose_edited)
         iso_row.addWidget(self.isodose_edit, 1)
         lb.addLayout(iso_row)
-        voi_box = QGroupBox("VOIs", side)
+        voi_box = QWidget(side)
         vb = QVBoxLayout(voi_box)
+        vb.setContentsMargins(4, 4, 4, 4)
         self.voi_list_widget = VoiTable(voi_box)
         self.voi_list_widget.changed.connect(self._apply_vois)
         vb.addWidget(self.voi_list_widget)
-        col.addWidget(layers_box, 1)
-        col.addWidget(voi_box, 2)
+        side.addTab(layers_box, "Layers")
+        side.addTab(voi_box, "VOIs")
+        self.side_tabs = side
 
         # 3D
         self.view3d_container = QWidget(self)
@@ -444,7 +446,7 @@ class ViewerPanel(QWidget):
         planes_and_3d = QSplitter(Qt.Orientation.Vertical, self)
         planes_and_3d.addWidget(self.viewer)
         planes_and_3d.addWidget(self.view3d_container)
-        planes_and_3d.setStretchFactor(0, 3)
+        planes_and_3d.setStretchFactor(0, 5)
         planes_and_3d.setStretchFactor(1, 2)
         split = QSplitter(Qt.Orientation.Horizontal, self)
         split.addWidget(planes_and_3d)
