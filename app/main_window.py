@@ -460,6 +460,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         self.action_reset_view = self.viewer.reset_action
         view_menu.addAction(self.action_reset_view)
+        view_menu.addAction(self.viewer.side_action)
         view_menu.addSeparator()
         view_menu.addAction(self.case_dock.toggleViewAction())
 
@@ -631,17 +632,31 @@ class MainWindow(QMainWindow):
             button.setChecked(True)
         self.step_stack.setCurrentWidget(self._step_pages[step_id])
         self.step_stack.show()
-        room = self.splitter.width() - self.viewer.minimumSizeHint().width()
-        if room < self.STEP_PANEL_WIDTH and self.case_dock.isVisible():
-            # a small screen: the case list gives way to the step (View › Cases brings it back)
-            self.case_dock.hide()
-            self.statusBar().showMessage("Case list hidden to make room (View › Cases)", 5000)
-            QApplication.processEvents()
+        # the step gets the width it needs on a small screen: first the case list, then
+        # the viewer's layer/VOI column give way (View › Cases and View › Layers and VOIs
+        # bring them back)
+        page = self._step_pages[step_id]
+        bar = page.verticalScrollBar().sizeHint().width()
+        want = max(self.STEP_PANEL_WIDTH, view.minimumSizeHint().width() + bar + 4)
+        made_room = []
+        if self.splitter.width() - self.viewer.minimumSizeHint().width() < want:
+            if self.case_dock.isVisible():
+                self.case_dock.hide()
+                made_room.append("case list (View › Cases)")
+                QApplication.processEvents()
+        if self.splitter.width() - self.viewer.minimumSizeHint().width() < want:
+            if self.viewer.side_action.isChecked():
+                self.viewer.side_action.setChecked(False)
+                made_room.append("layers and VOIs (View › Layers and VOIs)")
+                QApplication.processEvents()
+        if made_room:
+            self.statusBar().showMessage("Hidden to make room: " + ", ".join(made_room), 6000)
         sizes = self.splitter.sizes()
-        if sum(sizes) > 0 and sizes[1] < self.STEP_PANEL_WIDTH - 40:
+        total = sum(sizes)
+        if total > 0 and sizes[1] < want - 40:
             # the step just chosen gets a usable width; the viewer keeps the rest
-            total = sum(sizes)
-            self.splitter.setSizes([total - self.STEP_PANEL_WIDTH, self.STEP_PANEL_WIDTH])
+            step_width = min(want, total - self.viewer.minimumSizeHint().width())
+            self.splitter.setSizes([total - step_width, step_width])
         view.activated()
         return view
 

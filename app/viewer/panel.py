@@ -104,6 +104,10 @@ class TimePointSelector(QWidget):
             for n, text in enumerate(labels):
                 b = QToolButton(self)
                 b.setText(text)
+                b.setToolTip(text)
+                # on a narrow window the buttons may shrink below their text (the tooltip
+                # keeps it whole) instead of widening the window
+                b.setMinimumWidth(56)
                 b.setCheckable(True)
                 b.setObjectName("segment")
                 self._group.addButton(b, n)
@@ -398,6 +402,7 @@ class ViewerPanel(QWidget):
         self.reset_button = QPushButton("Reset view", self)
         self.reset_button.setToolTip(self.reset_action.toolTip() + " (Ctrl+0)")
         self.reset_button.clicked.connect(self.reset_action.trigger)
+        self.reset_button.setMinimumWidth(64)
         top = QHBoxLayout()
         top.addWidget(self.time_point_selector)
         top.addWidget(self.status_label, 1)
@@ -436,6 +441,11 @@ class ViewerPanel(QWidget):
         side.addTab(layers_box, "Layers")
         side.addTab(voi_box, "VOIs")
         self.side_tabs = side
+        self.side_action = QAction("Layers and VOIs", self)
+        self.side_action.setCheckable(True)
+        self.side_action.setChecked(True)
+        self.side_action.setToolTip("Show or hide the viewer's column of layers and VOIs")
+        self.side_action.toggled.connect(side.setVisible)
 
         # 3D
         self.view3d_container = QWidget(self)
