@@ -380,7 +380,11 @@ def authenticate(
     ------
     AuthenticationError
         Unknown user or wrong password (the same message for both), or the
-        account is disabled or locked (the message says until when).
+        account is disabled or locked (the message says until when).  Every
+        failure is audited as ``login-failed`` with ``details["reason"]`` one
+        of ``unknown-user`` (recorded by the system, no actor), ``disabled``,
+        ``locked``, ``wrong-password``; the entry is committed before the
+        error is raised.
     """
     ph = hasher or _DEFAULT_HASHER
     at = now()
@@ -395,13 +399,44 @@ def authenticate(
             except VerificationError:
                 pass
             failure = f"wrong user name or password for {username!r}"
+            # No account to attribute the attempt to: the system records it.
+            # The name is cut to the longest valid one (USERNAME_PATTERN), so that a
+            # hostile caller cannot bloat the trail.
+            audit.append_for(
+                conn,
+                None,
+                "login-failed",
+                None,
+                {"username": username[:64], "reason": "unknown-user"},
+                at=at,
+            )
         elif not row.active:
             failure = f"the account {username} is disabled; ask an administrator"
+            audit.append_for(
+                conn,
+                Actor(username, row.role),
+                "login-failed",
+                None,
+                {"username": username, "reason": "disabled"},
+                at=at,
+            )
         elif row.locked_until is not None and at < row.locked_until:
             failure = (
                 f"the account {username} is locked until "
                 f"{row.locked_until.isoformat(sep=' ', timespec='minutes')} after "
                 f"{row.failed_attempts} failed log-ins; wait or ask an administrator to unlock it"
+            )
+            audit.append_for(
+                conn,
+                Actor(username, row.role),
+                "login-failed",
+                None,
+                {
+                    "username": username,
+                    "reason": "locked",
+                    "locked_until": row.locked_until.isoformat(),
+                },
+                at=at,
             )
         else:
             attempts = 0 if row.locked_until is not None else int(row.failed_attempts)
@@ -415,7 +450,11 @@ def authenticate(
                     .where(t_users.c.username == username)
                     .values(failed_attempts=attempts, locked_until=locked_until, modified_at=at)
                 )
-                details: dict[str, Any] = {"username": username, "failed_attempts": attempts}
+                details: dict[str, Any] = {
+                    "username": username,
+                    "reason": "wrong-password",
+                    "failed_attempts": attempts,
+                }
                 if locked_until is not None:
                     details["locked_until"] = locked_until.isoformat()
                 audit.append_for(

@@ -213,3 +213,60 @@ def test_every_account_change_is_audited(store: CaseStore, admin: Actor, bob: st
     ]
     assert audit.verify(store) == []
     assert all("password" not in k for e in audit.entries(store) for k in e.details)
+
+
+def _failed_logins(store: CaseStore) -> list[tuple[str, str, str]]:
+    """(actor, user name tried, reason) of every ``login-failed`` entry, in order."""
+    return [
+        (e.username, e.details["username"], e.details["reason"])
+        for e in audit.entries(store)
+        if e.action == "login-failed"
+    ]
+
+
+def test_a_sixth_attempt_on_the_locked_account_is_refused_and_audited(
+    store: CaseStore, bob: str
+) -> None:
+    clock = Clock(T0)
+    for i in range(accounts.MAX_FAILED_ATTEMPTS):
+        with pytest.raises(AuthenticationError):
+            accounts.authenticate(store, "bob", f"guess-{i}-xxxx", now=clock, hasher=FAST)
+    clock.t = T0 + timedelta(minutes=1)
+    with pytest.raises(AuthenticationError, match="locked until 2026-03-02 10:15 after 5 failed"):
+        accounts.authenticate(store, "bob", BOB_PW, now=clock, hasher=FAST)  # right password
+    assert _failed_logins(store) == [("bob", "bob", "wrong-password")] * 5 + [
+        ("bob", "bob", "locked")
+    ]
+    last = audit.entries(store)[-1]
+    assert last.details["locked_until"] == "2026-03-02T10:15:00"
+    assert last.at == T0 + timedelta(minutes=1)
+    (info,) = [u for u in accounts.list_users(store) if u.username == "bob"]
+    assert (info.failed_attempts, info.locked_until) == (5, T0 + accounts.LOCKOUT_DURATION)
+    assert audit.verify(store) == []
+
+
+def test_a_log_in_on_a_disabled_account_is_audited(
+    store: CaseStore, admin: Actor, bob: str
+) -> None:
+    accounts.disable_user(store, admin, "bob")
+    with pytest.raises(AuthenticationError, match="the account bob is disabled"):
+        accounts.authenticate(store, "bob", BOB_PW, hasher=FAST)
+    assert _failed_logins(store) == [("bob", "bob", "disabled")]
+    assert audit.entries(store)[-1].role == "physicist"
+    assert audit.verify(store) == []
+
+
+def test_a_log_in_as_an_unknown_user_is_audited_by_the_system(
+    store: CaseStore, admin: Actor
+) -> None:
+    with pytest.raises(AuthenticationError, match="wrong user name or password for 'mallory'"):
+        accounts.authenticate(store, "mallory", "any-password-1", hasher=FAST)
+    with pytest.raises(AuthenticationError):
+        accounts.authenticate(store, "x" * 500, "any-password-1", hasher=FAST)
+    assert _failed_logins(store) == [
+        ("", "mallory", "unknown-user"),
+        ("", "x" * 64, "unknown-user"),
+    ]
+    assert audit.entries(store)[-1].role == ""
+    assert "any-password-1" not in _all_text(store)
+    assert audit.verify(store) == []
