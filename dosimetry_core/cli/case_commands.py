@@ -119,8 +119,8 @@ def cmd_contour(args: argparse.Namespace) -> int:
 
     emit, open_store = _io()
     store = open_store(args)
+    user = c.acting_user(store, getattr(args, "user", None))  # refused before anything is read
     case = store.load_case(args.case)
-    user = getattr(args, "user", None) or c.current_user()
     op = args.operation
     result: dict[str, Any] = {"case_id": case.case_id, "operation": op}
     text = ""
@@ -291,7 +291,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     def op(name: str, help_text: str) -> argparse.ArgumentParser:
         q: argparse.ArgumentParser = ops.add_parser(name, parents=[common], help=help_text)
-        q.add_argument("--user", default=None, help="who does it (default: $MRTDOSE_USER or $USER)")
+        q.add_argument(
+            "--user",
+            default=None,
+            help="who does it on a single-user store (default: $MRTDOSE_USER or $USER); "
+            "with accounts always the logged-in user, and another name is refused",
+        )
         q.set_defaults(func=cmd_contour)
         return q
 

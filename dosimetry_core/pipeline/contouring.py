@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.errors import InvalidInputError, PermissionDeniedError
 from dosimetry_core.imaging.case_volumes import find_time_point, load_mask
 from dosimetry_core.imaging.resample import resample
 from dosimetry_core.model import (
@@ -54,8 +54,41 @@ DEFAULT_COLOURS = [
 
 
 def current_user() -> str:
-    """The operating-system user, until the records issue brings log-in."""
+    """The operating-system user: the name recorded on a single-user store."""
     return os.environ.get("MRTDOSE_USER") or os.environ.get("USER") or "unknown"
+
+
+def acting_user(store: CaseRepository, user: str | None = None) -> str:
+    """Who does a contour operation or review, as written in ``VOI.history``.
+
+    Once the store has accounts this is always the logged-in user
+    (``store.actor``): ``user`` (the CLI's ``--user``) may only repeat that
+    name, so a history can never name somebody who did not log in.  On a
+    single-user store ``user`` names the reviewer (default
+    :func:`current_user`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``user`` names somebody else than the logged-in user (field ``user``).
+    PermissionDeniedError
+        The store has accounts and nobody is logged in.
+    """
+    if not store.has_users():
+        return user or current_user()
+    actor = store.actor
+    if actor is None:
+        raise PermissionDeniedError(
+            "this store has user accounts: log in to contour or review a VOI "
+            "(MRTDOSE_USER and MRTDOSE_PASSWORD for the command line)"
+        )
+    if user and user != actor.username:
+        raise InvalidInputError(
+            f"--user names somebody else than the logged-in user ({user!r}, logged in: "
+            f"{actor.username!r}); the reviewer is always the logged-in user",
+            field="user",
+        )
+    return actor.username
 
 
 def time_point_of(case: Case, key: str | None) -> TimePoint:

@@ -12,7 +12,10 @@ Rules (issue 3):
 Every transition appends an entry to ``VOI.history`` (action, from, to, user,
 time, comment); the history is never rewritten, so it feeds the audit trail.
 Who may approve (the physician role) is enforced by the user/role layer of the
-clinical-records issue; this module enforces the state machine itself.
+clinical-records issue; this module enforces the state machine itself.  The
+``user`` given here is the name of whoever acts: callers take it from
+:func:`dosimetry_core.pipeline.contouring.acting_user`, which is always the
+logged-in user once the store has accounts (issue 13).
 """
 
 from __future__ import annotations
