@@ -1,28 +1,43 @@
 """Reference media for dose calculation: elemental composition and density.
 
-Compositions come from the NIST compound database as shipped by ``xraylib``
-(``GetCompoundDataNISTByName``), which reproduces the ICRU Report 37/44 and
-ICRP compositions used by NIST ESTAR/XCOM.  The densities used for dose are
-stated per medium below with their source; they are *not* always the NIST
-density (the NIST "Tissue, Soft (ICRP)" entry has 1.00 g/cm^3, while ICRP
-Publication 89 and ICRU Report 44 give 1.03-1.06 g/cm^3 for soft tissues).
+Each medium names one material of the NIST compound database as shipped by
+``xraylib`` (``GetCompoundDataNISTByName``; T. Schoonjans et al., "The xraylib
+library for X-ray-matter interactions. Recent developments", Spectrochim Acta B
+66:776-784, 2011), which reproduces the ICRU Report 37 / ICRP compositions
+used by NIST ESTAR/XCOM.  The composition is always read from that entry, and
+the mean excitation energy ``I`` in ``resources/dose/mean_excitation_energies.json``
+(ICRU Report 37, 1984, as used by ESTAR) names the same entry.  The density is
+that entry's NIST density too (read from ``xraylib``, not typed here), so
+density, composition and ``I`` describe one NIST/ICRP material, except for
+the two media marked below, whose nominal density is a dose convention kept
+on purpose (the composition and ``I`` are still the NIST entry's):
 
-Media (``MEDIA`` keys are the names users type, e.g. ``--medium soft-tissue``):
-
-=============  ===========================  ================  =====================
+=============  ===========================  ================  ==========================
 name           NIST compound (xraylib)      density g/cm^3    density source
-=============  ===========================  ================  =====================
-water          Water, Liquid                1.00              definition
-soft-tissue    Tissue, Soft (ICRP)          1.04              ICRU Report 44 (1989)
-bone           Bone, Cortical (ICRP)        1.92              ICRU Report 44 (1989)
-lung           Lung (ICRP)                  0.26              ICRP 89 (inflated)
-adipose        Adipose Tissue (ICRP)        0.95              ICRU Report 44 (1989)
-air            Air, Dry (near sea level)    0.001205          NIST
-=============  ===========================  ================  =====================
+=============  ===========================  ================  ==========================
+water          Water, Liquid                1.00              NIST (xraylib)
+soft-tissue    Tissue, Soft (ICRP)          1.04 (*)          ICRU Report 44 (1989)
+bone           Bone, Cortical (ICRP)        1.85              NIST (xraylib); ICRU 37 I = 106.4 eV
+lung           Lung (ICRP)                  0.26 (*)          ICRP 89 (inflated lung)
+adipose        Adipose Tissue (ICRP)        0.92              NIST (xraylib); ICRU 37 I = 63.2 eV
+air            Air, Dry (near sea level)    0.001205          NIST (xraylib)
+=============  ===========================  ================  ==========================
 
-The voxel S-value database of Lanconelli et al., Phys Med Biol 57:517 (2012)
-is computed in ICRP soft tissue; compare kernels at the density that paper
-states (see ``resources/dose/README.md``).
+(*) Not the NIST density of the entry (Tissue, Soft (ICRP) 1.00; Lung (ICRP)
+1.05).  Soft tissue at 1.04 g/cm^3 is the density the dose kernels are
+compared at (Lanconelli et al., Phys Med Biol 57:517, 2012; see
+``resources/dose/README.md``); lung at 0.26 g/cm^3 is the same tissue
+inflated with air (bulk density, negligible change of composition).
+Bone and adipose used ICRU Report 44 densities (1.92 and 0.95 g/cm^3,
+which belong to ICRU 44's own, different compositions) until issue 13; they
+now use the density of the ICRP composition their ``I`` belongs to.
+
+The electron stopping powers evaluate the density-effect correction at the
+NIST density of the entry (:mod:`dosimetry_core.dose.electron_transport`);
+the nominal density here converts mass thickness to millimetres and is the
+default density of kernels.  Kernels cached on disk are keyed by medium and
+density (:func:`dosimetry_core.dose.kernels.voxel_kernel`), so a density
+change here gives a new cache entry.
 """
 
 from __future__ import annotations
@@ -35,7 +50,12 @@ from dosimetry_core.errors import InvalidInputError
 
 @dataclass(frozen=True)
 class Material:
-    """A homogeneous medium: composition by mass fraction and a nominal density."""
+    """A homogeneous medium: composition by mass fraction and a nominal density.
+
+    ``nist_name`` is the NIST compound (``xraylib``) the composition, the
+    density (except :data:`DENSITY_CONVENTIONS_G_CM3`) and the ICRU 37 mean
+    excitation energy all come from.
+    """
 
     name: str
     nist_name: str
@@ -56,14 +76,22 @@ class Material:
         )
 
 
-_MEDIA: dict[str, tuple[str, float]] = {
-    "water": ("Water, Liquid", 1.00),
-    "soft-tissue": ("Tissue, Soft (ICRP)", 1.04),
-    "bone": ("Bone, Cortical (ICRP)", 1.92),
-    "lung": ("Lung (ICRP)", 0.26),
-    "adipose": ("Adipose Tissue (ICRP)", 0.95),
-    "air": ("Air, Dry (near sea level)", 0.001205),
+_MEDIA: dict[str, str] = {
+    "water": "Water, Liquid",
+    "soft-tissue": "Tissue, Soft (ICRP)",
+    "bone": "Bone, Cortical (ICRP)",
+    "lung": "Lung (ICRP)",
+    "adipose": "Adipose Tissue (ICRP)",
+    "air": "Air, Dry (near sea level)",
 }
+"""Medium name -> NIST compound (xraylib) giving composition, density and ``I``."""
+
+DENSITY_CONVENTIONS_G_CM3: dict[str, tuple[float, str]] = {
+    "soft-tissue": (1.04, "ICRU Report 44 (1989); density of the Lanconelli 2012 comparison"),
+    "lung": (0.26, "ICRP Publication 89 (2002), inflated lung"),
+}
+"""Media whose nominal density is not the NIST one: (g/cm^3, source)."""
+
 
 _SYNONYMS = {
     "soft tissue": "soft-tissue",
@@ -93,8 +121,13 @@ def material(name: str) -> Material:
     import xraylib
 
     key = normalize_medium(name)
-    nist, density = _MEDIA[key]
+    nist = _MEDIA[key]
     data = xraylib.GetCompoundDataNISTByName(nist)
+    density = (
+        DENSITY_CONVENTIONS_G_CM3[key][0]
+        if key in DENSITY_CONVENTIONS_G_CM3
+        else float(data["density"])
+    )
     return Material(
         name=key,
         nist_name=nist,
