@@ -62,15 +62,14 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def cmd_registration_review(args: argparse.Namespace) -> int:
     from dosimetry_core.model import RegistrationStatus
-    from dosimetry_core.pipeline.contouring import current_user
+    from dosimetry_core.pipeline.contouring import acting_user
     from dosimetry_core.pipeline.registration import set_registration_status
 
     emit, open_store = _io()
     store = open_store(args)
+    reviewer = acting_user(store, args.user)  # --user names nobody but the logged-in user
     status = RegistrationStatus.ACCEPTED if args.action == "accept" else RegistrationStatus.REJECTED
-    set_registration_status(
-        store, args.case, args.time_point, status, args.user or current_user(), args.comment or ""
-    )
+    set_registration_status(store, args.case, args.time_point, status, reviewer, args.comment or "")
     emit(
         args,
         {"case_id": args.case, "time_point": args.time_point, "status": str(status)},

@@ -121,3 +121,20 @@ def test_single_user_store_keeps_user_as_the_reviewer(
     capsys.readouterr()
     _, status, users, _ = _state(store_dir, case_id)
     assert (status, users) == (VoiStatus.APPROVED, ["pat.physicist", "chief.physician"])
+
+
+def test_registration_review_user_naming_somebody_else_is_refused(
+    store_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mrtdose registration ... --user`` obeys the same rule, before the case is read."""
+    case_id = _make_store(store_dir, accounts=True)
+    _log_in(monkeypatch, "ann")
+    before = _state(store_dir, case_id)
+    code = main(
+        ["registration", case_id, "accept", "TP1", "--user", "chief.physicist",
+         "--store", str(store_dir)]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith("mrtdose: --user names somebody else than the logged-in user")
+    assert _state(store_dir, case_id) == before
