@@ -13,6 +13,32 @@ import argparse
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.io.limits import MIB, read_bytes_limited
+
+TISSUE_TABLE_MAX_BYTES = 4 * MIB
+"""Largest tissue parameter table read (the shipped one is a few kB)."""
+
+
+RANGES: dict[str, tuple[float, float, str]] = {
+    "dose_gy": (0.0, 10_000.0, "Gy"),
+    "t_eff_h": (0.001, 10_000.0, "h"),
+    "alpha_beta_gy": (0.1, 1000.0, "Gy"),
+    "t_repair_h": (0.001, 10_000.0, "h"),
+    "t_uptake_h": (0.001, 10_000.0, "h"),
+}
+"""Plausible ranges of the positive inputs; beyond them the G factor over- or underflows.
+Zero, negative and non-finite values are left to :func:`compute_bed`'s own refusals."""
+
+
+def _check_ranges(values: dict[str, float | None]) -> None:
+    for name, v in values.items():
+        lo, hi, unit = RANGES[name]
+        if v is not None and v > 0 and v != float("inf") and not lo <= v <= hi:
+            raise InvalidInputError(
+                f"--{name.replace('_', '-')} {v:g} {unit} is outside the plausible "
+                f"{lo:g}-{hi:g} {unit}",
+                field=name,
+            )
 
 
 def cmd_bed(args: argparse.Namespace) -> int:
@@ -22,6 +48,9 @@ def cmd_bed(args: argparse.Namespace) -> int:
 
     ab, tr = args.alpha_beta_gy, args.t_repair_h
     source = verification = tissue = None
+    if args.tissue_table is not None:
+        # a bounded look first: the table reader would read /dev/zero until memory runs out
+        read_bytes_limited(args.tissue_table, TISSUE_TABLE_MAX_BYTES, "tissue_table")
     if args.tissue is not None:
         tp = tissue_parameters(args.tissue, path=args.tissue_table)
         tissue = tp.name
@@ -40,6 +69,15 @@ def cmd_bed(args: argparse.Namespace) -> int:
     if ab is None or tr is None:
         missing = [n for n, v in (("--alpha-beta-gy", ab), ("--t-repair-h", tr)) if v is None]
         raise InvalidInputError(f"give {' and '.join(missing)} or --tissue NAME")
+    _check_ranges(
+        {
+            "dose_gy": args.dose_gy,
+            "t_eff_h": args.t_eff_h,
+            "alpha_beta_gy": ab,
+            "t_repair_h": tr,
+            "t_uptake_h": args.t_uptake_h,
+        }
+    )
     res = compute_bed(args.dose_gy, args.t_eff_h, ab, tr, args.t_uptake_h)
     data: dict[str, Any] = {
         "bed_gy": res.bed_gy,

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from dosimetry_core.errors import InvalidInputError
 
 KERNEL_JSON_OFFSETS = ("0,0,0", "0,0,1", "0,1,1", "1,1,1", "0,0,2", "0,1,2", "0,0,3")
 """Voxel offsets printed by ``mrtdose kernel --json`` (the public contract)."""
+
+
+def _check_out_file(out: str) -> None:
+    """Refuse ``--out`` before the computation when the file cannot be written there."""
+    p = Path(out)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInputError(f"--out: folder {folder} does not exist", field="out")
+    if p.is_dir():
+        raise InvalidInputError(f"--out: {p} is a folder, give a file name", field="out")
 
 
 def cmd_kernel(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import TextProgress, _emit
     from dosimetry_core.dose.kernels import voxel_kernel, write_kernel
 
+    if args.out:
+        _check_out_file(args.out)
     bar = TextProgress(not args.json)
     try:
         k = voxel_kernel(
@@ -25,7 +40,12 @@ def cmd_kernel(args: argparse.Namespace) -> int:
     finally:
         bar.done()
     if args.out:
-        write_kernel(k, args.out)
+        try:
+            write_kernel(k, args.out)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"--out: cannot write {args.out} ({exc.strerror or exc})", field="out"
+            ) from exc
     values = {key: k.value_mgy_per_mbq_s(key) for key in KERNEL_JSON_OFFSETS}
     voxel_mm: Any = args.voxel_mm[0] if len(set(args.voxel_mm)) == 1 else list(args.voxel_mm)
     data = {

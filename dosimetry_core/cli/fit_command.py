@@ -59,7 +59,9 @@ def _fit_text(d: dict[str, Any]) -> str:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit
+    from dosimetry_core.kinetics.fitting import check_mc_samples
 
+    check_mc_samples(args.mc_samples)  # also with --stp: a wrong option is never ignored
     if args.stp:
         return _cmd_stp(args, _emit)
     from dosimetry_core.kinetics.fitting import fit_tac

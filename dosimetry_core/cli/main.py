@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -90,9 +91,26 @@ def _open_store(args: argparse.Namespace) -> Any:
     return store
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None``, recursively.
+
+    JSON has no NaN or Infinity; ``json.dumps`` would write the JavaScript tokens,
+    which strict parsers refuse, so a non-finite number is printed as ``null``.
+    (``numpy.float64`` is a ``float``; other NumPy objects still go to ``str``.)
+    """
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        out = json.dumps(_json_safe(data), indent=2, default=str, allow_nan=False)
+        sys.stdout.write(out + "\n")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
 

@@ -21,7 +21,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dosimetry_core.io.limits import MIB, read_bytes_limited
 from dosimetry_core.store.repository import CaseRepository
+
+REPORT_FILE_MAX_BYTES = 200 * MIB
+"""Largest report PDF or JSON that ``verify-report`` reads (a report is a few MB)."""
 
 
 def _actor(args: argparse.Namespace, store: CaseRepository) -> Any:
@@ -105,10 +109,11 @@ def cmd_verify_report(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit, _open_store
     from dosimetry_core.reporting.records import split_pdf, verify, verify_report_file
 
+    # bounded read first: /dev/zero, a FIFO or a huge file is refused before anything reads it
+    raw = read_bytes_limited(args.file, REPORT_FILE_MAX_BYTES, "file")
     problems = verify_report_file(args.file)
     report_id = None
     try:
-        raw = Path(args.file).read_bytes()
         m = json.loads(raw) if raw.lstrip().startswith(b"{") else split_pdf(raw)[1]
         report_id = ((m or {}).get("report") or {}).get("report_id")
     except (OSError, ValueError):

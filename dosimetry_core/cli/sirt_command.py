@@ -49,8 +49,13 @@ def _text(d: dict[str, Any]) -> str:
 
 def cmd_sirt(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit
-    from dosimetry_core.protocols.sirt import partition_model, plan_partition_activity
+    from dosimetry_core.protocols.sirt import (
+        check_liver_mass_kg,
+        partition_model,
+        plan_partition_activity,
+    )
 
+    check_liver_mass_kg(args.liver_mass_kg)
     common: dict[str, Any] = dict(
         lsf=args.lsf,
         tnr=args.tnr,

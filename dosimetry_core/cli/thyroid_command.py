@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dosimetry_core.errors import InvalidInputError
+
 
 def _g(v: float | None, fmt: str = ".4g") -> str:
     return "-" if v is None else f"{v:{fmt}}"
@@ -64,6 +66,11 @@ def cmd_mibg(args: argparse.Namespace) -> int:
         plan_second_administration,
     )
 
+    if args.administrations < 1:
+        raise InvalidInputError(
+            f"--administrations must be at least 1, got {args.administrations}",
+            field="administrations",
+        )
     bg: float | list[float] = 0.0
     if args.background:
         bg = args.background[0] if len(args.background) == 1 else list(args.background)

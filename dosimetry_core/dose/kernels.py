@@ -159,6 +159,44 @@ def _spacing3(spacing_mm: float | Sequence[float]) -> tuple[float, float, float]
     return (vals[0], vals[1], vals[2])
 
 
+KERNEL_VOXEL_RANGE_MM = (0.1, 20.0)
+"""Voxel sizes for which a kernel is computed (mm).  Clinical SPECT/PET voxels are
+2-5 mm and preclinical ones a few tenths of a mm; below 0.1 mm the grid needed to
+reach the electron range holds more voxels than memory (the photon grid has its own
+limit, :data:`MAX_KERNEL_GRID_VOXELS`); above 20 mm one voxel holds nearly every
+electron track and the kernel is the local-deposition one."""
+
+
+def _kernel_spacing(spacing_mm: float | Sequence[float]) -> tuple[float, float, float]:
+    spacing = _spacing3(spacing_mm)
+    lo, hi = KERNEL_VOXEL_RANGE_MM
+    bad = [s for s in spacing if not lo <= s <= hi]
+    if bad:
+        raise InvalidInputError(
+            f"voxel size (voxel_mm) {bad[0]:g} mm is outside the {lo:g}-{hi:g} mm for which "
+            "a kernel is computed (finer voxels need more memory than is available; "
+            "coarser ones are the local-deposition method)",
+            field="voxel_mm",
+        )
+    return spacing
+
+
+MAX_KERNEL_GRID_VOXELS = 200_000_000
+"""Largest photon kernel grid computed (voxels; 1.6 GB as float64)."""
+
+
+def _check_grid(spacing: tuple[float, float, float], photon_radius_mm: float) -> None:
+    hw = _half_width(photon_radius_mm, spacing)
+    n = (2 * hw[0] + 1) * (2 * hw[1] + 1) * (2 * hw[2] + 1)
+    if n > MAX_KERNEL_GRID_VOXELS:
+        raise InvalidInputError(
+            f"voxel size (voxel_mm) {min(spacing):g} mm is too fine for a photon kernel of "
+            f"{photon_radius_mm:g} mm radius: {n:.3g} voxels, more than the "
+            f"{MAX_KERNEL_GRID_VOXELS:.3g} computed (use larger voxels)",
+            field="voxel_mm",
+        )
+
+
 def cache_dir() -> Path:
     """Where computed kernels are kept (``$MRTDOSE_KERNEL_CACHE`` or the user cache)."""
     env = os.environ.get("MRTDOSE_KERNEL_CACHE")
@@ -221,11 +259,13 @@ def voxel_kernel(
 
     nuc = normalize_nuclide(nuclide)
     med = normalize_medium(medium)
-    spacing = _spacing3(spacing_mm)
+    spacing = _kernel_spacing(spacing_mm)
     comps = tuple(sorted(set(components)))
     bad = [c for c in comps if c not in COMPONENTS]
     if bad or not comps:
         raise InvalidInputError(f"kernel components must be among {', '.join(COMPONENTS)}")
+    if "photon" in comps:
+        _check_grid(spacing, photon_radius_mm)
     rho = float(material(med).density_g_cm3 if density_g_cm3 is None else density_g_cm3)
     if not rho > 0:
         raise InvalidInputError("the kernel medium density must be positive")

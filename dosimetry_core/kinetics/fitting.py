@@ -110,6 +110,39 @@ ADEQUACY_P = 0.05
 DEFAULT_SEED = 20261122
 LAMBDA_FLOOR_PER_H = 1e-6
 """Lower bound of every rate with ``allow_slower_than_physical`` (T1/2 ~ 79 years)."""
+MAX_TIME_H = 10_000.0
+"""Latest scan or injection time accepted (h; about 14 months): a longer time is a
+typing or unit error (s, min, a date) and would overflow the back-extrapolation."""
+MC_SAMPLES_RANGE = (100, 100_000)
+"""Accepted numbers of Monte Carlo samples besides 0 (no Monte Carlo check): fewer
+give no usable SD, more only cost memory and time."""
+
+
+def check_time_h(value: float, field_name: str = "time_h") -> float:
+    """``value`` as a finite time in 0-:data:`MAX_TIME_H` h, else refused naming ``field_name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v):
+        raise InvalidInputError(f"{field_name} is not a number ({value!r})", field=field_name)
+    if not 0.0 <= v <= MAX_TIME_H:
+        raise InvalidInputError(
+            f"{field_name} {value!r} h is outside 0-{MAX_TIME_H:g} h (hours after administration)",
+            field=field_name,
+        )
+    return v
+
+
+def check_mc_samples(value: int) -> int:
+    """``value`` as 0 (no Monte Carlo) or within :data:`MC_SAMPLES_RANGE`, else refused."""
+    lo, hi = MC_SAMPLES_RANGE
+    if isinstance(value, bool) or int(value) != value or not (value == 0 or lo <= value <= hi):
+        raise InvalidInputError(
+            f"mc_samples must be 0 (no Monte Carlo check) or {lo}-{hi}, got {value!r}",
+            field="mc_samples",
+        )
+    return int(value)
 
 
 def _finite(x: float | None) -> float | None:
@@ -301,13 +334,14 @@ def validate_tac(
             + (" (use --stp for a single time point)" if t.size == 1 else "")
         )
     if not np.all(np.isfinite(t)):
-        raise InvalidInputError("time_h contains NaN or infinite values")
+        raise InvalidInputError("time_h contains NaN or infinite values", field="time_h")
+    for x in t:
+        check_time_h(float(x), "time_h")
     if not np.all(np.isfinite(a)):
         raise InvalidInputError("activity_mbq contains NaN or infinite values")
     if np.any(a < 0):
         raise InvalidInputError(f"negative activity {float(a[a < 0][0]):g} MBq")
-    if not math.isfinite(injection_time_h):
-        raise InvalidInputError("injection time is not a number")
+    check_time_h(injection_time_h, "injection_time_h")
     if np.any(t < injection_time_h):
         raise InvalidInputError(
             f"time {float(t[t < injection_time_h][0]):g} h is before the injection "
@@ -729,6 +763,7 @@ def fit_tac(
         raise InvalidInputError(f"unknown trapezoid tail rule {trapezoid_tail!r}")
     if not (relative_sd > 0 and math.isfinite(relative_sd)):
         raise InvalidInputError("relative SD must be a positive number (e.g. 0.1 for 10 %)")
+    mc_samples = check_mc_samples(mc_samples)
     if administered_activity_mbq is not None and not administered_activity_mbq > 0:
         raise InvalidInputError("administered activity must be positive (MBq)")
     nuc = normalize_nuclide(nuclide)

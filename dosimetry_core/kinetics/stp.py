@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.kinetics.fitting import check_mc_samples, check_time_h
 
 _LN2 = math.log(2.0)
 STP_METHODS = ("haenscheid", "madsen")
@@ -83,13 +84,10 @@ class STPResult:
 
 
 def _check(time_h: float, activity_mbq: float, injection_time_h: float) -> float:
-    for name, v in (
-        ("time", time_h),
-        ("activity", activity_mbq),
-        ("injection time", injection_time_h),
-    ):
-        if not math.isfinite(v):
-            raise InvalidInputError(f"{name} is not a number")
+    check_time_h(time_h, "time_h")
+    check_time_h(injection_time_h, "injection_time_h")
+    if not math.isfinite(activity_mbq):
+        raise InvalidInputError("activity is not a number", field="activity_mbq")
     if activity_mbq < 0:
         raise InvalidInputError(f"negative activity {activity_mbq:g} MBq")
     tau = time_h - injection_time_h
@@ -214,6 +212,7 @@ def madsen(
         raise InvalidInputError("effective half-life must be a positive number of hours")
     _check_sd("activity SD", activity_sd_mbq)
     _check_sd("T_eff SD", t_eff_sd_h)
+    mc_samples = check_mc_samples(mc_samples)
     lam = _LN2 / t_eff_h
     tia = mono_tia(activity_mbq, tau, t_eff_h)
     var: float | None = None

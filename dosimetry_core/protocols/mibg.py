@@ -228,7 +228,8 @@ def mibg_activity_for_target(
     dpa = _positive("whole-body dose per activity (Gy/MBq)", dose_per_activity_gy_per_mbq)
     if int(n_administrations) != n_administrations or n_administrations < 1:
         raise InvalidInputError(
-            f"number of administrations must be a positive integer, got {n_administrations!r}"
+            f"number of administrations must be a positive integer, got {n_administrations!r}",
+            field="n_administrations",
         )
     return d / (int(n_administrations) * dpa)
 

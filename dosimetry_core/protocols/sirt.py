@@ -139,6 +139,33 @@ def _fraction_below_one(name: str, value: float) -> float:
     return v
 
 
+LIVER_MASS_RANGE_KG = (0.05, 5.0)
+"""Perfused liver masses accepted by the partition model (kg).  A whole adult liver
+is 1-2.5 kg and hepatomegaly rarely exceeds 5 kg; a segmental (radiation
+segmentectomy) perfused territory can be well under 0.3 kg, hence 0.05 kg.  A value
+outside is taken as a typing or unit error (g instead of kg)."""
+
+
+def check_liver_mass_kg(value: float) -> float:
+    """``value`` if a plausible patient's perfused liver mass (kg), else refused.
+
+    For the forms and the CLI (``--liver-mass-kg``): :func:`partition_model`
+    itself accepts any positive mass so that small phantoms can be computed.
+    """
+    lo, hi = LIVER_MASS_RANGE_KG
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise InvalidInputError(
+            f"liver mass (liver_mass_kg) {value!r} kg is outside the plausible "
+            f"{lo:g}-{hi:g} kg (check the unit: kilograms)",
+            field="liver_mass_kg",
+        )
+    return v
+
+
 def _check_lsf(lsf: float) -> float:
     return _fraction_below_one("lung shunt fraction", lsf)
 

@@ -113,6 +113,26 @@ def _positive(name: str, value: float | None) -> float:
     return v
 
 
+THYROID_MASS_RANGE_G = (1.0, 500.0)
+"""Thyroid masses accepted for a prescription (g).  An adult gland is typically
+10-25 g and a large goitre a few hundred grams; a value outside 1-500 g is taken as
+a typing or unit error (kg, mg) rather than prescribed for."""
+
+
+def _thyroid_mass_g(mass_g: float | None) -> float:
+    if mass_g is None:
+        raise InvalidInputError("thyroid mass (mass_g) is missing", field="mass_g")
+    m = float(mass_g)
+    lo, hi = THYROID_MASS_RANGE_G
+    if not (math.isfinite(m) and lo <= m <= hi):
+        raise InvalidInputError(
+            f"thyroid mass (mass_g) {mass_g!r} g is outside the plausible {lo:g}-{hi:g} g "
+            "(check the unit: grams)",
+            field="mass_g",
+        )
+    return m
+
+
 def _uptake_percent(name: str, value: float) -> float:
     v = float(value)
     if not math.isfinite(v):
@@ -522,7 +542,7 @@ def thyroid_activity_mbq(
         for this mass (:func:`marinelli_constant`).
     """
     d = _positive("target dose (Gy)", target_gy)
-    m = _positive("thyroid mass (g)", mass_g)
+    m = _thyroid_mass_g(mass_g)
     u = _uptake_percent("maximum uptake U_max", u_max_percent)
     if u == 0:
         raise InvalidInputError("maximum uptake U_max is 0 %: no thyroid dose possible")
@@ -559,7 +579,7 @@ def thyroid_dose_gy(
     with ``f = 1`` (SOP integral) or ``1 - lambda_eff/lambda_up`` (``"fit"``).
     """
     a = _positive("administered activity (MBq)", activity_mbq)
-    m = _positive("thyroid mass (g)", mass_g)
+    m = _thyroid_mass_g(mass_g)
     u = _uptake_percent("maximum uptake U_max", u_max_percent)
     te = _check_teff(t_eff_d, nuclide)
     f = _tia_factor(tia_method, te, t_uptake_h)
@@ -670,7 +690,7 @@ def prescribe(
     ``activity_sop_mbq`` always the SOP integral ``U_max T_eff / ln2``.
     """
     d = _positive("target dose (Gy)", target_gy)
-    m = _positive("thyroid mass (g)", mass_g)
+    m = _thyroid_mass_g(mass_g)
     fit = fit_uptake(time_h, uptake_percent, nuclide, assumed_t_eff_d=assumed_t_eff_d)
     e = absorbed_energy_per_decay(fit.nuclide, m, absorbed_fractions=absorbed_fractions)
     k = k_from_energy(e.absorbed_mev)
