@@ -72,8 +72,8 @@ def test_kernel_refuses_a_voxel_of_a_micrometre(capsys, tmp_path):
     line = _refused(
         capsys, ["kernel", "--nuclide", "Lu-177", "--voxel-mm", "0.001", "--json"], "voxel_mm"
     )
-    assert "0.1-20 mm" in line
-    _refused(capsys, ["kernel", "--nuclide", "Lu-177", "--voxel-mm", "4", "4", "50"], "voxel_mm")
+    assert "0.1-100 mm" in line
+    _refused(capsys, ["kernel", "--nuclide", "Lu-177", "--voxel-mm", "4", "4", "500"], "voxel_mm")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
