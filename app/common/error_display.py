@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 log = logging.getLogger(__name__)
 
-__all__ = ["show_error", "show_info"]
+__all__ = ["inline_error_label", "show_error", "show_info"]
 
 
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
@@ -39,3 +39,13 @@ def show_info(parent: QWidget | None, title: str, message: str) -> None:
     box.setText(message)
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.exec()
+
+
+def inline_error_label(parent: QWidget, name: str) -> QLabel:
+    """A hidden, word-wrapped red label for a dialog's refusal text (shown beside the form)."""
+    label = QLabel("", parent)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #ff8a80;")
+    label.hide()
+    return label

@@ -21,19 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.common.error_display import inline_error_label
 from app.session import CaseSession
 from dosimetry_core.errors import DosimetryError
 
 __all__ = ["ChangePasswordDialog", "LoginDialog"]
-
-
-def _error_label(parent: QWidget, name: str) -> QLabel:
-    label = QLabel("", parent)
-    label.setObjectName(name)
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #ff8a80;")
-    label.hide()
-    return label
 
 
 class LoginDialog(QDialog):
@@ -63,7 +55,7 @@ class LoginDialog(QDialog):
         self.password_edit = QLineEdit(self)
         self.password_edit.setObjectName("loginPassword")
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.error_label = _error_label(self, "loginError")
+        self.error_label = inline_error_label(self, "loginError")
         self.login_button = QPushButton("Log in", self)
         self.login_button.setObjectName("loginButton")
         self.login_button.setDefault(True)
@@ -125,7 +117,7 @@ class ChangePasswordDialog(QDialog):
         self.repeat_edit.setObjectName("repeatPassword")
         for edit in (self.old_edit, self.new_edit, self.repeat_edit):
             edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.error_label = _error_label(self, "passwordError")
+        self.error_label = inline_error_label(self, "passwordError")
         self.change_button = QPushButton("Change password", self)
         self.change_button.setObjectName("changePasswordButton")
         self.change_button.setDefault(True)

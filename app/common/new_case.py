@@ -15,13 +15,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from app.common.error_display import inline_error_label
 from app.session import CaseSession
 from dosimetry_core.errors import DosimetryError, InvalidInputError
 
@@ -65,11 +65,7 @@ class NewCaseDialog(QDialog):
             "sex": self.sex_combo,
             "protocol": self.protocol_combo,
         }
-        self.error_label = QLabel("", self)
-        self.error_label.setObjectName("newCaseError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #ff8a80;")
-        self.error_label.hide()
+        self.error_label = inline_error_label(self, "newCaseError")
         self.create_button = QPushButton("Create case", self)
         self.create_button.setObjectName("newCaseCreate")
         self.create_button.setDefault(True)
