@@ -34,6 +34,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from dosimetry_core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from dosimetry_core.store import audit
 from dosimetry_core.store.case_store import case_store_of
+from dosimetry_core.store.password_policy import check_password
 from dosimetry_core.store.permissions import ROLES, Actor, require
 from dosimetry_core.store.schema import users as t_users
 
@@ -46,8 +47,6 @@ MAX_FAILED_ATTEMPTS = 5
 LOCKOUT_DURATION = timedelta(minutes=15)
 """How long an account stays locked after :data:`MAX_FAILED_ATTEMPTS` failures."""
 
-MIN_PASSWORD_LENGTH = 8
-"""Shortest accepted password (NIST SP 800-63B, Grassi et al. 2017, section 5.1.1.2)."""
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 """User names: 1-64 letters, digits and ``. _ @ -``, starting with a letter or digit."""
@@ -104,12 +103,7 @@ def _check_username(username: str) -> None:
 
 
 def _check_password(password: str, username: str) -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError(
-            f"the password for {username} is too short: at least {MIN_PASSWORD_LENGTH} characters"
-        )
-    if password == username:
-        raise InvalidInputError(f"the password for {username} must not be the user name")
+    check_password(password, username)
 
 
 def _check_role(role: str) -> None:

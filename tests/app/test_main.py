@@ -121,8 +121,8 @@ def test_a_store_with_accounts_asks_for_a_log_in_first(
 
     store = CaseStore(tmp_path / "s")
     case = build_synthetic_case(store, "P-LOGIN")
-    admin = bootstrap_admin(store, "admin", "admin-pass-1")
-    create_user(store, admin, "tom", "tom-pass-123", "technologist")
+    admin = bootstrap_admin(store, "admin", "admin-pass-1234")
+    create_user(store, admin, "tom", "tom-pass-12345", "technologist")
     store.actor = None
     monkeypatch.setattr(app_main, "open_store", lambda path: store)
     seen: dict[str, str] = {}
@@ -134,7 +134,7 @@ def test_a_store_with_accounts_asks_for_a_log_in_first(
             seen["before"] = w.user_label.text()
             seen["case_before"] = str(w.case)
             qtbot.keyClicks(dialog.user_edit, "tom")
-            qtbot.keyClicks(dialog.password_edit, "tom-pass-123")
+            qtbot.keyClicks(dialog.password_edit, "tom-pass-12345")
             qtbot.mouseClick(dialog.login_button, Qt.MouseButton.LeftButton)
         return w.case is not None and w.viewer.is_ready()  # the store closes after main()
 

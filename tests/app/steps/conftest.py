@@ -19,7 +19,7 @@ from dosimetry_core.store import CaseStore
 ENTRY_T0 = (datetime.now() - timedelta(days=2)).replace(second=0, microsecond=0)
 """Administration time of the entry case (in the past: future times are refused)."""
 ENTRY_CASE_ID = "case-entry"
-ENTRY_PASSWORDS = {"root": "admin-pass-1", "tom": "tech-pass-1", "dora": "md-pass-12"}
+ENTRY_PASSWORDS = {"root": "admin-pass-1234", "tom": "tech-pass-1234", "dora": "md-pass-12345"}
 
 
 def make_entry_case() -> Case:

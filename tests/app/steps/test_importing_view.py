@@ -14,7 +14,7 @@ from app.steps.importing.view import ImportStepView
 from dosimetry_core.store import CaseStore
 
 IMPORT_TIMEOUT_MS = 120_000
-PASSWORDS = {"root": "admin-pass-1", "tom": "tech-pass-1", "dora": "md-pass-12"}
+PASSWORDS = {"root": "admin-pass-1234", "tom": "tech-pass-1234", "dora": "md-pass-12345"}
 
 
 @pytest.fixture()

@@ -179,14 +179,14 @@ def test_measurement_errors_and_scan_time(capsys, store_path):
 
 def test_roles_on_a_store_with_accounts(capsys, store_path, monkeypatch):
     store = CaseStore(Path(store_path))
-    admin = bootstrap_admin(store, "root", "admin-pass-1")
-    create_user(store, admin, "tom", "tech-pass-1", "technologist")
-    create_user(store, admin, "dora", "md-pass-12", "physician")
+    admin = bootstrap_admin(store, "root", "admin-pass-1234")
+    create_user(store, admin, "tom", "tech-pass-1234", "technologist")
+    create_user(store, admin, "dora", "md-pass-12345", "physician")
     store.close()
     code, _, err = _add_admin(capsys, store_path)
     assert code == 1 and "log in" in err
     monkeypatch.setenv("MRTDOSE_USER", "dora")
-    monkeypatch.setenv("MRTDOSE_PASSWORD", "md-pass-12")
+    monkeypatch.setenv("MRTDOSE_PASSWORD", "md-pass-12345")
     code, _, err = _add_admin(capsys, store_path)
     assert code == 1 and "dora (physician) may not enter administrations" in err
     code, _, err = run(
@@ -196,7 +196,7 @@ def test_roles_on_a_store_with_accounts(capsys, store_path, monkeypatch):
     code, out, _ = run(capsys, store_path, "administration", CASE, "list", "--json")
     assert code == 0 and json.loads(out)["administrations"] == []  # reading is allowed
     monkeypatch.setenv("MRTDOSE_USER", "tom")
-    monkeypatch.setenv("MRTDOSE_PASSWORD", "tech-pass-1")
+    monkeypatch.setenv("MRTDOSE_PASSWORD", "tech-pass-1234")
     code, out, err = _add_admin(capsys, store_path, "--json")
     assert code == 0, err
     assert json.loads(out)["entered_by"] == "tom"

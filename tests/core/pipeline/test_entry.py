@@ -26,7 +26,7 @@ from dosimetry_core.store.users import authenticate, bootstrap_admin, create_use
 T0 = datetime(2026, 1, 5, 9, 0)
 NOW = datetime(2026, 1, 20, 12, 0)
 LU177_HALF_LIFE_H = 6.647 * 24.0  # ICRP-107: 6.647 d
-PASSWORDS = {"root": "admin-pass-1", "tom": "tech-pass-1", "dora": "md-pass-12"}
+PASSWORDS = {"root": "admin-pass-1234", "tom": "tech-pass-1234", "dora": "md-pass-12345"}
 
 
 def _case() -> Case:

@@ -24,10 +24,10 @@ from dosimetry_core.store import audit as audit_trail
 from dosimetry_core.store.users import authenticate, bootstrap_admin, create_user
 
 PASSWORDS = {
-    "root": "admin-pass-1",
-    "tom": "tech-pass-1",
-    "ann": "phys-pass-1",
-    "dora": "md-pass-12",
+    "root": "admin-pass-1234",
+    "tom": "tech-pass-1234",
+    "ann": "phys-pass-1234",
+    "dora": "md-pass-12345",
 }
 
 

@@ -187,7 +187,7 @@ def test_own_password_change_and_bad_inputs(store: CaseStore, admin: Actor, bob:
     assert accounts.authenticate(store, "bob", "a-new-password", hasher=FAST) == me
     with pytest.raises(PermissionDeniedError, match="bob \\(physicist\\) may not create"):
         accounts.set_password(store, me, "alice", "taken-over-123", hasher=FAST)
-    with pytest.raises(InvalidInputError, match="too short: at least 8"):
+    with pytest.raises(InvalidInputError, match="too short: use at least 12"):
         accounts.create_user(store, admin, "carol", "short", "physician", hasher=FAST)
     with pytest.raises(InvalidInputError, match="unknown role 'nurse'"):
         accounts.create_user(store, admin, "carol", "long-enough-1", "nurse", hasher=FAST)
