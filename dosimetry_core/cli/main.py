@@ -122,45 +122,6 @@ def _fmt(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
 
 
 # ---------------------------------------------------------------- commands
-def cmd_import(args: argparse.Namespace) -> int:
-    from dosimetry_core.pipeline.importing import import_directory
-
-    store = _open_store(args)
-    protocol = None
-    if args.protocol:
-        from dosimetry_core.protocols.registry import load_protocol
-
-        protocol = load_protocol(args.protocol)  # refuse an unknown id before importing
-    bar = TextProgress(not args.json)
-    try:
-        result = import_directory(
-            store,
-            args.dicom_dir,
-            calibration_cps_per_mbq=args.calibration_cps_per_mbq,
-            progress=bar,
-        )
-    finally:
-        bar.done()
-    data = result.to_dict()
-    if protocol is not None:
-        from dosimetry_core.protocols.registry import assign_protocol
-
-        checklists = {}
-        for c in result.cases:
-            checklists[c.case_id] = assign_protocol(store, c.case_id, protocol.id)
-        data["protocol"] = protocol.id
-        data["checklists"] = checklists
-    lines = result.summary_lines()
-    for cid, items in (data.get("checklists") or {}).items():
-        lines.append(f"case {cid}, protocol {data['protocol']}:")
-        lines += [f"  [{'x' if i['present'] else ' '}] {i['item']}: {i['detail']}" for i in items]
-    _emit(args, data, "\n".join(lines))
-    if not result.cases and not result.skipped and result.n_files_seen == 0:
-        sys.stderr.write(f"mrtdose: no files found under {args.dicom_dir}\n")
-        return EXIT_INPUT
-    return EXIT_OK
-
-
 def cmd_cases(args: argparse.Namespace) -> int:
     store = _open_store(args)
     cases = store.list_cases()
@@ -378,22 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mrtdose {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
 
-    p = sub.add_parser("import", parents=[common], help="import a DICOM folder tree into cases")
-    p.add_argument("dicom_dir", metavar="DICOM_DIR")
-    p.add_argument(
-        "--calibration-cps-per-mbq",
-        type=float,
-        default=None,
-        metavar="X",
-        help="camera calibration factor (cps/MBq) for count-based NM series",
-    )
-    p.add_argument(
-        "--protocol",
-        default=None,
-        help="therapy protocol of the imported case(s) (mrtdose protocols lists them)",
-    )
-    p.set_defaults(func=cmd_import)
-
     p = sub.add_parser("cases", parents=[common], help="list the cases in the store")
     p.set_defaults(func=cmd_cases)
 
@@ -437,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         bed_command,
         entry_command,
         export_command,
+        import_command,
         qa_command,
         records_command,
         report_command,
@@ -447,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for module in (
+        import_command,
         run_command,
         bed_command,
         thyroid_command,
