@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mrtdose {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
 
+    from dosimetry_core.cli import import_command
+
+    import_command.add_parsers(sub, common)
+
     p = sub.add_parser("cases", parents=[common], help="list the cases in the store")
     p.set_defaults(func=cmd_cases)
 
@@ -382,7 +386,6 @@ def build_parser() -> argparse.ArgumentParser:
         bed_command,
         entry_command,
         export_command,
-        import_command,
         qa_command,
         records_command,
         report_command,
@@ -393,7 +396,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for module in (
-        import_command,
         run_command,
         bed_command,
         thyroid_command,
