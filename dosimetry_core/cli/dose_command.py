@@ -76,10 +76,12 @@ def cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def cmd_dose(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.access import acting_user_name
     from dosimetry_core.cli.main import TextProgress, _emit, _open_store
     from dosimetry_core.pipeline.dose import compute_dose
 
     store = _open_store(args)
+    user = acting_user_name(store, args.user)  # --user names nobody but the logged-in user
     bar = TextProgress(not args.json)
     try:
         res = compute_dose(
@@ -98,7 +100,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
             thresholds_gy=args.threshold_gy or (),
             vois=args.voi,
             dvh_bins=args.dvh_bins,
-            user=args.user or "",
+            user=user,
             progress=bar,
         )
     finally:
@@ -190,5 +192,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="also print each VOI's cumulative and differential DVH with this many bins (JSON)",
     )
-    q.add_argument("--user", default=None, help="who computes it (recorded)")
+    q.add_argument(
+        "--user",
+        default=None,
+        help="who computes it, on a single-user store (recorded); with accounts always "
+        "the logged-in user, and another name is refused",
+    )
     q.set_defaults(func=cmd_dose)

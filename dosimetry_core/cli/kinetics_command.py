@@ -96,10 +96,12 @@ def _stp_comparisons(
 
 
 def cmd_tia_map(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.access import acting_user_name
     from dosimetry_core.cli.main import TextProgress, _emit, _open_store
     from dosimetry_core.pipeline.tia_map import compute_tia_map
 
     store = _open_store(args)
+    user = acting_user_name(store, args.user)  # --user names nobody but the logged-in user
     bar = TextProgress(not args.json)
     try:
         res = compute_tia_map(
@@ -109,7 +111,7 @@ def cmd_tia_map(args: argparse.Namespace) -> int:
             body_threshold_hu=args.body_threshold_hu,
             body_margin_mm=args.body_margin_mm,
             min_r2=args.min_r2,
-            user=args.user or "",
+            user=user,
             progress=bar,
         )
     finally:
@@ -186,7 +188,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="grow the body mask by this margin (mm) to keep counts blurred past the skin",
     )
     q.add_argument("--min-r2", type=float, default=0.8, help="smallest accepted weighted R^2")
-    q.add_argument("--user", default=None, help="who computes it (recorded)")
+    q.add_argument(
+        "--user",
+        default=None,
+        help="who computes it, on a single-user store (recorded); with accounts always "
+        "the logged-in user, and another name is refused",
+    )
     q.set_defaults(func=cmd_tia_map)
 
 

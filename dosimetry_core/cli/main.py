@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dosimetry_core import __version__
-from dosimetry_core.errors import DosimetryError, InvalidInputError
+from dosimetry_core.errors import DosimetryError
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -69,26 +69,19 @@ class TextProgress:
 
 # ----------------------------------------------------------------- helpers
 def _open_store(args: argparse.Namespace) -> Any:
-    from dosimetry_core.store import CaseStore, default_store_path
+    """The command's store, logged in and checked by :mod:`dosimetry_core.cli.access`.
 
-    path = getattr(args, "store", None) or os.environ.get("MRTDOSE_STORE") or default_store_path()
-    store = CaseStore(Path(path))
-    username = os.environ.get("MRTDOSE_USER")
-    if username:
-        # log in: every change is then checked against the user's role and audited
-        from dosimetry_core.store.users import authenticate
+    :func:`main` opens it before the command runs (log-in from ``$MRTDOSE_USER``
+    and ``$MRTDOSE_PASSWORD``, the command's rule); called without that check
+    (a command run outside :func:`main`), the same check runs here, and a
+    command without a rule is refused on a store with accounts.
+    """
+    from dosimetry_core.cli import access
 
-        password = os.environ.get("MRTDOSE_PASSWORD")
-        if password is None and sys.stdin.isatty():
-            import getpass
-
-            password = getpass.getpass(f"password of {username}: ")
-        if password is None:
-            raise InvalidInputError(
-                f"MRTDOSE_USER={username} needs MRTDOSE_PASSWORD (or a terminal to ask)"
-            )
-        store.actor = authenticate(store, username, password)
-    return store
+    store = access.checked_store(args)
+    if store is not None:
+        return store
+    return access.open_unchecked(args)
 
 
 def _json_safe(value: Any) -> Any:
@@ -421,7 +414,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from dosimetry_core.cli import access
+
     try:
+        # access control before the command reads or computes anything (cli/access.py)
+        access.check_access(parser, args)
         return int(args.func(args))
     except DosimetryError as exc:
         message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -440,6 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "set MRTDOSE_DEBUG=1 for details and please report it\n"
         )
         return EXIT_INTERNAL
+    finally:
+        store = access.checked_store(args)
+        if store is not None and hasattr(store, "close"):
+            store.close()
 
 
 if __name__ == "__main__":

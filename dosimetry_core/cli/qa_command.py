@@ -35,8 +35,13 @@ def _when(text: str | None, what: str) -> datetime | None:
     return value.replace(tzinfo=None)
 
 
-def _user(args: argparse.Namespace) -> str:
-    return args.user or os.environ.get("MRTDOSE_USER") or os.environ.get("USER") or "unknown"
+def _user(args: argparse.Namespace, store: Any) -> str:
+    """Who measured: the logged-in user on a store with accounts (``--user`` names nobody
+    else), else ``--user``, ``$MRTDOSE_USER`` or ``$USER``."""
+    from dosimetry_core.cli.access import acting_user_name
+
+    default = os.environ.get("MRTDOSE_USER") or os.environ.get("USER") or "unknown"
+    return acting_user_name(store, args.user, default)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -46,6 +51,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     activity_time = _when(args.activity_time, "--activity-time")
     assert activity_time is not None
     store = _open_store(args)
+    created_by = _user(args, store)
     cal, record = calibrate_camera(
         store,
         args.dicom_dir,
@@ -57,7 +63,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         activity_sd_percent=args.activity_sd_percent,
         valid_until=_when(args.valid_until, "--valid-until"),
         tolerance_percent=args.tolerance_percent,
-        created_by=_user(args),
+        created_by=created_by,
+        actor=store.actor,
     )
     payload = cal.to_payload()
     data: dict[str, Any] = {
@@ -105,6 +112,7 @@ def cmd_recovery(args: argparse.Namespace) -> int:
     from dosimetry_core.qa.recovery import measure_recovery
 
     store = _open_store(args)
+    created_by = _user(args, store)
     scan = read_nm_scan(args.dicom_dir)
     nuclide = check_nuclide(args.nuclide, scan.nuclide)
     cs, cb = args.sphere_activity_concentration_kbq_ml, args.background_kbq_ml
@@ -164,7 +172,8 @@ def cmd_recovery(args: argparse.Namespace) -> int:
             scan.acquired_at,
             payload,
             valid_until=_when(args.valid_until, "--valid-until"),
-            created_by=_user(args),
+            created_by=created_by,
+            actor=store.actor,
             tolerance_percent=args.tolerance_percent,
         )
     data: dict[str, Any] = {
@@ -280,7 +289,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     q.add_argument("--valid-until", default=None, help="end of validity (default: 1 year)")
     q.add_argument("--tolerance-percent", type=float, default=None, help="constancy tolerance")
-    q.add_argument("--user", default=None, help="who measured (default: $MRTDOSE_USER or $USER)")
+    q.add_argument(
+        "--user",
+        default=None,
+        help="who measured, on a single-user store (default: $MRTDOSE_USER or $USER); "
+        "with accounts always the logged-in user, and another name is refused",
+    )
     q.set_defaults(func=_calibrate_defaults)
 
     q = ops.add_parser(
@@ -313,7 +327,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--valid-until", default=None)
     q.add_argument("--tolerance-percent", type=float, default=5.0)
     q.add_argument("--no-store", action="store_true", help="analyse only, store nothing")
-    q.add_argument("--user", default=None)
+    q.add_argument(
+        "--user",
+        default=None,
+        help="who measured, on a single-user store; with accounts the logged-in user",
+    )
     q.set_defaults(func=cmd_recovery)
 
     q = ops.add_parser("list", parents=[common], help="stored QA records with dates and status")

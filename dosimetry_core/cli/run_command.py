@@ -49,10 +49,12 @@ def cmd_protocols(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.access import acting_user_name
     from dosimetry_core.cli.main import TextProgress, _emit, _open_store
     from dosimetry_core.pipeline.protocol_run import run_protocol
 
     store = _open_store(args)
+    user = acting_user_name(store, args.user)  # --user names nobody but the logged-in user
     bar = TextProgress(not args.json)
     try:
         res = run_protocol(
@@ -64,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             recovery_fwhm_mm=args.recovery_fwhm_mm,
             risk_factors=args.risk_factors,
             stp_time_point=args.stp_time_point,
-            user=args.user or "",
+            user=user,
             progress=bar,
         )
     finally:
@@ -139,5 +141,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="apply the stricter limits for patients with risk factors (e.g. kidney BED 28 Gy)",
     )
     q.add_argument("--stp-time-point", type=int, default=None, help="1-based, single time point")
-    q.add_argument("--user", default=None)
+    q.add_argument(
+        "--user",
+        default=None,
+        help="who runs it, on a single-user store (recorded); with accounts always "
+        "the logged-in user, and another name is refused",
+    )
     q.set_defaults(func=cmd_run)

@@ -7,6 +7,20 @@ physics expert (MPE); a **physician** approves or rejects contours, reads and
 signs a report as practitioner; an **admin** manages users (and nothing
 clinical).  Reading a case is open to every clinical role.
 
+Reading and exporting are actions too (issue 13), checked by the command line
+before a command reads anything (:mod:`dosimetry_core.cli.access`):
+
+* ``read`` (cases, VOIs, measurements, QA records): every clinical role;
+* ``read-audit`` (the audit trail: who did what, failed log-ins): the roles
+  that answer for the records, physicist (MPE), physician and admin;
+* ``export`` (files that carry the patient's name, ID and birth date, or an
+  anonymised research set): physicist and physician, who send dose maps,
+  structures and reports on; a technologist imports and enters data but does
+  not take identifiable data out of the workstation;
+* ``qa`` (camera calibration, recovery curves, which scale every later
+  import): physicist only;
+* ``manage-users`` (also listing the accounts and their lock states): admin.
+
 :func:`require` raises :class:`~dosimetry_core.errors.PermissionDeniedError`
 naming the user, the role and the action; callers check before changing
 anything, so a refused action changes nothing.
@@ -22,6 +36,7 @@ ROLES = ("technologist", "physicist", "physician", "admin")
 
 ACTIONS: dict[str, str] = {
     "read": "read cases and reports",
+    "read-audit": "read the audit trail",
     "import": "import studies",
     "enter-administration": "enter administrations",
     "enter-measurement": "enter probe, blood and dose-rate measurements",
@@ -39,7 +54,7 @@ ACTIONS: dict[str, str] = {
     "verify": "verify the audit trail and report signatures",
 }
 
-_TECH = {"read", "import", "enter-administration", "enter-measurement", "export", "verify"}
+_TECH = {"read", "import", "enter-administration", "enter-measurement", "verify"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "technologist": frozenset(_TECH),
     "physicist": frozenset(
@@ -52,12 +67,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "sign-mpe",
             "amend-report",
             "qa",
+            "export",
+            "read-audit",
         }
     ),
     "physician": frozenset(
-        {"read", "approve-contour", "sign-practitioner", "amend-report", "export", "verify"}
+        {
+            "read",
+            "approve-contour",
+            "sign-practitioner",
+            "amend-report",
+            "export",
+            "verify",
+            "read-audit",
+        }
     ),
-    "admin": frozenset({"manage-users", "verify"}),
+    "admin": frozenset({"manage-users", "verify", "read-audit"}),
 }
 
 

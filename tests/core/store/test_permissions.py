@@ -22,7 +22,7 @@ FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 REFUSED = {
     "technologist": {
         "register", "contour", "approve-contour", "compute", "report", "sign-mpe",
-        "sign-practitioner", "amend-report", "qa", "manage-users",
+        "sign-practitioner", "amend-report", "qa", "manage-users", "export", "read-audit",
     },
     "physicist": {"approve-contour", "sign-practitioner", "manage-users"},
     "physician": {
