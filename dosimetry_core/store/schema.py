@@ -21,7 +21,9 @@ Tables
 ``store_meta``
     Key/value facts about the store (format names).
 ``users``
-    Accounts: role, password hash (argon2), failed-login count and lock time.
+    Accounts: role, password hash (argon2), failed-login count and lock time; with
+    personal keys the certificate, the wrapped private key (and CA key for admins),
+    the revocation time and the signatures of the row (:mod:`dosimetry_core.store.keys`).
 ``audit_log``
     Append-only trail of every change; each entry carries the SHA-256 of the
     previous entry (``prev_hash``) and of itself (``entry_hash``): a hash chain.
@@ -29,7 +31,12 @@ Tables
     Dose reports, one row per version; ``content_json`` and its hash, the hash of
     the inputs, the PDF blob, status, and the version it supersedes with the reason.
 ``signatures``
-    Signatures on a report version: who, which role, when, and the hashes signed.
+    Signatures on a report version: who, which role, when, and the hashes signed;
+    with personal keys also the signer's certificate and the ECDSA signature of the
+    content JSON (:mod:`dosimetry_core.store.keys`).
+``audit_checkpoints``
+    Audit heads ``(seq, entry_hash)`` signed by the acting user's key at each report
+    signing and QA record (:mod:`dosimetry_core.store.keys`).
 ``qa_records``
     Commissioning and QA results (calibration factors, recovery curves, counter
     and probe calibrations) keyed by camera / device, with their payload (JSON).
@@ -160,6 +167,12 @@ users = Table(
     Column("created_at", DateTime, nullable=False),
     Column("created_by", String(64), nullable=False, server_default=""),
     Column("modified_at", DateTime, nullable=False),
+    Column("cert_pem", Text, nullable=True),
+    Column("key_pem", Text, nullable=True),
+    Column("ca_key_pem", Text, nullable=True),
+    Column("revoked_at", DateTime, nullable=True),
+    Column("row_signature", Text, nullable=True),
+    Column("password_signature", Text, nullable=True),
 )
 
 audit_log = Table(
@@ -205,6 +218,19 @@ signatures = Table(
     Column("content_hash", String(64), nullable=False),
     Column("inputs_hash", String(64), nullable=False),
     Column("signature_hash", String(64), nullable=False),
+    Column("cert_pem", Text, nullable=True),
+    Column("content_signature", Text, nullable=True),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("signature", Text, nullable=False),
 )
 
 qa_records = Table(
@@ -234,6 +260,7 @@ TABLES = (
     "reports",
     "signatures",
     "qa_records",
+    "audit_checkpoints",
 )
 """Tables of the current schema (plus Alembic's ``alembic_version``)."""
 

@@ -16,6 +16,18 @@ account are written to the audit trail (:mod:`dosimetry_core.store.audit`).
 
 Functions that take ``now`` accept any callable returning the naive local
 time (tests inject a clock).
+
+Personal keys (issue 13, :mod:`dosimetry_core.store.keys`): ``bootstrap_admin``
+makes the department CA (pinned in ``<store>/trust/ca.pem``) and every account
+gets a key pair and a certificate; each row is signed by the CA key (role,
+state, certificate) and by its own key (password hash).  The unlocked CA key
+and the user's key are kept on the store object after ``bootstrap_admin`` or a
+successful ``authenticate``; managing accounts needs the CA key (an admin
+:class:`Actor` made by hand, without log-in, is refused).  An own password
+change re-wraps the key (log in first); an admin reset cannot unwrap the old
+key, so it issues a new key and certificate (audited).  Disabling revokes the
+certificate (``revoked_at``, signed).  A store whose accounts predate the keys
+has no CA and keeps the hash-only checks.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Connection, func, insert, select, update
 
 from dosimetry_core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
-from dosimetry_core.store import audit
+from dosimetry_core.store import audit, keys
 from dosimetry_core.store.case_store import case_store_of
 from dosimetry_core.store.password_policy import check_password
 from dosimetry_core.store.permissions import ROLES, Actor, require
@@ -75,6 +87,7 @@ class UserInfo:
     locked_until: datetime | None
     created_at: datetime
     created_by: str
+    integrity: str = "no keys"
 
     def locked(self, now: datetime) -> bool:
         """True while the lock set after repeated failures is in force."""
@@ -90,6 +103,7 @@ class UserInfo:
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
+            "integrity": self.integrity,
         }
 
 
@@ -129,7 +143,11 @@ def _require_manager(conn: Connection, actor: Actor) -> None:
         )
 
 
-def _info(r: Any) -> UserInfo:
+def _info(r: Any, ca_cert: Any = None) -> UserInfo:
+    if ca_cert is None:
+        integrity = "no keys"
+    else:
+        integrity = keys.account_problem(r, ca_cert) or "ok"
     return UserInfo(
         username=r.username,
         full_name=r.full_name or "",
@@ -139,6 +157,7 @@ def _info(r: Any) -> UserInfo:
         locked_until=r.locked_until,
         created_at=r.created_at,
         created_by=r.created_by or "",
+        integrity=integrity,
     )
 
 
@@ -150,9 +169,11 @@ def _insert_user(
     full_name: str,
     created_by: str,
     at: datetime,
+    key_values: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
         insert(t_users).values(
+            **(key_values or {}),
             username=username,
             full_name=full_name,
             role=role,
@@ -165,6 +186,65 @@ def _insert_user(
             modified_at=at,
         )
     )
+
+
+def _row_signature(
+    ca_key: keys.PrivateKey,
+    username: str,
+    role: str,
+    active: bool,
+    cert_pem: str,
+    revoked_at: datetime | None,
+    ca_key_wrapped: str | None,
+) -> str:
+    payload = keys.account_payload(
+        username=username,
+        role=role,
+        active=active,
+        cert_fingerprint=keys.fingerprint(keys.load_cert(cert_pem)),
+        revoked_at=revoked_at,
+        ca_key_wrapped=ca_key_wrapped,
+    )
+    return keys.sign_bytes(ca_key, payload)
+
+
+def _new_identity(
+    ca_key: keys.PrivateKey,
+    ca_cert: Any,
+    username: str,
+    role: str,
+    password: str,
+    password_hash: str,
+    *,
+    active: bool = True,
+) -> tuple[keys.PrivateKey, dict[str, Any]]:
+    """A new key pair and certificate for an account, with the signed key columns."""
+    user_key = keys.new_key()
+    cert = keys.issue_certificate(ca_key, ca_cert, user_key.public_key(), username, role)
+    cert_text = keys.cert_pem(cert)
+    key_w = keys.wrap_key(user_key, password)
+    ca_w = keys.wrap_key(ca_key, password) if role == "admin" else None
+    values = {
+        "cert_pem": cert_text,
+        "key_pem": key_w,
+        "ca_key_pem": ca_w,
+        "revoked_at": None,
+        "row_signature": _row_signature(ca_key, username, role, active, cert_text, None, ca_w),
+        "password_signature": keys.sign_bytes(
+            user_key, keys.password_payload(username, password_hash, key_w)
+        ),
+    }
+    return user_key, values
+
+
+def _ca_key_for(store: CaseRepository, actor: Actor, ca_cert: Any) -> keys.PrivateKey:
+    """The unlocked CA key matching the pinned certificate (PermissionDeniedError otherwise)."""
+    ca_key = keys.ca_key_or_refuse(store, actor.username)
+    if ca_key.public_key() != ca_cert.public_key():
+        raise PermissionDeniedError(
+            f"{actor.username}: the unlocked CA key does not belong to this store's pinned CA"
+        )
+    return ca_key
 
 
 # ----------------------------------------------------------------- accounts
@@ -195,6 +275,9 @@ def bootstrap_admin(
     _check_password(password, username)
     digest = (hasher or _DEFAULT_HASHER).hash(password)
     at = now()
+    ca_key = keys.new_key()
+    ca_cert = keys.make_ca(ca_key, username)
+    user_key, key_values = _new_identity(ca_key, ca_cert, username, "admin", password, digest)
     with case_store_of(store, _WHAT).connection() as conn:
         audit._lock(conn)  # PostgreSQL: two bootstraps at once cannot both see no user
         n = conn.execute(select(func.count()).select_from(t_users)).scalar_one()
@@ -203,10 +286,56 @@ def bootstrap_admin(
                 f"the store has {n} user(s) already: the first admin exists; "
                 "an admin must create further accounts"
             )
-        _insert_user(conn, username, digest, "admin", full_name, "", at)
+        _insert_user(conn, username, digest, "admin", full_name, "", at, key_values)
+        _set_meta(conn, keys.CA_META_KEY, keys.cert_pem(ca_cert))
         actor = Actor(username, "admin")
-        audit.append_for(conn, actor, "user-bootstrap", None, {"username": username}, at=at)
+        audit.append_for(
+            conn,
+            actor,
+            "user-bootstrap",
+            None,
+            {"username": username, "ca_certificate_sha256": keys.fingerprint(ca_cert)},
+            at=at,
+        )
+        keys.pin_ca(store, ca_cert)  # outside the database; a failure rolls the bootstrap back
+    keys.remember_key(store, keys.CA, ca_key)
+    keys.remember_key(store, username, user_key)
     return actor
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    from dosimetry_core.store.schema import store_meta as t_meta
+
+    if conn.execute(select(t_meta.c.key).where(t_meta.c.key == key)).first() is None:
+        conn.execute(insert(t_meta).values(key=key, value=value))
+    else:
+        conn.execute(update(t_meta).where(t_meta.c.key == key).values(value=value))
+
+
+def ca_certificate_pem(store: CaseRepository) -> str:
+    """The department CA certificate (PEM) pinned in the store folder.
+
+    Raises
+    ------
+    InvalidInputError
+        If the store has no department CA (no accounts, or accounts made before keys).
+    """
+    cert = keys.pinned_ca(store)
+    if cert is None:
+        raise InvalidInputError(
+            "this store has no department CA (no accounts, or accounts made before personal keys)"
+        )
+    return keys.cert_pem(cert)
+
+
+def verify_accounts(store: CaseRepository) -> list[str]:
+    """Problems of the account rows' keyed checks against the pinned CA (empty when intact)."""
+    ca_cert = keys.pinned_ca(store)
+    if ca_cert is None:
+        return []
+    with case_store_of(store, _WHAT).read_connection() as conn:
+        rows = conn.execute(select(t_users).order_by(t_users.c.username)).all()
+    return [p for p in (keys.account_problem(r, ca_cert) for r in rows) if p]
 
 
 def create_user(
@@ -233,13 +362,18 @@ def create_user(
     _check_username(username)
     _check_role(role)
     _check_password(password, username)
+    ca_cert = keys.pinned_ca(store)
+    ca_key = _ca_key_for(store, actor, ca_cert) if ca_cert is not None else None
     digest = (hasher or _DEFAULT_HASHER).hash(password)
     at = now()
+    key_values = None
+    if ca_key is not None:
+        key_values = _new_identity(ca_key, ca_cert, username, role, password, digest)[1]
     with case_store_of(store, _WHAT).connection() as conn:
         _require_manager(conn, actor)
         if _row(conn, username) is not None:
             raise InvalidInputError(f"user {username!r} exists already")
-        _insert_user(conn, username, digest, role, full_name, actor.username, at)
+        _insert_user(conn, username, digest, role, full_name, actor.username, at, key_values)
         audit.append_for(
             conn,
             actor,
@@ -249,7 +383,7 @@ def create_user(
             at=at,
         )
         row = _row(conn, username)
-    return _info(row)
+    return _info(row, ca_cert)
 
 
 def _existing(conn: Connection, username: str) -> Any:
@@ -268,22 +402,88 @@ def set_password(
     now: Clock = datetime.now,
     hasher: PasswordHasher | None = None,
 ) -> None:
-    """Change a password: one's own, or anyone's for an admin.  Clears a lock."""
-    if actor.username != username:
+    """Change a password: one's own, or anyone's for an admin.  Clears a lock.
+
+    With personal keys: an own change re-wraps the private key (and an admin's CA
+    key copy) under the new password, which needs the key unlocked by a log-in in
+    this process; an admin reset issues a new key and certificate (the old key
+    cannot be unwrapped without the old password) and audits it.
+
+    Raises
+    ------
+    PermissionDeniedError
+        Not one's own account and not an admin, or the key needed is not unlocked.
+    """
+    own = actor.username == username
+    if not own:
         require(actor, "manage-users")
     _check_password(new_password, username)
+    ca_cert = keys.pinned_ca(store)
+    own_key = keys.unlocked_key(store, username) if own else None
+    ca_key = None
+    if ca_cert is not None and not own:
+        ca_key = _ca_key_for(store, actor, ca_cert)
+    if ca_cert is not None and own and own_key is None:
+        raise PermissionDeniedError(
+            f"{username}: log in with the current password first, so that your private key "
+            "can be re-wrapped under the new one"
+        )
     digest = (hasher or _DEFAULT_HASHER).hash(new_password)
     at = now()
+    details: dict[str, Any] = {"username": username}
     with case_store_of(store, _WHAT).connection() as conn:
-        if actor.username != username:
+        if not own:
             _require_manager(conn, actor)
-        _existing(conn, username)
+        row = _existing(conn, username)
+        values: dict[str, Any] = {}
+        if ca_cert is not None and own:
+            assert own_key is not None
+            if keys.account_problem(row, ca_cert):
+                raise PermissionDeniedError(f"{username}: {keys.account_problem(row, ca_cert)}")
+            key_w = keys.wrap_key(own_key, new_password)
+            values = {
+                "key_pem": key_w,
+                "password_signature": keys.sign_bytes(
+                    own_key, keys.password_payload(username, digest, key_w)
+                ),
+            }
+            if row.ca_key_pem:
+                ca_own = _ca_key_for(store, actor, ca_cert)
+                ca_w = keys.wrap_key(ca_own, new_password)
+                values["ca_key_pem"] = ca_w
+                values["row_signature"] = _row_signature(
+                    ca_own, username, row.role, bool(row.active), row.cert_pem, row.revoked_at, ca_w
+                )
+        elif ca_key is not None:
+            _, values = _new_identity(
+                ca_key, ca_cert, username, row.role, new_password, digest, active=bool(row.active)
+            )
+            if not row.active:  # keep the disabled account's revocation signed
+                values["revoked_at"] = row.revoked_at
+                values["row_signature"] = _row_signature(
+                    ca_key,
+                    username,
+                    row.role,
+                    False,
+                    values["cert_pem"],
+                    row.revoked_at,
+                    values["ca_key_pem"],
+                )
+            new_cert = keys.load_cert(values["cert_pem"])
+            details["key_reissued"] = True
+            details["certificate_sha256"] = keys.fingerprint(new_cert)
         conn.execute(
             update(t_users)
             .where(t_users.c.username == username)
-            .values(password_hash=digest, failed_attempts=0, locked_until=None, modified_at=at)
+            .values(
+                password_hash=digest,
+                failed_attempts=0,
+                locked_until=None,
+                modified_at=at,
+                **values,
+            )
         )
-        audit.append_for(conn, actor, "user-password", None, {"username": username}, at=at)
+        audit.append_for(conn, actor, "user-password", None, details, at=at)
 
 
 def _set_fields(
@@ -294,20 +494,40 @@ def _set_fields(
     values: dict[str, Any],
     now: Clock,
     check: Callable[[Connection, Any], None] | None = None,
+    *,
+    signed: bool = False,
 ) -> UserInfo:
     require(actor, "manage-users")
+    ca_cert = keys.pinned_ca(store)
+    ca_key = _ca_key_for(store, actor, ca_cert) if (signed and ca_cert is not None) else None
     at = now()
     with case_store_of(store, _WHAT).connection() as conn:
         _require_manager(conn, actor)
         row = _existing(conn, username)
         if check is not None:
             check(conn, row)
+        if ca_key is not None:
+            problem = keys.account_problem(row, ca_cert)
+            if problem:
+                raise PermissionDeniedError(f"not changed: {problem}")
+            values = dict(values)
+            if "active" in values:
+                values["revoked_at"] = None if values["active"] else at
+            values["row_signature"] = _row_signature(
+                ca_key,
+                username,
+                row.role,
+                bool(values.get("active", row.active)),
+                row.cert_pem,
+                values.get("revoked_at", row.revoked_at),
+                row.ca_key_pem,
+            )
         conn.execute(
             update(t_users).where(t_users.c.username == username).values(**values, modified_at=at)
         )
         audit.append_for(conn, actor, action, None, {"username": username}, at=at)
         row = _row(conn, username)
-    return _info(row)
+    return _info(row, ca_cert)
 
 
 def disable_user(
@@ -328,7 +548,9 @@ def disable_user(
                 f"{username} is the last active admin: create another admin before disabling it"
             )
 
-    return _set_fields(store, actor, username, "user-disable", {"active": 0}, now, not_last_admin)
+    return _set_fields(
+        store, actor, username, "user-disable", {"active": 0}, now, not_last_admin, signed=True
+    )
 
 
 def enable_user(
@@ -336,7 +558,7 @@ def enable_user(
 ) -> UserInfo:
     """Enable a disabled account again (admins only)."""
     values = {"active": 1, "failed_attempts": 0, "locked_until": None}
-    return _set_fields(store, actor, username, "user-enable", values, now)
+    return _set_fields(store, actor, username, "user-enable", values, now, signed=True)
 
 
 def unlock_user(
@@ -348,10 +570,15 @@ def unlock_user(
 
 
 def list_users(store: CaseRepository) -> list[UserInfo]:
-    """All accounts, sorted by user name (no password hashes)."""
+    """All accounts, sorted by user name (no password hashes).
+
+    ``integrity`` of each is ``"ok"`` (its keyed checks pass against the pinned CA),
+    ``"no keys"`` (a store without a department CA) or the problem found.
+    """
+    ca_cert = keys.pinned_ca(store)
     with case_store_of(store, _WHAT).read_connection() as conn:
         rows = conn.execute(select(t_users).order_by(t_users.c.username)).all()
-    return [_info(r) for r in rows]
+    return [_info(r, ca_cert) for r in rows]
 
 
 # ------------------------------------------------------------------- log-in
@@ -384,6 +611,8 @@ def authenticate(
     at = now()
     failure: str | None = None
     actor: Actor | None = None
+    ca_cert = keys.pinned_ca(store)
+    unlocked: dict[str, keys.PrivateKey] = {}
     with case_store_of(store, _WHAT).connection() as conn:
         row = _row(conn, username, for_update=True)
         if row is None:
@@ -402,6 +631,16 @@ def authenticate(
                 "login-failed",
                 None,
                 {"username": username[:64], "reason": "unknown-user"},
+                at=at,
+            )
+        elif ca_cert is not None and keys.account_problem(row, ca_cert):
+            failure = f"log-in refused: {keys.account_problem(row, ca_cert)}"
+            audit.append_for(
+                conn,
+                None,
+                "login-failed",
+                None,
+                {"username": username, "reason": "account-tampered"},
                 at=at,
             )
         elif not row.active:
@@ -469,8 +708,19 @@ def authenticate(
                 values: dict[str, Any] = {}
                 if row.failed_attempts or row.locked_until is not None:
                     values.update(failed_attempts=0, locked_until=None)
+                if ca_cert is not None:
+                    unlocked[username] = keys.unwrap_key(row.key_pem, password, whose=username)
+                    if row.ca_key_pem:
+                        unlocked[keys.CA] = keys.unwrap_key(
+                            row.ca_key_pem, password, whose="the department CA"
+                        )
                 if ph.check_needs_rehash(row.password_hash):
                     values["password_hash"] = ph.hash(password)
+                    if ca_cert is not None:
+                        values["password_signature"] = keys.sign_bytes(
+                            unlocked[username],
+                            keys.password_payload(username, values["password_hash"], row.key_pem),
+                        )
                 if values:
                     conn.execute(
                         update(t_users)
@@ -481,4 +731,6 @@ def authenticate(
     if failure is not None:  # raised after the commit, so the failed attempt is kept
         raise AuthenticationError(failure)
     assert actor is not None
+    for name, key in unlocked.items():
+        keys.remember_key(store, name, key)
     return actor

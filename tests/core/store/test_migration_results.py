@@ -106,6 +106,10 @@ def _old_store(store_path: Path, store_url: str | None) -> tuple[str, int]:
                 text("UPDATE cases SET document = :d WHERE case_id = :c"),
                 {"d": json.dumps(doc), "c": case.case_id},
             )
+            # undo the later revisions (0004: key columns) so that the store is 0002-shaped
+            from alembic import command
+
+            command.downgrade(store_schema.alembic_config(conn), "0003")
             conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
         return case.case_id, case.version
 

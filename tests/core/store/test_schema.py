@@ -49,6 +49,12 @@ EXPECTED_COLUMNS = {
         "created_at",
         "created_by",
         "modified_at",
+        "cert_pem",
+        "key_pem",
+        "ca_key_pem",
+        "revoked_at",
+        "row_signature",
+        "password_signature",
     ],
     "audit_log": [
         "seq",
@@ -85,7 +91,10 @@ EXPECTED_COLUMNS = {
         "content_hash",
         "inputs_hash",
         "signature_hash",
+        "cert_pem",
+        "content_signature",
     ],
+    "audit_checkpoints": ["seq", "entry_hash", "at", "username", "cert_pem", "signature"],
     "qa_records": [
         "record_id",
         "kind",
@@ -116,7 +125,7 @@ def test_migrations_create_the_expected_tables(store: CaseStore) -> None:
     assert fks == {("patient_id", "patients"), ("case_id", "cases"), ("blob_key", "blobs")}
     assert {i["name"] for i in insp.get_indexes("case_blobs")} == {"ix_case_blobs_blob_key"}
     with store.engine.connect() as conn:
-        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0003"
+        assert store_schema.current_revision(conn) == store_schema.head_revision() == "0004"
         meta = dict(conn.execute(text("SELECT key, value FROM store_meta")).all())
     assert meta["blob_format"].startswith("mrtblob/1")
 

@@ -180,7 +180,7 @@ def test_hash_made_with_weaker_parameters_is_replaced_at_login(store: CaseStore,
 
 
 def test_own_password_change_and_bad_inputs(store: CaseStore, admin: Actor, bob: str) -> None:
-    me = Actor("bob", "physicist")
+    me = accounts.authenticate(store, "bob", BOB_PW, hasher=FAST)  # unlocks bob's key
     accounts.set_password(store, me, "bob", "a-new-password", hasher=FAST)
     with pytest.raises(AuthenticationError):
         accounts.authenticate(store, "bob", BOB_PW, hasher=FAST)
