@@ -4,7 +4,9 @@
 :mod:`dosimetry_core.pipeline.tia_map`), computes an absorbed-dose map (Gy) on
 the same grid by one method, keeps it as a :class:`~dosimetry_core.model.DerivedMap`
 (with a Monte Carlo uncertainty map when there is one), and returns dose
-statistics for every VOI, each with the VOI's review flag.
+statistics for every VOI, each with the VOI's review flag.  The results are
+saved onto the newest stored case only if the TIA map, VOIs, administrations and
+time points it read are unchanged (:mod:`dosimetry_core.store.case_inputs`).
 
 Methods
 -------
@@ -70,6 +72,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.case_inputs import fingerprint, save_results
 from dosimetry_core.store.repository import CaseRepository
 
 METHODS = ("led", "vsv", "vsv-density", "mc")
@@ -262,6 +265,13 @@ def compute_dose(
             raise InvalidInputError(f"case {case_id} has no administration")
         nuclide = adm.nuclide
     selected = case.vois if vois is None else [find_voi(case, v) for v in vois]
+    inputs = fingerprint(
+        case,
+        "dose calculation",
+        parts=("administrations", "time_points", "vois")
+        + (("tia_map",) if tia_map_id is None else ()),
+        vois=[v.voi_id for v in selected],
+    )
     tia = store.load_volume(tia_d.volume)
     geom = tia.geometry
     spacing = tuple(float(s) for s in geom.spacing_mm)
@@ -404,11 +414,6 @@ def compute_dose(
         Volume(dose, geom, ImageUnits.GY, f"dose ({method}, {nuclide})"),
         meta={"method": method},
     )
-    for d in case.derived:
-        if d.kind in (DerivedKind.DOSE, DerivedKind.DOSE_UNCERTAINTY) and (
-            d.provenance.get("method") == method
-        ):
-            d.superseded = True
     dose_map = DerivedMap(
         kind=DerivedKind.DOSE,
         volume=dose_ref,
@@ -417,7 +422,6 @@ def compute_dose(
         created_by=user,
         parent_id=tia_d.derived_id,
     )
-    case.derived.append(dose_map)
     unc_map = None
     if uncertainty is not None:
         unc_ref = store.put_volume(
@@ -431,7 +435,6 @@ def compute_dose(
             created_by=user,
             parent_id=dose_map.derived_id,
         )
-        case.derived.append(unc_map)
     summary = DoseSummary(
         dose_map_id=dose_map.derived_id,
         method=method,
@@ -443,9 +446,24 @@ def compute_dose(
         provenance=json_clean(provenance),
         created_by=user,
     )
-    case.add_result(summary)
-    store.save_case(
-        case,
+
+    def apply(latest: Case) -> None:
+        for d in latest.derived:
+            if d.kind in (DerivedKind.DOSE, DerivedKind.DOSE_UNCERTAINTY) and (
+                d.provenance.get("method") == method
+            ):
+                d.superseded = True
+        latest.derived.append(dose_map)
+        if unc_map is not None:
+            latest.derived.append(unc_map)
+        latest.add_result(summary)
+
+    # onto the newest stored case, refused (nothing saved) if the TIA map, a VOI, an
+    # administration or a time point (CT, registration) it read changed meanwhile
+    save_results(
+        store,
+        inputs,
+        apply,
         audit=store.audit_spec("dose", method=method, dose_map_id=dose_map.derived_id, user=user),
     )
     report(progress, 1.0, "dose done")

@@ -5,7 +5,9 @@ reference CT grid (:func:`dosimetry_core.kinetics.tac.voi_tac`), fits it
 (:func:`dosimetry_core.kinetics.fitting.fit_tac`), and keeps one typed
 :class:`~dosimetry_core.model.results.VoiKinetics` per VOI in a new
 :class:`~dosimetry_core.model.results.KineticsRecord` of ``case.results``
-(the previous record is superseded), then saves the case.  The new record holds
+(the previous record is superseded), then saves it onto the newest stored case
+if the VOIs, administrations and time points it read are unchanged
+(:mod:`dosimetry_core.store.case_inputs`: no stale saves).  The new record holds
 the VOIs just computed and the current entries of the other VOIs (each entry
 has its own ``computed_at``); entries of deleted VOIs are dropped.
 
@@ -33,6 +35,7 @@ from dosimetry_core.model.results import (
     parameters_from_dict,
 )
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
+from dosimetry_core.store.case_inputs import fingerprint, save_results
 from dosimetry_core.store.repository import CaseRepository
 
 __all__ = ["VoiKinetics", "compute_kinetics", "voi_kinetics"]
@@ -175,6 +178,12 @@ def compute_kinetics(
     selected = _select(case, vois)
     if not selected:
         raise InvalidInputError(f"case {case_id} has no VOIs: draw or import contours first")
+    inputs = fingerprint(
+        case,
+        "kinetics fit",
+        parts=("administrations", "time_points", "vois"),
+        vois=[v.voi_id for v in selected],
+    )
     cache: dict[str, Volume] = {}
     results: list[VoiKinetics] = []
     now = datetime.now().replace(microsecond=0).isoformat()
@@ -215,20 +224,27 @@ def compute_kinetics(
             )
         )
     check_cancel(cancel)
-    live = {v.voi_id for v in case.vois}
-    new_ids = {r.voi_id for r in results}
-    kept = []
-    current = case.kinetics
-    if current is not None:
-        kept = [v for v in current.vois if v.voi_id in live and v.voi_id not in new_ids]
     actor = getattr(store, "actor", None)
-    case.add_result(
-        KineticsRecord(
-            vois=tuple(kept + results),
-            created_by=user or str(getattr(actor, "username", "") or ""),
-            source="kinetics",
+
+    def apply(latest: Case) -> None:
+        live = {v.voi_id for v in latest.vois}
+        new_ids = {r.voi_id for r in results}
+        kept = []
+        current = latest.kinetics
+        if current is not None:
+            kept = [v for v in current.vois if v.voi_id in live and v.voi_id not in new_ids]
+        latest.add_result(
+            KineticsRecord(
+                vois=tuple(kept + results),
+                created_by=user or str(getattr(actor, "username", "") or ""),
+                source="kinetics",
+            )
         )
+
+    # onto the newest stored case, refused if a VOI fitted, an administration or a time
+    # point changed meanwhile (StaleInputsError; nothing saved)
+    save_results(
+        store, inputs, apply, audit=store.audit_spec("fit", vois=[r.voi_name for r in results])
     )
-    store.save_case(case, audit=store.audit_spec("fit", vois=[r.voi_name for r in results]))
     report(progress, 1.0, "kinetics done")
     return results

@@ -25,9 +25,12 @@
    assuming the same doses per activity as this cycle.
 
 The result is a typed :class:`~dosimetry_core.model.results.ProtocolRun` kept in
-``case.results`` (an earlier run is superseded), with the per-VOI kinetics it fitted
-as a :class:`~dosimetry_core.model.results.KineticsRecord` (so the report never
-fits again), and ``case.protocol`` is set.  Organ values for organs made of several
+``case.results`` (an earlier run is superseded; it is saved only if the VOIs,
+administrations and time points the run read are unchanged in the store, else
+:class:`~dosimetry_core.store.case_inputs.StaleInputsError` and nothing is saved),
+with the per-VOI kinetics it fitted as a
+:class:`~dosimetry_core.model.results.KineticsRecord` (so the report never fits again),
+and ``case.protocol`` is set.  Organ values for organs made of several
 VOIs (left and right kidney) are mass-weighted means of the VOIs' values.
 
 Administered activity: every figure per activity (organ Gy/GBq, TIAC, next-cycle
@@ -66,6 +69,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.case_inputs import fingerprint, save_results
 from dosimetry_core.store.repository import CaseRepository
 
 # The record types live in the model; these names are kept for callers of this module.
@@ -242,6 +246,8 @@ def run_protocol(
         register_case(store, case_id, progress=sub_progress(progress, 0.02, 0.2), cancel=cancel)
         warnings.append("time points registered automatically (proposed, not reviewed)")
         case = store.load_case(case_id)
+    # what this run reads: saved only if still so (no stale saves, store.case_inputs)
+    inputs = fingerprint(case, "protocol run", parts=("administrations", "time_points", "vois"))
     check_cancel(cancel)
     energy = chain_energy_per_decay(nuclide)
     defaults = dict(protocol.uncertainty_defaults)
@@ -443,18 +449,27 @@ def run_protocol(
         kinetics_id=kinetics.result_id,
         dose_summary_id=dose_summary_id,
     )
-    case = store.load_case(case_id)
-    case.protocol = protocol.id
-    live = {v.voi_id for v in case.vois}
-    current = case.kinetics
-    if current is not None:  # the other VOIs' stored kinetics stay current
-        ids = {k.voi_id for k in fitted}
-        kept = tuple(v for v in current.vois if v.voi_id in live and v.voi_id not in ids)
-        kinetics = replace(kinetics, vois=kept + kinetics.vois)
-    case.add_result(kinetics)
-    case.add_result(result)
-    store.save_case(
-        case, audit=store.audit_spec("protocol-run", protocol=protocol.id, method=chosen, user=user)
+    check_cancel(cancel)
+
+    def apply(latest: Case) -> None:
+        latest.protocol = protocol.id
+        record = kinetics
+        live = {v.voi_id for v in latest.vois}
+        current = latest.kinetics
+        if current is not None:  # the other VOIs' stored kinetics stay current
+            ids = {k.voi_id for k in fitted}
+            kept = tuple(v for v in current.vois if v.voi_id in live and v.voi_id not in ids)
+            record = replace(kinetics, vois=kept + kinetics.vois)
+        latest.add_result(record)
+        latest.add_result(result)
+
+    # refused (StaleInputsError, nothing saved) if a VOI, an administration or a time
+    # point was changed by anyone while the run computed
+    save_results(
+        store,
+        inputs,
+        apply,
+        audit=store.audit_spec("protocol-run", protocol=protocol.id, method=chosen, user=user),
     )
     report(progress, 1.0, "protocol run done")
     return result

@@ -3,7 +3,9 @@
 :func:`register_case` registers each time point's CT to the reference CT
 (:func:`dosimetry_core.imaging.registration.register_rigid`, optionally refined by
 demons), stores a :class:`~dosimetry_core.model.case.Registration` with status
-PROPOSED on the time point and saves the case.  :func:`set_registration_status`
+PROPOSED on the time point and saves the case (onto the newest stored case, refused
+if a time point or a registration changed while it computed:
+:mod:`dosimetry_core.store.case_inputs`).  :func:`set_registration_status`
 accepts or rejects one; a rejected one is redone by calling :func:`register_case`
 again with ``time_points=[...]``; :func:`review_registration` does the same
 for an open case (the workstation's ``session.change``), checking the role and
@@ -49,6 +51,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.case_inputs import fingerprint, save_results
 
 __all__ = [
     "RegistrationSummary",
@@ -202,6 +205,7 @@ def register_case(
         wanted = {find_time_point(case, k).time_point_id for k in time_points}
     report(progress, 0.0, f"registration: loading the reference CT ({_tp_name(ref_tp)})")
     fixed = store.load_volume(ref_tp.anatomical.volume)
+    inputs = fingerprint(case, "registration", parts=("time_points",))
     ordered = case.sorted_time_points()
     todo = [
         tp for tp in ordered if tp is not ref_tp and (wanted is None or tp.time_point_id in wanted)
@@ -291,7 +295,21 @@ def register_case(
             )
         )
     check_cancel(cancel)
-    store.save_case(case, audit=store.audit_spec("register"))
+    computed = {tp.time_point_id: tp.registration for tp in ordered}
+    reference_id = ref_tp.time_point_id
+
+    def apply(latest: Case) -> None:
+        for tp in latest.time_points:
+            if tp.time_point_id == reference_id:
+                tp.registration = None
+            elif tp.time_point_id in computed and any(
+                s.time_point_id == tp.time_point_id and s.status == "registered" for s in summaries
+            ):
+                tp.registration = computed[tp.time_point_id]
+
+    # onto the newest stored case, refused (nothing saved) if a time point, its series
+    # or a registration (e.g. accepted by a reviewer) changed while this one computed
+    save_results(store, inputs, apply, audit=store.audit_spec("register"))
     report(progress, 1.0, "registration done")
     return summaries
 

@@ -4,7 +4,10 @@
 grid* through the accepted (or proposed) registrations, fits every voxel inside
 a body mask (:func:`dosimetry_core.kinetics.voxelwise.fit_voxelwise`), and keeps
 the TIA map (MBq*h/mL) and the model map as :class:`~dosimetry_core.model.DerivedMap`
-records of the case.  Earlier TIA maps of the case are marked superseded.
+records of the case.  Earlier TIA maps of the case are marked superseded.  The
+maps are saved onto the newest stored case only if its administrations and time
+points (series, calibration, registrations) are still those the fit read
+(:mod:`dosimetry_core.store.case_inputs`: no stale saves).
 
 Dosimetry grid
     ``"spect"`` (default): the reference time point's SPECT grid, the usual
@@ -48,6 +51,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
+from dosimetry_core.store.case_inputs import fingerprint, save_results
 from dosimetry_core.store.repository import CaseRepository
 
 GRIDS = ("spect", "ct")
@@ -194,6 +198,7 @@ def compute_tia_map(
                 f"the registration of {tp.label or tp.time_point_id} was rejected: "
                 "register it again before computing a TIA map"
             )
+    inputs = fingerprint(case, "TIA map", parts=("administrations", "time_points"))
     geometry = dosimetry_grid(case, grid)
     nuc = nuclide or adm.nuclide
     report(progress, 0.0, "bringing the time points onto the dosimetry grid")
@@ -267,9 +272,6 @@ def compute_tia_map(
     tia_ref = store.put_volume(tia_vol, meta={"nuclide": nuc})
     model_vol = Volume(res.model_map, geometry, ImageUnits.UNKNOWN, "voxel model map")
     model_ref = store.put_volume(model_vol, meta={"codes": dict(MODEL_CODES)})
-    for d in case.derived:
-        if d.kind in (DerivedKind.TIA_MAP, DerivedKind.TIA_MODEL_MAP):
-            d.superseded = True
     tia_map = DerivedMap(
         kind=DerivedKind.TIA_MAP,
         volume=tia_ref,
@@ -285,8 +287,15 @@ def compute_tia_map(
         created_by=user,
         parent_id=tia_map.derived_id,
     )
-    case.derived.extend([tia_map, model_map])
-    store.save_case(case, audit=store.audit_spec("tia-map", user=user))
+
+    def apply(latest: Case) -> None:
+        for d in latest.derived:
+            if d.kind in (DerivedKind.TIA_MAP, DerivedKind.TIA_MODEL_MAP):
+                d.superseded = True
+        latest.derived.extend([tia_map, model_map])
+
+    # refused (nothing saved) if an administration or a time point changed meanwhile
+    save_results(store, inputs, apply, audit=store.audit_spec("tia-map", user=user))
     report(progress, 1.0, f"TIA map: {res.total_tia_mbq_h:.4g} MBq*h in {res.n_voxels} voxels")
     return TiaMapResult(
         tia_map=tia_map,

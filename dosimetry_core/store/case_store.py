@@ -46,6 +46,7 @@ PostgreSQL (``url=``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -84,7 +85,14 @@ from dosimetry_core.model.volume import Volume, VolumeRef
 from dosimetry_core.store import audit as audit_trail
 from dosimetry_core.store import schema
 from dosimetry_core.store.blobs import BlobInfo, BlobStore
+from dosimetry_core.store.case_inputs import (
+    CaseInputs,
+    StaleInputsError,
+    changed_inputs,
+    stale_message,
+)
 from dosimetry_core.store.permissions import Actor
+from dosimetry_core.store.schema import audit_log as t_audit
 from dosimetry_core.store.schema import blobs as t_blobs
 from dosimetry_core.store.schema import case_blobs as t_case_blobs
 from dosimetry_core.store.schema import cases as t_cases
@@ -130,6 +138,11 @@ def default_store_path() -> Path:
     else:
         base = Path.home() / ".local" / "share"
     return base / APP_DIRNAME / "store"
+
+
+def document_sha256(text: str) -> str:
+    """SHA-256 (FIPS 180-4) hex digest of a stored case document's text (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _db_reason(exc: BaseException) -> str:
@@ -582,7 +595,13 @@ class CaseStore:
         return Volume(array, ref.geometry, ref.units, ref.description)
 
     # ----------------------------------------------------------------- cases
-    def save_case(self, case: Case, *, audit: AuditSpec | None = None) -> Case:
+    def save_case(
+        self,
+        case: Case,
+        *,
+        audit: AuditSpec | None = None,
+        expected_inputs: CaseInputs | None = None,
+    ) -> Case:
         """Insert or update a case (optimistic concurrency), in one transaction.
 
         The stored version must equal ``case.version`` (a new case: no row and
@@ -602,7 +621,15 @@ class CaseStore:
             ``(actor, action, details)``: append an entry to the audit trail
             (:mod:`dosimetry_core.store.audit`) in the same transaction as the
             change, with ``case_version`` (the new version) added to the details;
-            a refused or failed save leaves no entry.  None: no entry.
+            a refused or failed save leaves no entry.  None: no entry.  The
+            entry's details also hold ``document_sha256``, the SHA-256 of the
+            stored document text (see :meth:`verify_documents`).
+        expected_inputs
+            The :func:`~dosimetry_core.store.case_inputs.fingerprint` of the
+            inputs a computation read (:mod:`dosimetry_core.store.case_inputs`):
+            the save is refused, in its transaction, when the stored case's
+            inputs differ from it (someone edited a contour, an administration,
+            a time point ... while it computed).  Other changes do not matter.
 
         Returns
         -------
@@ -613,6 +640,10 @@ class CaseStore:
         ------
         ConcurrentModificationError
             If the case was changed (or deleted) by someone else since it was loaded.
+        StaleInputsError
+            (a ConcurrentModificationError) If ``expected_inputs`` no longer
+            match the stored case; the message names what changed and who saved
+            the case meanwhile.  Nothing is saved.
         StoreError
             If a referenced volume is not in the store or disagrees with its blob,
             or an identifier is too long; the database is left unchanged.
@@ -659,9 +690,14 @@ class CaseStore:
             with self._tx() as conn:
                 self._check_refs(conn, case.case_id, refs)
                 self._upsert_patient(conn, case.patient, now)
-                stored = conn.execute(
-                    select(t_cases.c.version).where(t_cases.c.case_id == case.case_id)
-                ).scalar_one_or_none()
+                found = conn.execute(
+                    select(t_cases.c.version, t_cases.c.document).where(
+                        t_cases.c.case_id == case.case_id
+                    )
+                ).one_or_none()
+                stored = None if found is None else int(found.version)
+                if expected_inputs is not None:
+                    self._check_inputs(conn, case, expected_inputs, found)
                 if stored is None:
                     if case.version != 0:
                         raise ConcurrentModificationError(
@@ -681,7 +717,14 @@ class CaseStore:
                         raise self._conflict(case, None)
                 self._link_blobs(conn, case.case_id, sorted({r.key for r in refs}))
                 if audit is not None:
-                    self._audit(conn, audit, case.case_id, now, case_version=new_version)
+                    self._audit(
+                        conn,
+                        audit,
+                        case.case_id,
+                        now,
+                        case_version=new_version,
+                        document_sha256=document_sha256(text),
+                    )
                 case.version, case.modified_at = new_version, now
 
                 def undo() -> None:
@@ -695,6 +738,41 @@ class CaseStore:
                 f"time by someone else; reload it ({exc.orig})"
             ) from exc
         return case
+
+    def _check_inputs(self, conn: Connection, case: Case, inputs: CaseInputs, found: Any) -> None:
+        """Refuse the save if the stored case's inputs differ from ``inputs`` (same transaction)."""
+        if inputs.case_id != case.case_id:
+            raise StoreError(
+                f"the inputs of case {inputs.case_id} were given to save case {case.case_id}"
+            )
+        if found is None:
+            raise StaleInputsError(
+                f"case {case.case_id} was deleted while the {inputs.step} was computing; "
+                "nothing was saved"
+            )
+        try:
+            stored_case = Case.from_dict(json.loads(found.document))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"case {case.case_id}: the stored document cannot be read ({exc!r})"
+            ) from exc
+        changes = changed_inputs(inputs, stored_case)
+        if not changes:
+            return
+        rows = conn.execute(
+            select(t_audit.c.action, t_audit.c.username, t_audit.c.at, t_audit.c.details)
+            .where(t_audit.c.case_id == case.case_id)
+            .order_by(t_audit.c.seq)
+        ).all()
+        since = []
+        for r in rows:
+            try:
+                version = json.loads(r.details).get("case_version")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(version, int) and version > inputs.version:
+                since.append((r.action, r.username, r.at, version))
+        raise StaleInputsError(stale_message(inputs, changes, since))
 
     @staticmethod
     def _conflict(case: Case, stored: int | None) -> ConcurrentModificationError:
@@ -925,6 +1003,63 @@ class CaseStore:
         self.blobs.remove_stale_temp_files(max(older_than_s, 0.0))
         return len(removed)
 
+    def verify_documents(self) -> list[str]:
+        """Cases whose stored document does not hash to the value in their newest audit entry.
+
+        Every audited :meth:`save_case` records ``document_sha256`` (SHA-256 of
+        the stored document text) in its audit entry.  A document edited in the
+        database afterwards (e.g. a protocol-run dose changed by SQL) no longer
+        hashes to it.  The audit trail itself is a hash chain
+        (:func:`dosimetry_core.store.audit.verify`); once it is anchored by
+        signed checkpoints, a database writer cannot recompute both.
+
+        Returns
+        -------
+        list of str
+            One line per problem naming the case, sorted: a document that does
+            not match its newest recorded hash, or a case with no recorded hash
+            at all (saved without an audit entry, or before the hashes were
+            recorded: its content is not anchored).
+        """
+        with self._read() as conn:
+            docs = conn.execute(
+                select(t_cases.c.case_id, t_cases.c.version, t_cases.c.document)
+            ).all()
+            rows = conn.execute(
+                select(
+                    t_audit.c.seq,
+                    t_audit.c.case_id,
+                    t_audit.c.action,
+                    t_audit.c.username,
+                    t_audit.c.at,
+                    t_audit.c.details,
+                )
+                .where(t_audit.c.case_id.is_not(None))
+                .order_by(t_audit.c.seq)
+            ).all()
+        recorded = _newest_document_hashes(rows)
+        problems = []
+        for d in docs:
+            actual = document_sha256(d.document)
+            if d.case_id not in recorded:
+                problems.append(
+                    f"case {d.case_id}: no audit entry records the hash of its document "
+                    "(saved without an audit entry or before document hashes were recorded); "
+                    "its content is not anchored"
+                )
+                continue
+            digest, version, entry = recorded[d.case_id]
+            if digest != actual:
+                at = entry.at.strftime("%Y-%m-%d %H:%M:%S") if entry.at else "?"
+                problems.append(
+                    f"case {d.case_id}: the stored document (version {d.version}, SHA-256 "
+                    f"{actual[:16]}...) does not match the hash recorded by its newest audit "
+                    f"entry (#{entry.seq}, {entry.action} by {entry.username or 'the system'} "
+                    f"at {at}, version {version}, SHA-256 {digest[:16]}...): it was changed "
+                    "without the program"
+                )
+        return sorted(problems)
+
     def _old_enough(self, key: str, older_than_s: float) -> bool:
         age = self.blobs.age_s(key)
         return age is None or age >= older_than_s
@@ -1004,6 +1139,21 @@ class CaseStore:
                         f"the database says {r.dtype} ({r.shape})"
                     )
         return sorted(problems)
+
+
+def _newest_document_hashes(rows: Any) -> dict[str, tuple[str, int | None, Any]]:
+    """``case_id -> (document_sha256, case_version, entry)`` of the newest entry recording one."""
+    out: dict[str, tuple[str, int | None, Any]] = {}
+    for r in rows:  # oldest first: later entries overwrite
+        try:
+            details = json.loads(r.details)
+        except ValueError:
+            continue
+        digest = details.get("document_sha256") if isinstance(details, dict) else None
+        if isinstance(digest, str):
+            version = details.get("case_version")
+            out[r.case_id] = (digest, version if isinstance(version, int) else None, r)
+    return out
 
 
 def case_store_of(store: CaseRepository, what: str = "this operation") -> CaseStore:

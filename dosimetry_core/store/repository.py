@@ -2,7 +2,8 @@
 
 :class:`CaseRepository` is what pipeline, reporting, QA, the CLI and the GUI
 ask of a store: cases and their voxel arrays, optimistic-concurrency saves with
-the audit entry that goes with each change, one public transaction, and the
+the audit entry that goes with each change (and, for a computation's results,
+the check that the inputs it read are unchanged), one public transaction, and the
 logged-in actor.  :class:`dosimetry_core.store.CaseStore` implements it (SQLite
 or PostgreSQL); tests may pass any object with the same methods.
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from dosimetry_core.model.case import Case
     from dosimetry_core.model.volume import Volume, VolumeRef
+    from dosimetry_core.store.case_inputs import CaseInputs
     from dosimetry_core.store.case_store import AuditSpec, CaseSummary
     from dosimetry_core.store.permissions import Actor
 
@@ -55,8 +57,19 @@ class CaseRepository(Protocol):
         """The stored case (CaseNotFoundError if absent)."""
         ...
 
-    def save_case(self, case: Case, *, audit: AuditSpec | None = None) -> Case:
-        """Insert or update with optimistic concurrency; the audit entry in the same transaction."""
+    def save_case(
+        self,
+        case: Case,
+        *,
+        audit: AuditSpec | None = None,
+        expected_inputs: CaseInputs | None = None,
+    ) -> Case:
+        """Insert or update with optimistic concurrency; the audit entry in the same transaction.
+
+        With ``expected_inputs`` (:mod:`dosimetry_core.store.case_inputs`) the save
+        is refused, in the same transaction, when the stored case's inputs
+        differ from those a computation read (no stale saves).
+        """
         ...
 
     def delete_case(self, case_id: str, *, audit: AuditSpec | None = None) -> None: ...
