@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
-from dosimetry_core.errors import CalibrationError, DicomError, UnitsError
+from dosimetry_core.errors import CalibrationError, DicomError, DosimetryError, UnitsError
 from dosimetry_core.io._dicom_common import (
     CT_SOP_CLASSES,
     NM_SOP_CLASSES,
@@ -53,7 +54,9 @@ from dosimetry_core.io._dicom_common import (
     is_image_sop_class,
     join_paths,
     nuclide_from_radiopharmaceutical_item,
+    parse_da,
     parse_dt,
+    parse_tm,
     patient_from_dataset,
     radiopharmaceutical_item,
     read_dataset,
@@ -86,6 +89,21 @@ SPACING_WARNING_TOLERANCE = 1e-2
 IN_PLANE_DRIFT_TOLERANCE = 0.02
 #: Decay corrections for reference-time differences below this (s) are not applied.
 DECAY_TIME_TOLERANCE_S = 1.0
+
+#: Largest number of voxels of one series (2**28, 2 GiB as float64): beyond it the
+#: volume is refused before any pixel data are decoded (a header may announce
+#: 65535 x 65535 x 65535 voxels in a file of a few bytes).
+MAX_SERIES_VOXELS = 2**28
+#: Compressed (encapsulated) pixel data may announce at most this many times
+#: their stored bytes once decoded; lossless DICOM compressions of images reach
+#: ratios of a few to a few tens, so a larger claim is a damaged or hostile header.
+MAX_ENCAPSULATED_RATIO = 256
+#: Pixel spacing and slice spacing must lie in this range (mm): a voxel of
+#: a micrometre or of more than a metre is not a patient image.
+MIN_SPACING_MM = 1e-3
+MAX_SPACING_MM = 1000.0
+#: Rescaled CT values beyond this magnitude (HU) are not Hounsfield units.
+MAX_ABS_HU = 1.0e6
 
 # NM Multi-frame module vectors (PS3.3 C.8.4.8, Table C.8-..) other than the Slice Vector.
 _NM_OTHER_VECTORS = {
@@ -162,16 +180,106 @@ class _Frame:
     acquired_at: datetime | None = None
 
 
+def _raw_text(ds: Dataset, keyword: str) -> str:
+    """The value of ``keyword`` as text for messages, even when it cannot be converted."""
+    try:
+        return get_str(ds, keyword)
+    except Exception:
+        pass
+    try:
+        elem = ds.get_item(keyword)
+        raw = getattr(elem, "value", b"")
+        text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    except Exception:
+        return "?"
+    return text.strip()[:40]
+
+
+def _present(ds: Dataset | None, keyword: str) -> bool:
+    try:
+        return ds is not None and keyword in ds and _raw_text(ds, keyword) != ""
+    except Exception:
+        return True
+
+
+def _number(
+    ds: Dataset | None,
+    keyword: str,
+    source: str,
+    default: float | None = None,
+    *,
+    positive: bool = False,
+    nonzero: bool = False,
+) -> float | None:
+    """A numeric header value checked for physical sense, ``default`` when absent.
+
+    Raises
+    ------
+    DicomError
+        The element is present but is not a finite number (``'abc'``, NaN,
+        infinity), or is not positive (``positive``) or is zero (``nonzero``);
+        the message names the file and the element.
+    """
+    if ds is None or not _present(ds, keyword):
+        return default
+    value = get_float(ds, keyword)
+    if value is None or not math.isfinite(value):
+        raise DicomError(f"{keyword} {_raw_text(ds, keyword)!r} is not a finite number", source)
+    if positive and not value > 0:
+        raise DicomError(f"{keyword} {value:g} must be positive", source)
+    if nonzero and value == 0:
+        raise DicomError(f"{keyword} is zero", source)
+    return value
+
+
+def _slope(ds: Dataset | None, keyword: str, source: str) -> float:
+    """Rescale/Real World Value slope: absent -> 1; present -> finite and positive."""
+    value = _number(ds, keyword, source, positive=True)
+    return 1.0 if value is None else value
+
+
+def _intercept(ds: Dataset | None, keyword: str, source: str) -> float:
+    value = _number(ds, keyword, source)
+    return 0.0 if value is None else value
+
+
+def _spacing_ok(value: float, keyword: str, source: str) -> float:
+    if not (MIN_SPACING_MM <= abs(value) <= MAX_SPACING_MM):
+        raise DicomError(
+            f"{keyword} {value:g} mm is outside {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm",
+            source,
+        )
+    return value
+
+
+def _int_value(ds: Dataset, keyword: str, source: str, default: int | None = None) -> int | None:
+    """An integer header value (US, IS), refused when present but not a whole number >= 1."""
+    if not _present(ds, keyword):
+        return default
+    try:
+        raw = get_value(ds, keyword)
+        if isinstance(raw, list | tuple) or hasattr(raw, "__len__") and not isinstance(raw, str):
+            raw = list(raw)[0]
+        value = float(raw)
+    except Exception:
+        value = float("nan")
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise DicomError(
+            f"{keyword} {_raw_text(ds, keyword)!r} is not a whole number of at least 1", source
+        )
+    return int(value)
+
+
 def _rwvm(container: Dataset | None) -> list[_Mapping]:
     """Linear items of a Real World Value Mapping Sequence (0040,9096)."""
     if container is None:
         return []
     out: list[_Mapping] = []
     for item in get_value(container, "RealWorldValueMappingSequence") or []:
-        slope = get_float(item, "RealWorldValueSlope")
-        if slope is None:
+        if not _present(item, "RealWorldValueSlope"):
             continue  # LUT-based mappings (0040,9212) are not supported
-        intercept = get_float(item, "RealWorldValueIntercept") or 0.0
+        slope = _slope(item, "RealWorldValueSlope", "")
+        intercept = _intercept(item, "RealWorldValueIntercept", "")
         code = first_item(item, "MeasurementUnitsCodeSequence")
         units_code = get_str(code, "CodeValue") if code is not None else ""
         out.append(_Mapping(slope, intercept, units_code, get_str(item, "LUTLabel")))
@@ -240,7 +348,7 @@ def _decode(frame: _Frame, cache: dict[int, NDArray[Any]]) -> NDArray[Any]:
             raise DicomError(
                 f"cannot decode pixel data (transfer syntax {ts}): {msg}", str(frame.path)
             ) from exc
-        n_frames = int(get_value(ds, "NumberOfFrames", 1) or 1)
+        n_frames = _n_frames(ds, str(frame.path))
         if arr.ndim == 2:
             arr = arr[None, ...]
         if arr.shape[0] != n_frames or arr.shape[1:] != (frame.rows, frame.cols):
@@ -271,7 +379,14 @@ def _values(frames: list[_Frame], use_mapping: _Mapping | None = None) -> NDArra
             slope, intercept = m.slope, m.intercept
         else:
             slope, intercept = f.slope, f.intercept
-        out[k] = stored.astype(np.float64) * slope + intercept
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[k] = stored.astype(np.float64) * slope + intercept
+        if not np.all(np.isfinite(out[k])):
+            raise DicomError(
+                f"stored values x slope {slope:g} + intercept {intercept:g} are not finite "
+                "(RescaleSlope/RescaleIntercept or Real World Value Mapping)",
+                f.source,
+            )
     return out
 
 
@@ -425,26 +540,117 @@ def _stack(
     return frames, geometry
 
 
-def _pixel_spacing(ds: Dataset | None) -> tuple[float, float] | None:
-    values = get_floats(ds, "PixelSpacing") if ds is not None else None
-    if not values or len(values) < 2 or min(values[:2]) <= 0:
+def _pixel_spacing(ds: Dataset | None, source: str = "") -> tuple[float, float] | None:
+    """Pixel Spacing (0028,0030) (row, column) in mm; None when absent.
+
+    Raises
+    ------
+    DicomError
+        Present but not two finite numbers within MIN_SPACING_MM..MAX_SPACING_MM.
+    """
+    if ds is None or not _present(ds, "PixelSpacing"):
         return None
+    values = get_floats(ds, "PixelSpacing")
+    if not values or len(values) < 2 or not all(math.isfinite(v) and v > 0 for v in values[:2]):
+        raise DicomError(
+            f"PixelSpacing (0028,0030) {_raw_text(ds, 'PixelSpacing')!r} is not two finite "
+            "positive numbers of mm",
+            source or None,
+        )
+    for v in values[:2]:
+        _spacing_ok(v, "PixelSpacing (0028,0030)", source)
     return (values[0], values[1])
 
 
-def _vec(ds: Dataset | None, keyword: str, size: int) -> NDArray[np.float64] | None:
-    values = get_floats(ds, keyword) if ds is not None else None
-    if values is None or len(values) != size:
+def _vec(
+    ds: Dataset | None, keyword: str, size: int, source: str = ""
+) -> NDArray[np.float64] | None:
+    """A vector header value (position, orientation); None when absent.
+
+    Raises
+    ------
+    DicomError
+        Present with a value that is not ``size`` finite numbers.
+    """
+    if ds is None or not _present(ds, keyword):
         return None
+    values = get_floats(ds, keyword)
+    if values is None or len(values) != size or not all(math.isfinite(v) for v in values):
+        raise DicomError(
+            f"{keyword} {_raw_text(ds, keyword)!r} is not {size} finite numbers", source or None
+        )
+    if max(abs(v) for v in values) > 1e7:
+        raise DicomError(f"{keyword} {values} is beyond 10 km from the origin", source or None)
     return np.asarray(values, dtype=float)
 
 
 def _dims(ds: Dataset, path: Path) -> tuple[int, int]:
-    rows = get_value(ds, "Rows")
-    cols = get_value(ds, "Columns")
-    if not rows or not cols:
+    if not _present(ds, "Rows") or not _present(ds, "Columns"):
         raise DicomError("missing Rows/Columns (0028,0010)/(0028,0011)", str(path))
-    return int(rows), int(cols)
+    rows = _int_value(ds, "Rows", str(path))
+    cols = _int_value(ds, "Columns", str(path))
+    assert rows is not None and cols is not None
+    return rows, cols
+
+
+def _n_frames(ds: Dataset, source: str) -> int:
+    """Number of Frames (0028,0008), 1 when absent; refused when not a whole number >= 1."""
+    n = _int_value(ds, "NumberOfFrames", source, 1)
+    assert n is not None
+    return n
+
+
+def _check_pixel_budget(files: list[tuple[Path, Dataset]]) -> None:
+    """Refuse absurd image dimensions before any pixel data are decoded.
+
+    Rows x Columns x Number of Frames of every file together must stay within
+    :data:`MAX_SERIES_VOXELS`; native pixel data must hold the bytes the header
+    announces (Rows x Columns x Frames x Samples x Bits Allocated / 8, PS3.5
+    8.1.1); encapsulated pixel data may not announce more than
+    :data:`MAX_ENCAPSULATED_RATIO` times the file size once decoded.
+    """
+    total = 0
+    for path, ds in files:
+        src = str(path)
+        rows, cols = _dims(ds, path)
+        frames = _n_frames(ds, src)
+        spp = _int_value(ds, "SamplesPerPixel", src, 1) or 1
+        bits = _int_value(ds, "BitsAllocated", src, None)
+        if bits is not None and bits not in (1, 8, 16, 32, 64):
+            raise DicomError(f"BitsAllocated (0028,0100) {bits} is not 1, 8, 16, 32 or 64", src)
+        voxels = rows * cols * frames
+        total += voxels
+        if total > MAX_SERIES_VOXELS:
+            raise DicomError(
+                f"Rows x Columns x NumberOfFrames = {rows} x {cols} x {frames} is beyond the "
+                f"{MAX_SERIES_VOXELS} voxels accepted for a series",
+                src,
+            )
+        expected = voxels * spp * (bits or 16) // 8
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        compressed = False
+        try:
+            compressed = bool(ts) and pydicom.uid.UID(ts).is_compressed
+        except Exception:
+            compressed = False
+        if compressed:
+            if expected > MAX_ENCAPSULATED_RATIO * max(size, 1):
+                raise DicomError(
+                    f"Rows x Columns x NumberOfFrames = {rows} x {cols} x {frames} "
+                    f"({expected} bytes decoded) is impossible for compressed pixel data of a "
+                    f"{size}-byte file",
+                    src,
+                )
+        elif expected > size:
+            raise DicomError(
+                f"Rows x Columns x NumberOfFrames x BitsAllocated = {rows} x {cols} x {frames} "
+                f"x {bits or 16} needs {expected} bytes of pixel data; the file has {size}",
+                src,
+            )
 
 
 def _single_frame(path: Path, ds: Dataset, check_tilt: bool) -> _Frame:
@@ -458,21 +664,22 @@ def _single_frame(path: Path, ds: Dataset, check_tilt: bool) -> _Frame:
                 str(path),
             )
     rows, cols = _dims(ds, path)
-    slope = get_float(ds, "RescaleSlope")
-    intercept = get_float(ds, "RescaleIntercept")
+    src = str(path)
+    slope = _slope(ds, "RescaleSlope", src)
+    intercept = _intercept(ds, "RescaleIntercept", src)
     t, _ = acquisition_datetime(ds)
     return _Frame(
-        source=str(path),
+        source=src,
         path=path,
         ds=ds,
         frame=None,
-        position=_vec(ds, "ImagePositionPatient", 3),
-        orientation=_vec(ds, "ImageOrientationPatient", 6),
-        pixel_spacing=_pixel_spacing(ds),
+        position=_vec(ds, "ImagePositionPatient", 3, src),
+        orientation=_vec(ds, "ImageOrientationPatient", 6, src),
+        pixel_spacing=_pixel_spacing(ds, src),
         rows=rows,
         cols=cols,
-        slope=1.0 if slope is None or slope == 0 else slope,
-        intercept=intercept or 0.0,
+        slope=slope,
+        intercept=intercept,
         mappings=_rwvm(ds),
         acquired_at=t,
     )
@@ -489,27 +696,29 @@ def _fg_frames(path: Path, ds: Dataset) -> list[_Frame]:
     rows, cols = _dims(ds, path)
     shared = first_item(ds, "SharedFunctionalGroupsSequence")
     per = list(get_value(ds, "PerFrameFunctionalGroupsSequence") or [])
-    n = int(get_value(ds, "NumberOfFrames", 1) or 1)
+    n = _n_frames(ds, str(path))
     if len(per) != n:
         raise DicomError(
             f"PerFrameFunctionalGroupsSequence has {len(per)} items for {n} frames", str(path)
         )
-    top_slope = get_float(ds, "RescaleSlope")
-    top_intercept = get_float(ds, "RescaleIntercept")
+    src = str(path)
+    top_slope = _slope(ds, "RescaleSlope", src)
+    top_intercept = _intercept(ds, "RescaleIntercept", src)
     frames: list[_Frame] = []
     for i, pf in enumerate(per):
 
         def group(keyword: str, pf: Dataset = pf) -> Dataset | None:
             return first_item(pf, keyword) or first_item(shared, keyword)
 
-        pos = _vec(group("PlanePositionSequence"), "ImagePositionPatient", 3)
-        ori = _vec(group("PlaneOrientationSequence"), "ImageOrientationPatient", 6)
+        fsrc = f"{path} (frame {i + 1})"
+        pos = _vec(group("PlanePositionSequence"), "ImagePositionPatient", 3, fsrc)
+        ori = _vec(group("PlaneOrientationSequence"), "ImageOrientationPatient", 6, fsrc)
         if ori is None:
-            ori = _vec(ds, "ImageOrientationPatient", 6)
+            ori = _vec(ds, "ImageOrientationPatient", 6, src)
         meas = group("PixelMeasuresSequence")
         pvt = group("PixelValueTransformationSequence")
-        slope = get_float(pvt, "RescaleSlope") if pvt is not None else top_slope
-        intercept = get_float(pvt, "RescaleIntercept") if pvt is not None else top_intercept
+        slope = _slope(pvt, "RescaleSlope", fsrc) if pvt is not None else top_slope
+        intercept = _intercept(pvt, "RescaleIntercept", fsrc) if pvt is not None else top_intercept
         mappings = _rwvm(pf) or _rwvm(shared) or _rwvm(ds)
         content = first_item(pf, "FrameContentSequence")
         t = (
@@ -525,11 +734,11 @@ def _fg_frames(path: Path, ds: Dataset) -> list[_Frame]:
                 frame=i,
                 position=pos,
                 orientation=ori,
-                pixel_spacing=_pixel_spacing(meas) or _pixel_spacing(ds),
+                pixel_spacing=_pixel_spacing(meas, fsrc) or _pixel_spacing(ds, src),
                 rows=rows,
                 cols=cols,
-                slope=1.0 if slope is None or slope == 0 else slope,
-                intercept=intercept or 0.0,
+                slope=slope,
+                intercept=intercept,
                 mappings=mappings,
                 acquired_at=t,
             )
@@ -544,9 +753,9 @@ def _fg_slice_thickness(ds: Dataset) -> float | None:
         if src is None:
             continue
         for kw in ("SpacingBetweenSlices", "SliceThickness"):
-            v = get_float(src, kw)
+            v = _number(src, kw, "")
             if v is not None and v > 0:
-                return v
+                return _spacing_ok(v, kw, "")
     return None
 
 
@@ -587,31 +796,39 @@ def _nm_frames(path: Path, ds: Dataset, warnings: list[str]) -> tuple[list[_Fram
             "read as a reconstructed volume"
         )
     rows, cols = _dims(ds, path)
-    n_frames = int(get_value(ds, "NumberOfFrames", 1) or 1)
+    src = str(path)
+    n_frames = _n_frames(ds, src)
     detector = first_item(ds, "DetectorInformationSequence")
-    ipp = _vec(ds, "ImagePositionPatient", 3)
+    ipp = _vec(ds, "ImagePositionPatient", 3, src)
     if ipp is None and detector is not None:
-        ipp = _vec(detector, "ImagePositionPatient", 3)
+        ipp = _vec(detector, "ImagePositionPatient", 3, src)
     if ipp is None:
         raise DicomError(
             "missing ImagePositionPatient (0020,0032) (neither at top level nor in "
             "DetectorInformationSequence): cannot place the SPECT volume",
             str(path),
         )
-    iop = _vec(ds, "ImageOrientationPatient", 6)
+    iop = _vec(ds, "ImageOrientationPatient", 6, src)
     if iop is None and detector is not None:
-        iop = _vec(detector, "ImageOrientationPatient", 6)
+        iop = _vec(detector, "ImageOrientationPatient", 6, src)
     if iop is None:
         iop = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
         warnings.append(
             "missing ImageOrientationPatient: axial orientation (1,0,0 / 0,1,0) assumed"
         )
-    spacing_rc = _pixel_spacing(ds)
+    spacing_rc = _pixel_spacing(ds, src)
     if spacing_rc is None:
         raise DicomError("missing PixelSpacing (0028,0030): voxel size unknown", str(path))
-    slice_spacing = get_float(ds, "SpacingBetweenSlices")
-    if slice_spacing is None or slice_spacing == 0:
-        slice_spacing = get_float(ds, "SliceThickness")
+    # A negative Spacing Between Slices is a legacy GE convention (see above); the
+    # Slice Thickness is a length and must be positive.
+    slice_spacing = _number(ds, "SpacingBetweenSlices", src, nonzero=True)
+    thickness = _number(ds, "SliceThickness", src, positive=True)
+    if thickness is not None:
+        _spacing_ok(thickness, "SliceThickness", src)
+    if slice_spacing is not None:
+        _spacing_ok(slice_spacing, "SpacingBetweenSlices", src)
+    else:
+        slice_spacing = thickness
     if slice_spacing is None or slice_spacing == 0:
         raise DicomError(
             "no slice spacing (SpacingBetweenSlices (0018,0088) or SliceThickness (0018,0050))",
@@ -662,7 +879,7 @@ def _nm_frames(path: Path, ds: Dataset, warnings: list[str]) -> tuple[list[_Fram
         warnings.append(
             "Frame Increment Pointer names SliceVector but it is absent: file order used"
         )
-    n_slices = get_value(ds, "NumberOfSlices")
+    n_slices = _int_value(ds, "NumberOfSlices", src, None)
     if n_slices is not None and int(n_slices) != n_frames:
         raise DicomError(
             f"NumberOfSlices (0054,0081) = {int(n_slices)} but the file has {n_frames} frames",
@@ -673,8 +890,8 @@ def _nm_frames(path: Path, ds: Dataset, warnings: list[str]) -> tuple[list[_Fram
     sign = 1.0 if slice_spacing > 0 else -1.0
     direction[:, 2] *= sign
     spacing_k = abs(float(slice_spacing))
-    slope = get_float(ds, "RescaleSlope")
-    intercept = get_float(ds, "RescaleIntercept")
+    slope = _slope(ds, "RescaleSlope", src)
+    intercept = _intercept(ds, "RescaleIntercept", src)
     mappings = _rwvm(ds)
     frames = [
         _Frame(
@@ -687,8 +904,8 @@ def _nm_frames(path: Path, ds: Dataset, warnings: list[str]) -> tuple[list[_Fram
             pixel_spacing=spacing_rc,
             rows=rows,
             cols=cols,
-            slope=1.0 if slope is None or slope == 0 else slope,
-            intercept=intercept or 0.0,
+            slope=slope,
+            intercept=intercept,
             mappings=mappings,
         )
         for k, i in enumerate(order)
@@ -770,6 +987,76 @@ def _philips_activity_scale(ds: Dataset) -> float | None:
         return f if f > 0 else None
     except (KeyError, ValueError, TypeError):
         return None
+
+
+# ------------------------------------------------------------ dates and times
+#: Earliest credible acquisition or administration (no digital nuclear medicine
+#: image or DICOM file predates 1970).
+EARLIEST_CREDIBLE = datetime(1970, 1, 1)
+#: A time up to this far after the computer's clock is accepted (time zones of
+#: the modality and the workstation differ by at most 14 h, UTC-12 .. UTC+14).
+CLOCK_MARGIN = timedelta(hours=14)
+
+_DATE_KEYWORDS = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+_TIME_KEYWORDS = ("StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime")
+
+
+def _check_dates(ds: Dataset, source: str) -> None:
+    """Dates and times present in the header must parse (PS3.5 DA, TM, DT).
+
+    Raises
+    ------
+    DicomError
+        e.g. ``AcquisitionDate '20261345' is not a date (YYYYMMDD)``.
+    """
+    for kw in _DATE_KEYWORDS:
+        if _present(ds, kw) and parse_da(get_value(ds, kw)) is None:
+            raise DicomError(f"{kw} {_raw_text(ds, kw)!r} is not a date (YYYYMMDD)", source)
+    for kw in _TIME_KEYWORDS:
+        if _present(ds, kw) and parse_tm(get_value(ds, kw)) is None:
+            raise DicomError(f"{kw} {_raw_text(ds, kw)!r} is not a time (HHMMSS)", source)
+    if (
+        _present(ds, "AcquisitionDateTime")
+        and parse_dt(get_value(ds, "AcquisitionDateTime")) is None
+    ):
+        raise DicomError(
+            f"AcquisitionDateTime {_raw_text(ds, 'AcquisitionDateTime')!r} is not a date-time",
+            source,
+        )
+    item = radiopharmaceutical_item(ds)
+    kw = "RadiopharmaceuticalStartDateTime"
+    if item is not None and _present(item, kw) and parse_dt(get_value(item, kw)) is None:
+        raise DicomError(f"{kw} {_raw_text(item, kw)!r} is not a date-time", source)
+
+
+def _check_time_order(
+    acquired_at: datetime | None, administration: Administration | None, source: str
+) -> None:
+    """Acquisition and administration times are credible and in order.
+
+    Not before :data:`EARLIEST_CREDIBLE`, not after now + :data:`CLOCK_MARGIN`,
+    and the acquisition not before the administration read from the same header.
+    """
+    latest = datetime.now() + CLOCK_MARGIN
+    for what, t in (
+        ("acquisition date/time", acquired_at),
+        (
+            "administration date/time (Radiopharmaceutical Start DateTime)",
+            (administration.time if administration is not None else None),
+        ),
+    ):
+        if t is None:
+            continue
+        if t < EARLIEST_CREDIBLE:
+            raise DicomError(f"{what} {t:%Y-%m-%d %H:%M} is before 1970", source)
+        if t > latest:
+            raise DicomError(f"{what} {t:%Y-%m-%d %H:%M} is in the future", source)
+    if acquired_at is not None and administration is not None and acquired_at < administration.time:
+        raise DicomError(
+            f"acquisition {acquired_at:%Y-%m-%d %H:%M} is before the administration "
+            f"{administration.time:%Y-%m-%d %H:%M} (Radiopharmaceutical Start DateTime)",
+            source,
+        )
 
 
 # --------------------------------------------------------------- the reader
@@ -877,7 +1164,43 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
         Units that cannot be converted (e.g. Units code not known).
     CalibrationError
         A calibration factor that is not a positive number.
+
+    Whatever is wrong with a file -- a header value of the wrong type
+    (``Rows`` = ``"abc"``), absurd dimensions, NaN or non-positive slopes and
+    spacings, damaged pixel data -- the result is one of these exceptions naming
+    the file, never another exception type (an ``AssertionError`` is a bug and
+    is not converted).  Image dimensions are checked against the file size and
+    :data:`MAX_SERIES_VOXELS` before any pixel data are decoded.
     """
+    try:
+        return _read_series(series, calibration_cps_per_mbq)
+    except DicomError as exc:
+        if exc.path is None and series.paths:
+            raise DicomError(str(exc), _first_path(series)) from exc
+        raise
+    except (UnitsError, CalibrationError):
+        raise
+    except AssertionError:
+        raise
+    except DosimetryError as exc:
+        raise DicomError(str(exc), _first_path(series)) from exc
+    except MemoryError as exc:
+        raise DicomError(
+            "image too large for the memory of this computer", _first_path(series)
+        ) from exc
+    except Exception as exc:  # hostile or damaged header: name the file, never crash
+        raise DicomError(
+            f"malformed DICOM header or pixel data ({type(exc).__name__}: {short_exception(exc)})",
+            _first_path(series),
+        ) from exc
+
+
+def _first_path(series: SeriesFiles) -> str | None:
+    return str(series.paths[0]) if series.paths else series.series_instance_uid or None
+
+
+def _read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None) -> LoadedSeries:
+    """The body of :func:`read_series` (exceptions not yet normalised)."""
     cf = calibration_cps_per_mbq
     if cf is not None and not (isinstance(cf, int | float) and math.isfinite(cf) and cf > 0):
         raise CalibrationError(
@@ -908,6 +1231,9 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
                 f"here, {sop_class_name(sop)} in {path0})",
                 str(p),
             )
+    _check_pixel_budget(files)
+    for p, ds in files:
+        _check_dates(ds, str(p))
     fors = {get_str(ds, "FrameOfReferenceUID") for _, ds in files}
     if len(fors) > 1:
         by_for: dict[str, list[Path]] = {}
@@ -933,7 +1259,7 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
             _fg_frames(path0, ds0), warnings, _fg_slice_thickness(ds0), for_uid
         )
     elif kind == "NM":
-        multi = [p for p, ds in files if int(get_value(ds, "NumberOfFrames", 1) or 1) > 1]
+        multi = [p for p, ds in files if _n_frames(ds, str(p)) > 1]
         if len(files) == 1:
             frames, geometry = _nm_frames(path0, ds0, warnings)
         elif multi:
@@ -977,8 +1303,15 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
     if image_type:
         info.extra["image_type"] = image_type
 
+    _check_time_order(acquired_at, None, str(path0))
     if kind == "CT":
         hu = _values(frames)
+        if hu.size and float(np.max(np.abs(hu))) > MAX_ABS_HU:
+            raise DicomError(
+                f"CT values up to {float(np.max(np.abs(hu))):.3g} are not Hounsfield units "
+                "(RescaleSlope/RescaleIntercept)",
+                str(path0),
+            )
         rounded = np.rint(hu)
         if (
             np.array_equal(rounded, hu)
@@ -1011,6 +1344,7 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
             src,
         )
     administration = administration_from_dataset(flat0, acquired_at, warnings)
+    _check_time_order(acquired_at, administration, src)
     item = radiopharmaceutical_item(flat0)
     nuclide = None
     if item is not None:

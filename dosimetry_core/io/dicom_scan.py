@@ -10,8 +10,10 @@ one-line reason.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +36,7 @@ from dosimetry_core.io._dicom_common import (
     short_exception,
     sop_class_name,
 )
-from dosimetry_core.io.types import ScanResult, SeriesFiles, Skipped
+from dosimetry_core.io.types import Conflict, ScanResult, SeriesFiles, Skipped
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
 
 #: Header elements read by the scanner (PS3.6 keywords).  Reading only these
@@ -63,6 +65,10 @@ _SCAN_TAGS: list[int | str] = [
     "NumberOfFrames",
     "BitsAllocated",
     "SamplesPerPixel",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
     TAG_PIXEL_DATA,
     TAG_FLOAT_PIXEL_DATA,
     TAG_DOUBLE_FLOAT_PIXEL_DATA,
@@ -174,6 +180,183 @@ def _ends_inside_an_element(path: Path) -> bool:
     return bool(last_tell + last_length != size)
 
 
+def _scan_one(path: Path) -> Skipped | tuple[Dataset, str, str]:
+    """Read one file's header: a reason to skip it, or (header, series UID, SOP UID)."""
+    if path.name.upper() == "DICOMDIR":
+        return Skipped(str(path), "DICOMDIR index file (the files it lists are scanned directly)")
+    try:
+        ds = read_dataset(path, specific_tags=_SCAN_TAGS, defer_size=_DEFER_SIZE)
+    except DicomError as exc:
+        reason = str(exc)
+        prefix = f"{path}: "
+        return Skipped(str(path), reason[len(prefix) :] if reason.startswith(prefix) else reason)
+    meta_sop = ""
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        meta_sop = get_str(file_meta, "MediaStorageSOPClassUID")
+    sop_class = get_str(ds, "SOPClassUID") or meta_sop
+    if meta_sop == MEDIA_STORAGE_DIRECTORY_STORAGE or sop_class == MEDIA_STORAGE_DIRECTORY_STORAGE:
+        return Skipped(str(path), "DICOMDIR index file (the files it lists are scanned directly)")
+    series_uid = get_str(ds, "SeriesInstanceUID")
+    if not series_uid:
+        reason = "DICOM file without Series Instance UID (0020,000E)"
+        if _ends_inside_an_element(path):
+            reason = "truncated DICOM file (header cut off before the Series Instance UID)"
+        return Skipped(str(path), reason)
+    if sop_class and is_image_sop_class(sop_class) and _pixel_element(ds) is None:
+        reason = f"{sop_class_name(sop_class)} object without pixel data"
+        if _ends_inside_an_element(path):
+            name = sop_class_name(sop_class)
+            reason = f"truncated DICOM file ({name} cut off before its pixel data)"
+        return Skipped(str(path), reason)
+    truncated = _truncation_reason(ds, path)
+    if truncated:
+        return Skipped(str(path), truncated)
+    return ds, series_uid, get_str(ds, "SOPInstanceUID")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+#: Header attributes a file must share with the other files of its series
+#: (General Study/Series, Frame of Reference, Image Plane and Image Pixel modules).
+_CONSISTENCY_KEYS = (
+    "PatientID",
+    "StudyInstanceUID",
+    "Modality",
+    "SOPClassUID",
+    "FrameOfReferenceUID",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "PixelSpacing",
+    "ImageOrientationPatient",
+    "SliceThickness",
+)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        return get_str(ds, keyword)
+    except Exception:
+        return "?"
+
+
+def _mismatches(ds: Dataset, others: list[Dataset]) -> int:
+    """How many attributes of ``ds`` differ from the most common value among ``others``.
+
+    Also counts an Image Position (Patient) already taken by another file of the
+    series (a second slice at the same place).
+    """
+    if not others:
+        return 0
+    count = 0
+    for key in _CONSISTENCY_KEYS:
+        common = Counter(_text(o, key) for o in others).most_common(1)[0][0]
+        if _text(ds, key) != common:
+            count += 1
+    position = _text(ds, "ImagePositionPatient")
+    if position and any(_text(o, "ImagePositionPatient") == position for o in others):
+        count += 1
+    return count
+
+
+def _resolve_instance_uids(
+    accepted: list[tuple[Path, Dataset, str, str]], skipped: list[Skipped]
+) -> tuple[list[Conflict], set[Path]]:
+    """Deal with files sharing a SOP Instance UID (0008,0018).
+
+    * identical bytes: a true duplicate (the same object exported twice); the
+      later path is skipped as "duplicate of", as before;
+    * different content: a **conflict**, reported on all files.  Within one
+      series the file most consistent with the series' other files (same study,
+      frame of reference, size, spacing, orientation, a slice position of its
+      own) is kept; on a tie none is kept, since it cannot be told which one is
+      real.  Files of different series are each judged within their own series,
+      so a file planted in another series never displaces the real one.
+
+    Returns the conflicts and the paths not to use (also added to ``skipped``).
+    """
+    by_sop: dict[str, list[int]] = {}
+    for i, (_, _, _, sop) in enumerate(accepted):
+        if sop:
+            by_sop.setdefault(sop, []).append(i)
+    dropped: set[Path] = set()
+    conflicts: list[Conflict] = []
+    clashing = {i for idxs in by_sop.values() if len(idxs) > 1 for i in idxs}
+    for sop, idxs in by_sop.items():
+        if len(idxs) < 2:
+            continue
+        unique: list[int] = []
+        first_of: dict[str, Path] = {}
+        for i in idxs:
+            path = accepted[i][0]
+            try:
+                digest = _digest(path)
+            except OSError:
+                digest = f"unreadable:{path}"
+            if digest in first_of:
+                skipped.append(
+                    Skipped(str(path), f"duplicate of {first_of[digest]} (same SOP Instance UID)")
+                )
+                dropped.add(path)
+                continue
+            first_of[digest] = path
+            unique.append(i)
+        if len(unique) < 2:
+            continue
+        paths = tuple(str(accepted[i][0]) for i in unique)
+        kept: list[str] = []
+        by_series: dict[str, list[int]] = {}
+        for i in unique:
+            by_series.setdefault(accepted[i][2], []).append(i)
+        for series_uid, members in by_series.items():
+            others = [
+                ds
+                for j, (_, ds, s_uid, _) in enumerate(accepted)
+                if s_uid == series_uid and j not in clashing
+            ]
+            scores = {i: _mismatches(accepted[i][1], others) for i in members}
+            best = min(scores.values())
+            winners = [i for i in members if scores[i] == best]
+            keep = winners[0] if len(winners) == 1 else None
+            for i in members:
+                if i == keep:
+                    kept.append(str(accepted[i][0]))
+                    continue
+                path = accepted[i][0]
+                dropped.add(path)
+                other = ", ".join(p for p in paths if p != str(path))
+                why = (
+                    "less consistent with its series than"
+                    if keep is not None
+                    else "as consistent with its series as"
+                )
+                skipped.append(
+                    Skipped(
+                        str(path),
+                        f"conflict: SOP Instance UID {sop} also in {other} with other content; "
+                        f"this file is {why} the other, not used",
+                    )
+                )
+        kept_text = ", ".join(kept) if kept else "none (cannot tell which one is real)"
+        conflicts.append(
+            Conflict(
+                sop_instance_uid=sop,
+                paths=paths,
+                kept=tuple(kept),
+                reason=f"SOP Instance UID {sop} in {len(paths)} files with different "
+                f"content ({', '.join(paths)}); kept: {kept_text}",
+            )
+        )
+    return conflicts, dropped
+
+
 def scan_directory(
     root: str | Path,
     progress: ProgressCallback | None = None,
@@ -197,8 +380,10 @@ def scan_directory(
         paths sorted, series sorted by patient, study, acquisition time.
         ``skipped``: files not used, each with a one-line reason (not DICOM,
         unreadable or truncated, DICOMDIR index, image object without pixel
-        data, no Series Instance UID, duplicate SOP Instance UID).
-        ``n_files_seen``: number of files looked at.
+        data, no Series Instance UID, duplicate SOP Instance UID, the losing side
+        of a conflict).  ``n_files_seen``: number of files looked at.
+        ``conflicts``: SOP Instance UIDs carried by files of different content
+        (see :func:`_resolve_instance_uids`).
 
     Notes
     -----
@@ -225,78 +410,36 @@ def scan_directory(
     n = len(files)
     skipped: list[Skipped] = []
     series: dict[str, _SeriesAccumulator] = {}
-    seen_instances: dict[str, Path] = {}
 
+    accepted: list[tuple[Path, Dataset, str, str]] = []  # path, header, series, SOP
     for i, path in enumerate(files):
         if i % _PROGRESS_EVERY == 0:
             check_cancel(cancel)
             report(progress, i / max(n, 1), f"reading DICOM headers {i}/{n}")
-        if path.name.upper() == "DICOMDIR":
-            skipped.append(
-                Skipped(str(path), "DICOMDIR index file (the files it lists are scanned directly)")
-            )
-            continue
         try:
-            ds = read_dataset(path, specific_tags=_SCAN_TAGS, defer_size=_DEFER_SIZE)
-        except DicomError as exc:
-            reason = str(exc)
-            prefix = f"{path}: "
-            skipped.append(
-                Skipped(str(path), reason[len(prefix) :] if reason.startswith(prefix) else reason)
-            )
+            outcome = _scan_one(path)
+        except AssertionError:
+            raise
+        except Exception as exc:  # whatever a hostile file does, the others go on
+            outcome = Skipped(str(path), f"unreadable DICOM file ({short_exception(exc)})")
+        if isinstance(outcome, Skipped):
+            skipped.append(outcome)
             continue
-        except Exception as exc:
-            skipped.append(Skipped(str(path), f"unreadable DICOM file ({short_exception(exc)})"))
-            continue
+        ds, series_uid, sop_instance = outcome
+        accepted.append((path, ds, series_uid, sop_instance))
 
-        meta_sop = ""
-        file_meta = getattr(ds, "file_meta", None)
-        if file_meta is not None:
-            meta_sop = get_str(file_meta, "MediaStorageSOPClassUID")
-        sop_class = get_str(ds, "SOPClassUID") or meta_sop
-        if (
-            meta_sop == MEDIA_STORAGE_DIRECTORY_STORAGE
-            or sop_class == MEDIA_STORAGE_DIRECTORY_STORAGE
-        ):
-            skipped.append(
-                Skipped(str(path), "DICOMDIR index file (the files it lists are scanned directly)")
-            )
+    conflicts, dropped = _resolve_instance_uids(accepted, skipped)
+    for path, ds, series_uid, _ in accepted:
+        if path in dropped:
             continue
-        series_uid = get_str(ds, "SeriesInstanceUID")
-        if not series_uid:
-            reason = "DICOM file without Series Instance UID (0020,000E)"
-            if _ends_inside_an_element(path):
-                reason = "truncated DICOM file (header cut off before the Series Instance UID)"
-            skipped.append(Skipped(str(path), reason))
-            continue
-        if sop_class and is_image_sop_class(sop_class) and _pixel_element(ds) is None:
-            reason = f"{sop_class_name(sop_class)} object without pixel data"
-            if _ends_inside_an_element(path):
-                name = sop_class_name(sop_class)
-                reason = f"truncated DICOM file ({name} cut off before its pixel data)"
-            skipped.append(Skipped(str(path), reason))
-            continue
-        truncated = _truncation_reason(ds, path)
-        if truncated:
-            skipped.append(Skipped(str(path), truncated))
-            continue
-        sop_instance = get_str(ds, "SOPInstanceUID")
-        if sop_instance:
-            if sop_instance in seen_instances:
-                skipped.append(
-                    Skipped(
-                        str(path),
-                        f"duplicate of {seen_instances[sop_instance]} (same SOP Instance UID)",
-                    )
-                )
-                continue
-            seen_instances[sop_instance] = path
-
         acc = series.get(series_uid)
         if acc is None:
             acc = series[series_uid] = _SeriesAccumulator(first=ds)
         acc.paths.append(path)
-        t, _ = acquisition_datetime(ds)
+        try:
+            t, _ = acquisition_datetime(ds)
+        except Exception:  # judged when the series is read
+            t = None
         if t is not None:
             acc.times.append(t)
 
@@ -326,4 +469,4 @@ def scan_directory(
         )
     )
     report(progress, 1.0, f"found {len(out)} series in {n} files ({len(skipped)} skipped)")
-    return ScanResult(series=out, skipped=skipped, n_files_seen=n)
+    return ScanResult(series=out, skipped=skipped, n_files_seen=n, conflicts=conflicts)

@@ -43,6 +43,30 @@ class SeriesFiles:
     paths: list[Path] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """Files sharing one SOP Instance UID (0008,0018) with different content.
+
+    A SOP Instance UID names one object world-wide (PS3.5 9.1), so two files
+    carrying it with different bytes cannot both be that object.  ``kept`` are
+    the files used (the one consistent with its series, one per series), ``paths``
+    every file involved; the others are also listed in ``skipped``.
+    """
+
+    sop_instance_uid: str
+    paths: tuple[str, ...]
+    kept: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sop_instance_uid": self.sop_instance_uid,
+            "paths": list(self.paths),
+            "kept": list(self.kept),
+            "reason": self.reason,
+        }
+
+
 @dataclass
 class ScanResult:
     """Outcome of :func:`dosimetry_core.io.dicom_scan.scan_directory`."""
@@ -50,6 +74,7 @@ class ScanResult:
     series: list[SeriesFiles]
     skipped: list[Skipped]
     n_files_seen: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 @dataclass

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from dosimetry_core.errors import DosimetryError, InvalidInputError
-from dosimetry_core.io.types import LoadedSeries, SeriesFiles, Skipped
+from dosimetry_core.io.text import printable
+from dosimetry_core.io.types import Conflict, LoadedSeries, SeriesFiles, Skipped
 from dosimetry_core.model import (
     Administration,
     CalibrationStatus,
@@ -56,6 +57,13 @@ SAME_ADMINISTRATION_TOLERANCE = timedelta(minutes=5)
 #: A CT is paired with a functional series of the same study acquired within this window.
 CT_PAIRING_WINDOW = timedelta(hours=2)
 
+
+#: A time point may hold up to this fraction more activity than the net
+#: administered activity decayed to its acquisition before it is refused
+#: (project choice: quantitative SPECT/CT recovers the activity of a phantom to
+#: within about 10 %, MIRD Pamphlet No. 23, Dewaraja et al., J Nucl Med
+#: 2012;53:1310-1325).
+ACTIVITY_EXCESS_TOLERANCE = 0.10
 
 #: Modalities of the contour objects attached to a case as draft VOIs.
 STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
@@ -279,24 +287,43 @@ class ImportReport:
     """Stored camera calibrations applied automatically (one entry per series)."""
     structure_sets: list[ImportedStructureSet] = field(default_factory=list)
     """Every RTSTRUCT/SEG file of the folder: attached as draft VOIs, or why not."""
+    conflicts: list[Conflict] = field(default_factory=list)
+    """Files sharing a SOP Instance UID with other content (all paths named)."""
+    n_already_present: int = 0
+    """Functional series found in the folder that the store already held."""
+    activity_above_administered: list[dict[str, Any]] = field(default_factory=list)
+    """Time points imported with more activity than administered (flag given)."""
+
+    @property
+    def imported_anything(self) -> bool:
+        """True when a case was created or changed, or the store already held a series."""
+        return bool(self.cases) or self.n_already_present > 0
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape of ``mrtdose import --json`` (plus ``warnings``,
-        ``calibrations`` — the stored QA calibrations applied — and
-        ``structure_sets``)."""
+        ``calibrations`` — the stored QA calibrations applied —, ``structure_sets``,
+        ``conflicts``, ``already_present``, ``imported`` and
+        ``activity_above_administered``).  Strings are raw (JSON escapes them)."""
         return {
             "cases": [c.to_dict() for c in self.cases],
             "skipped": [s.to_dict() for s in self.skipped],
             "warnings": list(self.warnings),
             "calibrations": list(self.calibrations),
             "structure_sets": [s.to_dict() for s in self.structure_sets],
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "already_present": self.n_already_present,
+            "imported": self.imported_anything,
+            "activity_above_administered": list(self.activity_above_administered),
         }
 
     def summary_lines(self) -> list[str]:
         """The import in words: cases, time points, structure sets, skipped files, warnings.
 
         Series are named by their description, time after administration and
-        file count, never by UID (the ``mrtdose import`` text output).
+        file count, never by UID (the ``mrtdose import`` text output).  Every
+        line goes through :func:`dosimetry_core.io.text.printable`: CR/LF, ANSI
+        escapes and other control characters from headers or file names are
+        escaped, so a header cannot forge or hide a line.
         """
         lines: list[str] = []
         for c in self.cases:
@@ -310,11 +337,13 @@ class ImportReport:
         for ss in self.structure_sets:
             if not ss.attached or ss.case_id not in {c.case_id for c in self.cases}:
                 lines.append(ss.words())
+        for conflict in self.conflicts:
+            lines.append(f"conflict: {conflict.reason}")
         for s in self.skipped:
             lines.append(f"skipped {s.path}: {s.reason}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
-        return lines
+        return [printable(line) for line in lines]
 
 
 def _series_path(series: SeriesFiles) -> str:
@@ -403,6 +432,7 @@ def import_directory(
     root: str | Path,
     *,
     calibration_cps_per_mbq: float | None = None,
+    allow_activity_above_administered: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> ImportReport:
@@ -421,6 +451,11 @@ def import_directory(
         a count-based NM series gets the camera calibration stored in the QA
         records for its device key and nuclide, valid at its acquisition
         (``mrtdose qa calibrate``), when there is one.
+    allow_activity_above_administered
+        Import a time point whose total activity exceeds the case's net
+        administered activity decayed to its acquisition (by more than
+        :data:`ACTIVITY_EXCESS_TOLERANCE`); such time points are named in the
+        report and in the audit entry.  By default they are refused.
 
     Returns
     -------
@@ -449,6 +484,17 @@ def import_directory(
     point is left as it is, so importing a folder again adds nothing.  A file
     whose frame of reference matches no CT is listed with the reason in
     ``structure_sets`` and ``skipped``.
+
+    **Refusals.**  Every problem of one file or series is a ``skipped`` entry
+    naming the file and the field, never an exception that stops the import:
+    unreadable or hostile headers, non-finite or non-positive slopes and
+    spacings, unparseable or impossible dates (before 1970, in the future, an
+    acquisition before the administration in its header or in the case it
+    would join), a SPECT/PET series without Patient ID (0010,0020) -- refused, so
+    that it can never join another patient's case --, and a time point holding
+    more activity than administered (unless allowed).  Files sharing a SOP
+    Instance UID with different content are ``conflicts`` (see
+    :func:`dosimetry_core.io.dicom_scan.scan_directory`).
     """
     from dosimetry_core.io.dicom_read import read_series
     from dosimetry_core.io.dicom_scan import scan_directory
@@ -466,6 +512,7 @@ def import_directory(
     report(progress, 0.0, f"scanning {root}")
     scan = scan_directory(root, progress=sub_progress(progress, 0.0, 0.2), cancel=cancel)
     out.skipped.extend(scan.skipped)
+    out.conflicts.extend(scan.conflicts)
     out.n_files_seen = scan.n_files_seen
 
     loaded: list[LoadedSeries] = []
@@ -492,6 +539,23 @@ def import_directory(
                 ls = _apply_stored_calibration(store, s, ls, out)
         except DosimetryError as exc:
             out.skipped.append(Skipped(_series_path(s), str(exc)))
+            continue
+        except AssertionError:
+            raise
+        except Exception as exc:  # read_series names its errors; anything else is the file's
+            out.skipped.append(
+                Skipped(_series_path(s), f"cannot read the series ({type(exc).__name__}: {exc})")
+            )
+            continue
+        if not ls.patient.patient_id:
+            out.skipped.append(
+                Skipped(
+                    _series_path(s),
+                    f"{ls.info.modality} series '{ls.info.series_description}' has no Patient ID "
+                    "(0010,0020): refused, a study without a patient ID could join another "
+                    "patient's case",
+                )
+            )
             continue
         ls.info.extra.setdefault("source_path", _series_path(s))
         loaded.append(ls)
@@ -531,11 +595,20 @@ def import_directory(
                 continue
             case, created = _case_for(f, cases, patient_id, out)
             if f.info.series_instance_uid in _existing_series_uids(case):
+                out.n_already_present += 1
                 out.warnings.append(
                     f"{f.info.modality} series '{f.info.series_description}' acquired "
                     f"{f.acquired_at:%Y-%m-%d %H:%M} is already in case "
                     f"{case.case_id}; not imported again"
                 )
+                continue
+            refusal = _time_point_refusal(case, f, allow_activity_above_administered, out)
+            if refusal:
+                out.skipped.append(
+                    Skipped(f.info.extra.get("source_path", f.info.series_description), refusal)
+                )
+                if created and not case.time_points:
+                    cases.remove(case)
                 continue
             paired = _pair_ct(f, cts)
             if paired is None:
@@ -596,6 +669,11 @@ def import_directory(
                     "import",
                     source=str(root),
                     new_time_points=n_new,
+                    activity_above_administered_allowed=[
+                        a["series_description"]
+                        for a in out.activity_above_administered
+                        if a["case_id"] == case.case_id
+                    ],
                     vois_attached=attached,
                     structure_sets=[
                         ss.path
@@ -717,6 +795,77 @@ def _case_for(
     case = Case(patient=f.patient)
     cases.append(case)
     return case, True
+
+
+def _administered_at_mbq(case: Case, at: datetime) -> float | None:
+    """Net activity administered to the case before ``at``, decayed to ``at`` (MBq).
+
+    Sum over the case's administrations at or before ``at`` of the net activity
+    (:func:`dosimetry_core.physics.decay.net_administered_activity_mbq`) decayed
+    from the administration to ``at``.  None when it cannot be computed (no
+    administration, unknown nuclide).
+    """
+    from dosimetry_core.physics.decay import decay_activity_mbq, net_administered_activity_mbq
+
+    total = 0.0
+    found = False
+    for adm in case.administrations:
+        if adm.time > at:
+            continue
+        try:
+            total += decay_activity_mbq(
+                net_administered_activity_mbq(adm), adm.nuclide, adm.time, at
+            )
+        except DosimetryError:
+            return None
+        found = True
+    return total if found else None
+
+
+def _time_point_refusal(case: Case, f: LoadedSeries, allow_above: bool, out: ImportReport) -> str:
+    """Why this acquisition cannot become a time point of ``case`` ("" when it can).
+
+    * the acquisition is before the case's first administration;
+    * its total activity (Bq/mL volumes) exceeds the net administered activity
+      decayed to the acquisition by more than :data:`ACTIVITY_EXCESS_TOLERANCE`,
+      unless ``allow_above`` (then recorded in ``out.activity_above_administered``).
+    """
+    assert f.acquired_at is not None
+    what = f"{f.info.modality} series '{f.info.series_description}'"
+    first = case.first_administration
+    if first is not None and f.acquired_at < first.time:
+        return (
+            f"{what}: acquisition {f.acquired_at:%Y-%m-%d %H:%M} is before the administration "
+            f"of {first.time:%Y-%m-%d %H:%M} in case {case.case_id} (AcquisitionDate/Time)"
+        )
+    if f.volume.units != ImageUnits.BQML:
+        return ""
+    total = float(f.volume.total_activity_mbq())
+    if not np.isfinite(total):
+        return f"{what}: total activity is not a finite number (RescaleSlope)"
+    administered = _administered_at_mbq(case, f.acquired_at)
+    if administered is None or total <= administered * (1.0 + ACTIVITY_EXCESS_TOLERANCE):
+        return ""
+    words = (
+        f"{what}: total activity {total:.4g} MBq is more than the net administered "
+        f"activity decayed to the scan, {administered:.4g} MBq, in case {case.case_id}"
+    )
+    if not allow_above:
+        return (
+            words + " (check RescaleSlope, Units and the administration; "
+            "--allow-activity-above-administered imports it anyway)"
+        )
+    out.warnings.append(words + "; imported as asked (--allow-activity-above-administered)")
+    out.activity_above_administered.append(
+        {
+            "case_id": case.case_id,
+            "series_description": f.info.series_description,
+            "series_instance_uid": f.info.series_instance_uid,
+            "total_activity_mbq": total,
+            "administered_at_scan_mbq": administered,
+        }
+    )
+    return ""
 
 
 def _make_time_point(store: Any, f: LoadedSeries, ct: LoadedSeries | None) -> TimePoint:
@@ -918,6 +1067,9 @@ def _attach_structure_file(
         return
     entry.label = contours.label or entry.label
     entry.roi_names = list(contours.names)
+    if not series.patient_id:
+        refuse("no Patient ID (0010,0020): it could be attached to another patient's case")
+        return
     cases = _cases_for_patient(store, series.patient_id, pending)
     if not cases:
         refuse(
