@@ -56,7 +56,8 @@ class Rule:
     login
         ``False`` only for ``user bootstrap`` (the first admin of an empty store).
     announce
-        Print the store's mode on stderr (``store PATH: single-user ...``).
+        Print the store's mode on stderr (``store PATH: single-user ...``); every
+        command does when stderr is a terminal.
     """
 
     action: str | Callable[[argparse.Namespace], str] | None
@@ -322,7 +323,7 @@ def open_store_for(args: argparse.Namespace, rule: Rule | None, command: str) ->
     except BaseException:
         store.close()
         raise
-    if rule is not None and rule.announce:
+    if rule is not None and (rule.announce or sys.stderr.isatty()):
         sys.stderr.write(mode_line(store, path) + "\n")
     return store
 

@@ -6,6 +6,13 @@ on a user's mistake or a bad file, one line on stderr and a non-zero status
 (1 for input/data problems, 2 for command-line usage, 3 for internal errors,
 130 when interrupted).  Set ``MRTDOSE_DEBUG=1`` to see tracebacks of internal
 errors.
+
+Access control (:mod:`dosimetry_core.cli.access`): a store without user
+accounts is a single-user store and needs no log-in; once it has accounts,
+every command that opens it needs a log-in (``$MRTDOSE_USER`` and
+``$MRTDOSE_PASSWORD``) and a role allowed to do the command's action, checked
+before the command reads or computes anything.  ``mrtdose cases`` says on
+stderr which mode the store is in.
 """
 
 from __future__ import annotations
