@@ -80,6 +80,11 @@ def _sign_action(args: argparse.Namespace) -> str:
     return "sign-mpe" if getattr(args, "role_as", None) == "mpe" else "sign-practitioner"
 
 
+def _audit_action(args: argparse.Namespace) -> str:
+    """``audit --verify`` checks the chain (``verify``); listing entries reads them."""
+    return "verify" if getattr(args, "verify", False) else "read-audit"
+
+
 def _verify_opens_store(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "store", None))
 
@@ -98,7 +103,7 @@ RULES: dict[str, Rule] = {
     "measurement list": Rule("read"),
     "qa list": Rule("read"),
     "protocols": Rule("read", opens_store=_protocols_opens_store),
-    "audit": Rule("read-audit"),
+    "audit": Rule(_audit_action),
     # data entry and import (technologist, physicist)
     "import": Rule("import"),
     "demo": Rule("import"),
@@ -352,7 +357,10 @@ def checked_store(args: argparse.Namespace) -> Any:
 def open_unchecked(args: argparse.Namespace) -> Any:
     """Open and check the store of a command that did not pass :func:`check_access`."""
     command = str(getattr(args, _PATH_ATTR, "") or "")
-    store = open_store_for(args, RULES.get(command), command or "(unknown command)")
+    rule = RULES.get(command)
+    if rule is not None and not rule.store_for(args):
+        rule = None  # a command said to open no store opens one: fail closed
+    store = open_store_for(args, rule, command or "(unknown command)")
     setattr(args, _STORE_ATTR, store)
     return store
 
