@@ -18,6 +18,7 @@ Commands::
     mrtdose user disable USERNAME --as ADMIN
     mrtdose user enable USERNAME --as ADMIN
     mrtdose user passwd USERNAME --as USER                   own password, or any as admin
+    mrtdose user ca-cert [--out FILE]                         the department CA certificate (PEM)
     mrtdose audit [CASE]                                     entries (of one case)
     mrtdose audit --verify                                   exit 0 intact, 1 with the problems
 """
@@ -122,8 +123,15 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             state = f"locked until {u.locked_until.isoformat(sep=' ', timespec='minutes')}"
         else:
             state = "active" + (f" ({u.failed_attempts} failed)" if u.failed_attempts else "")
+        if u.integrity not in ("ok", "no keys"):
+            state = "ALTERED (see below)"
         lines.append(f"{u.username:<20} {u.role:<13} {state:<28} {u.full_name}")
+    bad = [u.integrity for u in users if u.integrity not in ("ok", "no keys")]
+    lines += [f"PROBLEM: {p}" for p in bad]
     emit(args, {"users": [u.to_dict() for u in users]}, "\n".join(lines))
+    if bad:
+        sys.stderr.write(f"mrtdose: account rows fail their signature check ({bad[0]})\n")
+        return 1
     return 0
 
 
@@ -158,6 +166,34 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_ca_cert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dosimetry_core.store.keys import fingerprint, load_cert
+    from dosimetry_core.store.users import ca_certificate_pem
+
+    emit, open_store = _io()
+    pem = ca_certificate_pem(open_store(args))
+    data: dict[str, Any] = {
+        "certificate_sha256": fingerprint(load_cert(pem)),
+        "pem": pem,
+        "file": None,
+    }
+    if args.out:
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise InvalidInputError(f"the folder of --out {out} does not exist", field="out")
+        out.write_text(pem, encoding="ascii")
+        data["file"] = str(out)
+        text = (
+            f"wrote the department CA certificate to {out} (SHA-256 {data['certificate_sha256']})"
+        )
+    else:
+        text = pem.rstrip("\n")
+    emit(args, data, text)
+    return 0
+
+
 # -------------------------------------------------------------------- audit
 def cmd_audit(args: argparse.Namespace) -> int:
     from dosimetry_core.store import audit
@@ -165,7 +201,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     emit, open_store = _io()
     store = open_store(args)
     if args.verify:
-        problems = audit.verify(store)
+        from dosimetry_core.store.users import verify_accounts
+
+        problems = audit.verify(store) + verify_accounts(store)
         n = len(audit.entries(store))
         data = {"intact": not problems, "n_entries": n, "problems": problems}
         if problems:
@@ -226,6 +264,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         q.add_argument("username", metavar="USERNAME")
         q.add_argument("--as", dest="as_user", required=True, metavar="ADMIN")
         q.set_defaults(func=lambda a, v=verb: _admin_change(a, v))
+
+    q = usub.add_parser(
+        "ca-cert", parents=[common], help="export the department CA certificate (PEM)"
+    )
+    q.add_argument("--out", default=None, metavar="FILE")
+    q.set_defaults(func=cmd_user_ca_cert)
 
     q = usub.add_parser("passwd", parents=[common], help="change a password")
     q.add_argument("username", metavar="USERNAME")

@@ -7,11 +7,19 @@ technologist, physicist, physician, admin); the lead will connect it to the logi
   unsigned draft of) the case's report; writes ``<report_id>.pdf``, ``.csv``, ``.json``
   to DIR.  JSON keys: report_id, case_id, version, status, content_hash, inputs_hash,
   pdf_blob_key, supersedes, amendment_reason, signatures, files.
-* ``mrtdose sign REPORT_ID --as U --role R --role-as mpe|practitioner``.
+* ``mrtdose sign REPORT_ID --role-as mpe|practitioner [--out FILE]``: in a store with
+  accounts the logged-in user signs with their personal key (PAdES in the PDF, unlocked
+  by the log-in password from ``MRTDOSE_PASSWORD`` or the terminal); ``--out`` writes the
+  PDF as signed so far.  ``--as U --role R`` remain for a single-user store (no keys: a
+  hash-only record; the PDF says "unsigned (single-user store)").
 * ``mrtdose amend REPORT_ID --reason TEXT --as U --role R``.
-* ``mrtdose verify-report FILE``: a report PDF or JSON on its own (and, when the store
-  holds that report, its database record); exit 0 intact, 1 with problems.  JSON
-  keys: file, report_id, intact, problems.
+* ``mrtdose verify-report FILE [--trust CA.pem] [--store STORE]``: every PAdES signature
+  validated against the trust anchor (``--trust``, else the CA pinned in the store
+  folder), the whole file covered, the content hashes; with ``--store`` also that the file
+  is the stored record of its report id.  A file with signatures and no trust anchor is
+  a problem.  Exit 0 intact, 1 with problems.  JSON keys: file, report_id, intact,
+  problems, signatures (field, signer, role, signed_as, signed_at, certificate_sha256,
+  intact, valid, trusted, covers_whole_file).
 """
 
 from __future__ import annotations
@@ -91,7 +99,20 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     rec = sign(store, _actor(args, store), args.report_id, as_=args.role_as)
-    _emit(args, rec.to_dict(), _summary(rec))
+    data = rec.to_dict()
+    lines = [_summary(rec)]
+    if getattr(args, "out", None):
+        from dosimetry_core.reporting.records import report_pdf
+
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            from dosimetry_core.errors import InvalidInputError
+
+            raise InvalidInputError(f"the folder of --out {out} does not exist", field="out")
+        out.write_bytes(report_pdf(store, rec.report_id))
+        data["files"] = {"pdf": str(out)}
+        lines.append(f"wrote {out}")
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -107,23 +128,28 @@ def cmd_amend(args: argparse.Namespace) -> int:
 
 def cmd_verify_report(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit, _open_store
-    from dosimetry_core.reporting.records import split_pdf, verify, verify_report_file
+    from dosimetry_core.reporting.records import check_report_file, verify
 
     # bounded read first: /dev/zero, a FIFO or a huge file is refused before anything reads it
-    raw = read_bytes_limited(args.file, REPORT_FILE_MAX_BYTES, "file")
-    problems = verify_report_file(args.file)
-    report_id = None
-    try:
-        m = json.loads(raw) if raw.lstrip().startswith(b"{") else split_pdf(raw)[1]
-        report_id = ((m or {}).get("report") or {}).get("report_id")
-    except (OSError, ValueError):
-        pass
-    if report_id and args.store:
-        db = verify(_open_store(args), report_id)
+    read_bytes_limited(args.file, REPORT_FILE_MAX_BYTES, "file")
+    if getattr(args, "trust", None):
+        read_bytes_limited(args.trust, 1 * MIB, "trust")
+    store = _open_store(args) if getattr(args, "store", None) else None
+    result = check_report_file(args.file, trust=getattr(args, "trust", None), store=store)
+    problems = list(result["problems"])
+    report_id = result["report_id"]
+    if report_id and store is not None:
+        db = verify(store, report_id)
         if not any("no report" in p for p in db):
-            problems += db
+            problems += [p for p in db if p not in problems]
     ok = not problems
-    data = {"file": args.file, "report_id": report_id, "intact": ok, "problems": problems}
+    data = {
+        "file": args.file,
+        "report_id": report_id,
+        "intact": ok,
+        "problems": problems,
+        "signatures": result["signatures"],
+    }
     text = f"{args.file}: intact" if ok else "\n".join(f"PROBLEM: {p}" for p in problems)
     _emit(args, data, text)
     return 0 if ok else 1
@@ -151,6 +177,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("report_id", metavar="REPORT_ID")
     who(p)
     p.add_argument("--role-as", required=True, choices=["mpe", "practitioner"])
+    p.add_argument("--out", default=None, metavar="FILE", help="write the PDF as signed so far")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("amend", parents=[common], help="new version of a signed report")
@@ -163,4 +190,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "verify-report", parents=[common], help="check a report PDF or JSON and its signatures"
     )
     p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--trust",
+        default=None,
+        metavar="CA.pem",
+        help="CA certificate to trust (mrtdose user ca-cert); default: the store's pinned CA",
+    )
     p.set_defaults(func=cmd_verify_report)

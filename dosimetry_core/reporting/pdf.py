@@ -100,6 +100,7 @@ def render_report_pdf(
     *,
     report: dict[str, Any],
     signatures: list[dict[str, Any]],
+    personal_signatures: bool = False,
 ) -> bytes:
     """The report as PDF bytes.
 
@@ -115,6 +116,10 @@ def render_report_pdf(
     signatures
         Signature records (``username``, ``role``, ``signed_as``, ``at``,
         ``signature_hash``), in signing order.
+    personal_signatures
+        True for a store with personal keys: the page is rendered once, before the
+        PAdES signatures are embedded, and says where to find them; False (a
+        single-user store) lists the hash-only sign-off records and says "unsigned".
     """
     st = _styles()
     p = content["patient"]
@@ -328,13 +333,27 @@ def render_report_pdf(
             if name in figures:
                 story.append(KeepTogether([Paragraph(cap, st["h1"]), _image(figures[name], 165)]))
         sig = [Paragraph("Signatures", st["h1"])]
-        sig += [Paragraph(escape(line), st["body"]) for line in signature_lines(signatures)]
+        if personal_signatures:
+            lines = [
+                "Digital signatures (PAdES) of the medical physics expert and of the "
+                "practitioner are embedded in this file, one per sign-off; a copy without "
+                "them is an unsigned draft."
+            ]
+            check = "mrtdose verify-report FILE --trust CA.pem (or --store)"
+        else:
+            lines = [
+                "Unsigned (single-user store): the sign-off records below are hash records "
+                "without personal keys.",
+                *signature_lines(signatures),
+            ]
+            check = "mrtdose verify-report FILE --store STORE"
+        sig += [Paragraph(escape(line), st["body"]) for line in lines]
         sig.append(Spacer(1, 2 * mm))
         sig.append(
             Paragraph(
                 escape(
                     f"Content SHA-256 {report['content_hash']}; inputs SHA-256 "
-                    f"{report['inputs_hash']}. Check with: mrtdose verify-report FILE."
+                    f"{report['inputs_hash']}. Check with: {check}."
                 ),
                 st["small"],
             )

@@ -25,18 +25,32 @@ Hashes (SHA-256, lowercase hex)
   the SHA-256 of their bytes (``pdf_blob_key``), outside the voxel blob folder so that
   :meth:`CaseStore.collect_garbage` never touches them.
 
-Self-verifying files
---------------------
-The PDF is the reportlab document followed by one PDF comment line (ignored by
-viewers) ``%MRTDOSE-REPORT <base64 of the manifest JSON>``: the manifest holds the
-report id, version, status, hashes, the canonical content JSON, the signature records
-and ``pdf_sha256``, the hash of the bytes before the comment.  The JSON export is the
-same manifest.  :func:`verify_report_file` recomputes every hash from the file alone.
+Files and personal signatures (issue 13)
+----------------------------------------
+The PDF is the reportlab document with the manifest embedded inside it (a stream
+referenced from the catalog, :mod:`dosimetry_core.reporting.pades`): report id,
+version, status, hashes, the canonical content JSON, the signature records.  The
+JSON export is the same manifest with the signature rows.
 
-These are hashes, not cryptographic signatures: they detect any change made without
-recomputing them (an edit of a row, a blob, a file), and a change that recomputes
-them is caught only against the other copy (database against file).  Protection
-against a deliberate forger needs keys (e.g. PAdES) and is not provided.
+*Store with personal keys* (a department CA, :mod:`dosimetry_core.store.keys`):
+the PDF is rendered once, as the draft; each sign-off adds a PAdES signature
+(field ``MPE`` / ``Practitioner``) by the signer's key as an incremental update,
+and the same key signs the canonical content JSON (``content_signature``, stored
+with the signature row and the signer's certificate).  The stored PDF is the one
+signed so far.  :func:`check_report_file` validates every PAdES signature against
+a trust root (``--trust CA.pem``, or the CA pinned in the store folder with
+``--store``): intact, valid, issued by that CA, the signer's role may sign that
+field, and the last signature covers the whole file; a file with signatures and
+no trust anchor is a problem, since a file alone cannot prove who signed it.
+With a store, the file must also be the stored record of its report id (same
+content hash, same signers and certificates), and the signers' certificates
+must not be revoked (disabled account) at signing time.
+
+*Single-user store* (no accounts, hence no keys): signing keeps the hash-only
+record (``signature_hash``) and the page says "unsigned (single-user store)".
+Such a file (like an unsigned draft) is accepted only when ``--store`` holds the
+same bytes (the stored PDF) or, for a JSON export, the same content and
+signature records; on its own it is reported as unsigned.
 """
 
 from __future__ import annotations
@@ -52,7 +66,8 @@ from typing import Any
 
 from dosimetry_core.errors import IntegrityError, InvalidInputError, StoreError
 from dosimetry_core.reporting.content import canonical_json, sha256_hex
-from dosimetry_core.store import report_rows
+from dosimetry_core.store import audit as audit_trail
+from dosimetry_core.store import keys, report_rows
 from dosimetry_core.store.case_store import verify_volume_blob
 from dosimetry_core.store.permissions import Actor, require
 from dosimetry_core.store.report_rows import ReportRow, SignatureRow, StoredReport
@@ -192,13 +207,23 @@ def manifest(record: ReportRecord, content_json: str, pdf_sha256: str | None) ->
 
 
 def _pdf_with_manifest(pdf: bytes, record: ReportRecord, content_json: str) -> bytes:
+    from dosimetry_core.reporting.pades import embed_manifest
+
     m = manifest(record, content_json, sha256_hex(pdf))
-    b64 = base64.b64encode(canonical_json(m).encode("utf-8"))
-    return pdf + b"\n" + MARKER + b64 + b"\n%%EOF\n"
+    return embed_manifest(pdf, canonical_json(m))
 
 
 def split_pdf(data: bytes) -> tuple[bytes, dict[str, Any] | None]:
-    """(reportlab PDF bytes, embedded manifest or None) of a report PDF file."""
+    """(PDF bytes, embedded manifest or None; ``{}`` when unreadable) of a report PDF file.
+
+    Reads the manifest embedded in the catalog; files of earlier versions (a
+    ``%MRTDOSE-REPORT`` comment appended after the PDF) are still read.
+    """
+    from dosimetry_core.reporting.pades import read_manifest
+
+    embedded = read_manifest(data)
+    if embedded is not None:
+        return data, embedded
     i = data.rfind(b"\n" + MARKER)
     if i < 0:
         return data, None
@@ -239,6 +264,11 @@ def _to_record(stored: StoredReport) -> ReportRecord:
                 "content_hash": s.content_hash,
                 "inputs_hash": s.inputs_hash,
                 "signature_hash": s.signature_hash,
+                **(
+                    {"certificate_pem": s.cert_pem, "content_signature": s.content_signature}
+                    if s.cert_pem
+                    else {}
+                ),
             }
             for s in stored.signatures
         ],
@@ -285,6 +315,7 @@ def _render(store: CaseRepository, record: ReportRecord, content_json: str) -> s
 
     content = json.loads(content_json)
     figures = {n: get_file(store, k) for n, k in (content.get("figures") or {}).items()}
+    personal = keys.pinned_ca(store) is not None
     pdf = render_report_pdf(
         content,
         figures,
@@ -296,6 +327,7 @@ def _render(store: CaseRepository, record: ReportRecord, content_json: str) -> s
             "inputs_hash": record.inputs_hash,
         },
         signatures=record.signatures,
+        personal_signatures=personal,
     )
     return put_file(store, _pdf_with_manifest(pdf, record, content_json))
 
@@ -415,8 +447,20 @@ def create_report(store: CaseRepository, actor: Actor, case_id: str) -> ReportRe
     return load_report(store, report_id)
 
 
-def sign(store: CaseRepository, actor: Actor, report_id: str, as_: str = "mpe") -> ReportRecord:
+def sign(
+    store: CaseRepository,
+    actor: Actor,
+    report_id: str,
+    as_: str = "mpe",
+    *,
+    password: str | None = None,
+) -> ReportRecord:
     """Sign a report version as ``"mpe"`` (physicist, first) or ``"practitioner"`` (second).
+
+    In a store with personal keys the signer's key (unlocked with ``password``, or
+    at this process's log-in) embeds a PAdES signature in the stored PDF, signs the
+    content JSON, and signs the audit head (checkpoint); in a single-user store the
+    record is hash-only (module docstring).
 
     Raises
     ------
@@ -426,10 +470,16 @@ def sign(store: CaseRepository, actor: Actor, report_id: str, as_: str = "mpe") 
         Wrong order, role already signed, superseded report, unknown ``as_``.
     IntegrityError
         If the stored report does not verify (it is not signed).
+    AuthenticationError
+        Wrong password for the signer's key.
     """
+    from dosimetry_core.reporting import pades
+    from dosimetry_core.store.users import signing_identity
+
     if as_ not in SIGN_ROLES:
         raise InvalidInputError(f"sign as 'mpe' or 'practitioner', not {as_!r}")
     require(actor, SIGN_ROLES[as_])
+    identity = signing_identity(store, actor, password)  # refusals change nothing
     problems = verify(store, report_id)
     if problems:
         raise IntegrityError(f"report {report_id} is not intact, not signed: {problems[0]}")
@@ -461,6 +511,11 @@ def sign(store: CaseRepository, actor: Actor, report_id: str, as_: str = "mpe") 
             at=at.isoformat(),
             previous_signature_hash=prev,
         )
+        cert_text = content_sig = None
+        if identity is not None:
+            key, cert, ca_cert = identity
+            cert_text = keys.cert_pem(cert)
+            content_sig = keys.sign_bytes(key, row.content_json.encode("utf-8"))
         report_rows.insert_signature(
             store,
             SignatureRow(
@@ -472,20 +527,35 @@ def sign(store: CaseRepository, actor: Actor, report_id: str, as_: str = "mpe") 
                 content_hash=row.content_hash,
                 inputs_hash=row.inputs_hash,
                 signature_hash=h,
+                cert_pem=cert_text,
+                content_signature=content_sig,
             ),
         )
         status = SIGNED if as_ == "practitioner" else MPE_SIGNED
-        _, new = _load(store, report_id)
-        new = _with_status(new, status)
-        pdf_key = _render(store, new, row.content_json)
+        details: dict[str, Any] = {"report_id": report_id, "signature_hash": h}
+        if identity is not None and row.pdf_blob_key:
+            signed_pdf = pades.sign_pdf(
+                get_file(store, row.pdf_blob_key),
+                key=key,
+                cert=cert,
+                ca_cert=ca_cert,
+                signed_as=as_,
+                reason=(
+                    f"{as_} sign-off of report {report_id} version {rec.version} "
+                    f"(content SHA-256 {row.content_hash})"
+                ),
+            )
+            pdf_key = put_file(store, signed_pdf)
+            details["certificate_sha256"] = keys.fingerprint(cert)
+        else:
+            _, new = _load(store, report_id)
+            new = _with_status(new, status)
+            pdf_key = _render(store, new, row.content_json)
+        details["pdf_sha256"] = pdf_key
         report_rows.set_report_status(store, report_id, status, pdf_blob_key=pdf_key)
-        _audit(
-            store,
-            actor,
-            f"report-sign-{as_}",
-            rec.case_id,
-            {"report_id": report_id, "signature_hash": h},
-        )
+        _audit(store, actor, f"report-sign-{as_}", rec.case_id, details)
+        if identity is not None and cert_text is not None:
+            audit_trail.record_checkpoint(store, actor.username, key, cert_text)
     return load_report(store, report_id)
 
 
@@ -665,10 +735,17 @@ def verify(store: CaseRepository, report_id: str, *, check_inputs: bool = False)
             m = split_pdf(pdf)[1] or {}
             if m.get("content_json") != row.content_json:
                 problems.append(f"{w}the PDF holds other content than the database")
-            sig_db = [s["signature_hash"] for s in rec.signatures]
-            sig_pdf = [s.get("signature_hash") for s in m.get("signatures") or []]
-            if sig_pdf != sig_db:
-                problems.append(f"{w}the PDF's signatures differ from the database's")
+            ca_cert = keys.pinned_ca(store)
+            if ca_cert is not None:
+                checks, found = _pades_problems(pdf, ca_cert, w)
+                problems += found
+                problems += _rows_vs_pdf(checks, rec.signatures, row.content_json, ca_cert, w)
+                problems += _signer_account_problems(store, rec.signatures, w)
+            else:
+                sig_db = [s["signature_hash"] for s in rec.signatures]
+                sig_pdf = [s.get("signature_hash") for s in m.get("signatures") or []]
+                if sig_pdf != sig_db:
+                    problems.append(f"{w}the PDF's signatures differ from the database's")
     else:
         problems.append(f"{w}no PDF")
     for name, key in (rec.content.get("figures") or {}).items():
@@ -684,51 +761,262 @@ def verify(store: CaseRepository, report_id: str, *, check_inputs: bool = False)
     return problems
 
 
-def verify_report_file(path: str | Path) -> list[str]:
-    """Problems of a report PDF or JSON export checked on its own (empty when intact)."""
+def _pades_problems(pdf: bytes, trust: Any, w: str) -> tuple[list[Any], list[str]]:
+    """Validate the PAdES signatures of ``pdf`` against ``trust``; check field order and roles."""
+    from dosimetry_core.reporting import pades
+
+    checks, found = pades.validate(pdf, trust)
+    problems = [w + x for x in found]
+    order = [c.signed_as for c in checks]
+    if order not in ([], ["mpe"], ["mpe", "practitioner"]):
+        problems.append(f"{w}PDF signatures out of order, repeated or unknown: {order}")
+    for c in checks:
+        if c.signed_as in SIGN_ROLES and not Actor(c.signer, c.role).may(SIGN_ROLES[c.signed_as]):
+            problems.append(
+                f"{w}signature {c.field}: {c.signer} ({c.role or 'no role'}) may not sign as "
+                f"{c.signed_as}"
+            )
+    return checks, problems
+
+
+def _rows_vs_pdf(
+    checks: list[Any], sigs: list[dict[str, Any]], content_json: str, ca_cert: Any, w: str
+) -> list[str]:
+    """Signature records (rows or JSON) against the PDF's signatures and the content."""
+    problems = []
+    if len(checks) != len(sigs):
+        problems.append(
+            f"{w}the PDF holds {len(checks)} personal signature(s), the record {len(sigs)} "
+            "(a signature row inserted or removed, or another copy of the file)"
+        )
+    problems += _record_signature_problems(sigs, content_json, ca_cert, w)
+    for c, s in zip(checks, sigs, strict=False):
+        if c.signed_as != s.get("signed_as") or c.signer != s.get("username"):
+            problems.append(
+                f"{w}the record says {s.get('signed_as')} by {s.get('username')}, the PDF "
+                f"signature {c.field} is by {c.signer} (re-attributed)"
+            )
+        pem = s.get("certificate_pem")
+        if pem and keys.fingerprint(keys.load_cert(pem)) != c.certificate_sha256:
+            problems.append(
+                f"{w}the record's certificate of {s.get('username')} is not the one that "
+                f"signed field {c.field}"
+            )
+    return problems
+
+
+def _record_signature_problems(
+    sigs: list[dict[str, Any]], content_json: str, ca_cert: Any, w: str
+) -> list[str]:
+    """Each signature record carries a certificate of the CA naming its user, whose key
+    signed the content JSON."""
+    problems = []
+    for i, s in enumerate(sigs):
+        who = f"{w}signature {i + 1} ({s.get('signed_as')} by {s.get('username')})"
+        pem = s.get("certificate_pem")
+        if not pem:
+            problems.append(f"{who}: no personal signature (inserted without a key)")
+            continue
+        try:
+            cert = keys.load_cert(pem)
+        except IntegrityError as exc:
+            problems.append(f"{who}: {exc}")
+            continue
+        name, role = keys.subject_fields(cert)
+        if ca_cert is None or not keys.issued_by(cert, ca_cert):
+            problems.append(f"{who}: certificate not issued by the trusted CA")
+        if name != s.get("username") or role != s.get("role"):
+            problems.append(f"{who}: the certificate names {name} ({role})")
+        if not keys.verify_bytes(cert, content_json.encode("utf-8"), s.get("content_signature")):
+            problems.append(f"{who}: the signature of the content does not verify")
+    return problems
+
+
+def _signer_account_problems(
+    store: CaseRepository, sigs: list[dict[str, Any]], w: str
+) -> list[str]:
+    """Signers' accounts: present, intact, certificate not revoked when they signed."""
+    from dosimetry_core.store.users import account_state
+
+    problems = []
+    for s in sigs:
+        user = str(s.get("username"))
+        _fp, revoked_at, problem = account_state(store, user)
+        if problem:
+            problems.append(f"{w}signer {user}: {problem}")
+            continue
+        at = str(s.get("at"))
+        if revoked_at is not None and at >= revoked_at.isoformat():
+            problems.append(
+                f"{w}signer {user}: certificate revoked at {revoked_at.isoformat()} "
+                f"(account disabled), signature dated {at}"
+            )
+    return problems
+
+
+def _load_trust(trust: str | Path | None) -> Any:
+    if trust is None:
+        return None
+    try:
+        data = Path(trust).read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot read the trust anchor {trust}: {exc.strerror or exc}", field="trust"
+        ) from exc
+    try:
+        return keys.load_cert(data)
+    except IntegrityError as exc:
+        raise InvalidInputError(
+            f"{trust} is not a PEM certificate (--trust CA.pem)", field="trust"
+        ) from exc
+
+
+def check_report_file(
+    path: str | Path,
+    *,
+    trust: str | Path | None = None,
+    store: CaseRepository | None = None,
+) -> dict[str, Any]:
+    """Check a report PDF or JSON export (module docstring).
+
+    Parameters
+    ----------
+    trust
+        PEM file of the CA to trust (``--trust``); None: the store's pinned CA.
+    store
+        The store that should hold this file's report (``--store``), or None.
+
+    Returns
+    -------
+    dict
+        ``report_id`` (or None), ``problems`` (empty when intact) and ``signatures``
+        (per PAdES signature: field, signer, role, signed_at, intact, trusted,
+        covers_whole_file, ...).
+    """
     p = Path(path)
+    out: dict[str, Any] = {"report_id": None, "problems": [], "signatures": []}
     try:
         data = p.read_bytes()
     except OSError as exc:
-        return [f"{p}: cannot read ({exc.strerror or exc})"]
-    pdf_part: bytes | None = None
-    if data.lstrip().startswith(b"{"):
+        out["problems"] = [f"{p}: cannot read ({exc.strerror or exc})"]
+        return out
+    is_pdf = not data.lstrip().startswith(b"{")
+    if not is_pdf:
         try:
             m = json.loads(data.decode("utf-8"))
         except ValueError:
-            return [f"{p}: not a report JSON file (invalid JSON)"]
+            out["problems"] = [f"{p}: not a report JSON file (invalid JSON)"]
+            return out
     else:
         if not data.startswith(b"%PDF"):
-            return [f"{p}: neither a PDF nor a JSON report file"]
-        pdf_part, found = split_pdf(data)
+            out["problems"] = [f"{p}: neither a PDF nor a JSON report file"]
+            return out
+        found = split_pdf(data)[1]
         if found is None:
-            return [f"{p}: no embedded report manifest (not made by mrtdose report)"]
+            out["problems"] = [f"{p}: no embedded report manifest (not made by mrtdose report)"]
+            return out
         if not found:
-            return [f"{p}: the embedded report manifest is damaged (altered)"]
+            out["problems"] = [f"{p}: the embedded report manifest is damaged (altered)"]
+            return out
         m = found
     if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
-        return [f"{p}: not a report manifest ({MANIFEST_FORMAT})"]
+        out["problems"] = [f"{p}: not a report manifest ({MANIFEST_FORMAT})"]
+        return out
     rep = m.get("report") or {}
     rid, version = str(rep.get("report_id")), rep.get("version")
+    out["report_id"] = rep.get("report_id")
     w = f"{p.name}: "
+    content_json = str(m.get("content_json"))
     problems = _check_content(
-        str(m.get("content_json")),
+        content_json,
         str(rep.get("content_hash")),
         str(rep.get("inputs_hash")),
         rid,
         version if isinstance(version, int) else -1,
         w,
     )
-    sigs = m.get("signatures") or []
-    problems += _check_signatures(
-        rid, int(version or 0), str(rep.get("content_hash")), str(rep.get("inputs_hash")), sigs, w
-    )
-    status = rep.get("status")
-    if status != SUPERSEDED and status != _expected_status(len(sigs)):
-        problems.append(f"{w}status {status} does not match its {len(sigs)} signature(s)")
-    if pdf_part is not None and sha256_hex(pdf_part) != m.get("pdf_sha256"):
-        problems.append(f"{w}the PDF pages were modified after the report was made")
-    return problems
+    ca_cert = _load_trust(trust)
+    if ca_cert is None and store is not None:
+        ca_cert = keys.pinned_ca(store)
+    stored = report_rows.load_report(store, rid) if store is not None else None
+    if store is not None and stored is None:
+        problems.append(f"{w}the store holds no report {rid}: not a record of this store")
+    db_sigs = _to_record(stored).signatures if stored is not None else None
+    if stored is not None and stored.row.content_hash != rep.get("content_hash"):
+        problems.append(
+            f"{w}the store's report {rid} has content SHA-256 {stored.row.content_hash[:16]}, "
+            f"the file {str(rep.get('content_hash'))[:16]}: not the stored record"
+        )
+
+    from dosimetry_core.reporting import pades
+
+    n_pades = pades.count_signatures(data) if is_pdf else 0
+    json_sigs = [] if is_pdf else list(m.get("signatures") or [])
+    personal = n_pades > 0 or any(s.get("certificate_pem") for s in json_sigs)
+    if personal:
+        if ca_cert is None:
+            problems.append(
+                f"{w}no trust anchor: a file alone cannot prove who signed it; give "
+                "--trust CA.pem (the department CA, from mrtdose user ca-cert) or --store"
+            )
+        if is_pdf:
+            checks, pades_found = _pades_problems(data, ca_cert, w)
+            out["signatures"] = [c.to_dict() for c in checks]
+            problems += pades_found
+            if db_sigs is not None:
+                problems += _rows_vs_pdf(checks, db_sigs, content_json, ca_cert, w)
+        else:
+            problems += _record_signature_problems(json_sigs, content_json, ca_cert, w)
+            order = [s.get("signed_as") for s in json_sigs]
+            if order not in ([], ["mpe"], ["mpe", "practitioner"]):
+                problems.append(f"{w}signatures out of order or repeated: {order}")
+            if db_sigs is not None and [s.get("signature_hash") for s in db_sigs] != [
+                s.get("signature_hash") for s in json_sigs
+            ]:
+                problems.append(f"{w}the file's signatures differ from the store's")
+        if store is not None:
+            problems += _signer_account_problems(store, db_sigs or json_sigs, w)
+    else:
+        sigs = list(m.get("signatures") or [])
+        problems += _check_signatures(
+            rid,
+            int(version or 0),
+            str(rep.get("content_hash")),
+            str(rep.get("inputs_hash")),
+            sigs,
+            w,
+        )
+        status = rep.get("status")
+        if status != SUPERSEDED and status != _expected_status(len(sigs)):
+            problems.append(f"{w}status {status} does not match its {len(sigs)} signature(s)")
+        if stored is None:
+            problems.append(
+                f"{w}unsigned ({'single-user store' if sigs else 'draft'}): no personal "
+                "signature, nothing proves who made this file; check it with --store"
+            )
+        elif store is not None and keys.pinned_ca(store) is not None:
+            problems.append(
+                f"{w}this store signs with personal keys but the file holds no personal "
+                "signature (an unsigned copy)"
+            )
+        elif is_pdf and sha256_hex(data) != stored.row.pdf_blob_key:
+            problems.append(f"{w}the file is not the stored PDF of report {rid} (bytes differ)")
+        elif not is_pdf and [s.get("signature_hash") for s in db_sigs or []] != [
+            s.get("signature_hash") for s in sigs
+        ]:
+            problems.append(f"{w}the file's signatures differ from the store's")
+    out["problems"] = problems
+    return out
+
+
+def verify_report_file(
+    path: str | Path,
+    *,
+    trust: str | Path | None = None,
+    store: CaseRepository | None = None,
+) -> list[str]:
+    """Problems of a report PDF or JSON export (empty when intact): :func:`check_report_file`."""
+    return list(check_report_file(path, trust=trust, store=store)["problems"])
 
 
 def export_manifest(store: CaseRepository, report_id: str) -> dict[str, Any]:
@@ -738,5 +1026,7 @@ def export_manifest(store: CaseRepository, report_id: str) -> dict[str, Any]:
     if rec.pdf_blob_key:
         m = split_pdf(get_file(store, rec.pdf_blob_key))[1] or {}
         pdf_sha = m.get("pdf_sha256")
+        # a store with personal keys: the manifest names no signatures (embedded
+        # before them); the export carries the signature rows with their certificates
     text = _load(store, report_id)[0].row.content_json
     return manifest(rec, text, pdf_sha)

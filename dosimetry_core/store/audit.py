@@ -10,8 +10,12 @@ own hash or the link of the next entry (a hash chain, as in Haber & Stornetta
 Deleting the newest entries cannot break a link, so the number and hash of the
 newest entry are also kept in ``store_meta`` (key :data:`HEAD_KEY`) and
 compared.  Someone able to rewrite the whole table *and* that row can still
-forge a consistent history; anchoring the head hash outside the database
-(e.g. printing it in signed reports) closes that gap.
+forge a consistent history up to the newest **signed checkpoint**: at each
+report signing and each QA record the acting user's private key signs
+``(seq, entry_hash)`` of the head (table ``audit_checkpoints``,
+:func:`checkpoint`); :func:`verify` checks every checkpoint against the
+department CA pinned outside the database (:mod:`dosimetry_core.store.keys`),
+so a rewritten or truncated chain up to the newest checkpoint is detected.
 
 Entries are appended inside the caller's transaction, so a change and its
 entry commit together or not at all.  Appends are serialised: on SQLite by the
@@ -36,7 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
 
+from dosimetry_core.errors import IntegrityError
+from dosimetry_core.store import keys
 from dosimetry_core.store.permissions import Actor
+from dosimetry_core.store.schema import audit_checkpoints as t_checkpoints
 from dosimetry_core.store.schema import audit_log as t_audit
 from dosimetry_core.store.schema import store_meta as t_meta
 
@@ -268,6 +275,112 @@ def record(
         return append_for(conn, actor, action, case_id, details)
 
 
+def checkpoint(
+    conn: Connection, username: str, key: keys.PrivateKey, cert_pem: str, *, at: datetime
+) -> int:
+    """Sign the newest entry ``(seq, entry_hash)`` with ``key``, inside the caller's transaction.
+
+    Returns
+    -------
+    int
+        The ``seq`` signed.
+    """
+    last = conn.execute(
+        select(t_audit.c.seq, t_audit.c.entry_hash).order_by(t_audit.c.seq.desc()).limit(1)
+    ).first()
+    if last is None:
+        raise ValueError("no audit entry to checkpoint")
+    seq, digest = int(last.seq), str(last.entry_hash)
+    conn.execute(
+        insert(t_checkpoints).values(
+            seq=seq,
+            entry_hash=digest,
+            at=_naive(at),
+            username=username,
+            cert_pem=cert_pem,
+            signature=keys.sign_bytes(key, keys.checkpoint_payload(seq, digest)),
+        )
+    )
+    return seq
+
+
+def record_checkpoint(
+    store: CaseRepository, username: str, key: keys.PrivateKey, cert_pem: str
+) -> int:
+    """:func:`checkpoint` in a transaction of ``store`` (joins an open one)."""
+    with _database(store).connection() as conn:
+        return checkpoint(conn, username, key, cert_pem, at=datetime.now())
+
+
+def sign_head(store: CaseRepository, username: str) -> int | None:
+    """Checkpoint the head with ``username``'s key unlocked in this process, if any.
+
+    For actions whose caller holds no key object (e.g. a QA record stored by the
+    logged-in user).  Returns the ``seq`` signed, or None when the store has no
+    department CA or the user's key is not unlocked (nothing is written).
+    """
+    from dosimetry_core.store.schema import users as t_users
+
+    key = keys.unlocked_key(store, username)
+    if key is None or keys.pinned_ca(store) is None:
+        return None
+    with _database(store).connection() as conn:
+        cert_pem = conn.execute(
+            select(t_users.c.cert_pem).where(t_users.c.username == username)
+        ).scalar()
+        if not cert_pem:
+            return None
+        return checkpoint(conn, username, key, str(cert_pem), at=datetime.now())
+
+
+def _checkpoint_problems(conn: Connection, store: CaseRepository) -> list[str]:
+    ca_cert = keys.pinned_ca(store)
+    rows = conn.execute(select(t_checkpoints).order_by(t_checkpoints.c.seq)).all()
+    if ca_cert is None:
+        return ["audit checkpoints exist but no department CA is pinned"] if rows else []
+    problems = []
+    hashes = dict(conn.execute(select(t_audit.c.seq, t_audit.c.entry_hash)).all())
+    for r in rows:
+        seq = int(r.seq)
+        try:
+            cert = keys.load_cert(r.cert_pem)
+        except IntegrityError as exc:
+            problems.append(f"checkpoint at entry {seq}: unreadable certificate ({exc})")
+            continue
+        if not keys.issued_by(cert, ca_cert) or keys.subject_fields(cert)[0] != r.username:
+            problems.append(
+                f"checkpoint at entry {seq}: the certificate of {r.username} was not issued "
+                "by the pinned department CA"
+            )
+        elif not keys.verify_bytes(
+            cert, keys.checkpoint_payload(seq, str(r.entry_hash)), r.signature
+        ):
+            problems.append(f"checkpoint at entry {seq}: its signature does not verify (altered)")
+        if seq not in hashes:
+            problems.append(
+                f"checkpoint at entry {seq} signed by {r.username}: the entry is missing "
+                "(the trail was truncated or rewritten)"
+            )
+        elif hashes[seq] != r.entry_hash:
+            problems.append(
+                f"checkpoint at entry {seq} signed by {r.username}: the entry's hash differs "
+                "from the signed one (the trail was rewritten)"
+            )
+    from dosimetry_core.store.schema import signatures as t_signatures
+
+    keyed = conn.execute(
+        select(func.count())
+        .select_from(t_signatures)
+        .where(t_signatures.c.content_signature.is_not(None))
+    ).scalar_one()
+    if keyed > len(rows):
+        problems.append(
+            f"{keyed} personal report signature(s) but only {len(rows)} signed audit "
+            "checkpoint(s): checkpoints were deleted"
+        )
+    return problems
+
+
 def _database(store: CaseRepository) -> CaseStore:
     # Imported here: case_store imports this module (save_case appends entries).
     from dosimetry_core.store.case_store import case_store_of
@@ -328,6 +441,7 @@ def verify(store: CaseRepository) -> list[str]:
         rows = conn.execute(select(t_audit).order_by(t_audit.c.seq)).all()
         head = conn.execute(select(t_meta.c.value).where(t_meta.c.key == HEAD_KEY)).scalar()
         n = conn.execute(select(func.count()).select_from(t_audit)).scalar_one()
+        signed_problems = _checkpoint_problems(conn, store)
     expected_seq = 1
     expected_prev = GENESIS_HASH
     for r in rows:
@@ -391,4 +505,4 @@ def verify(store: CaseRepository) -> list[str]:
                 )
     elif n:
         problems.append("the recorded head of the audit trail is missing")
-    return problems
+    return problems + signed_problems

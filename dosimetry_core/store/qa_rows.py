@@ -20,7 +20,7 @@ from dosimetry_core.store.case_store import case_store_of
 from dosimetry_core.store.repository import CaseRepository
 from dosimetry_core.store.schema import qa_records as t_qa
 
-__all__ = ["QaRow", "insert_qa_row", "select_qa_rows"]
+__all__ = ["QaRow", "insert_qa_row", "select_qa_rows", "sign_checkpoint"]
 
 _WHAT = "QA records"
 
@@ -111,3 +111,16 @@ def insert_qa_row(store: CaseRepository, row: QaRow) -> None:
                 record_hash=row.record_hash,
             )
         )
+
+
+def sign_checkpoint(store: CaseRepository, username: str) -> int | None:
+    """Sign the audit head after a QA record and its audit entry (issue 13).
+
+    Call it in the same transaction, after the record's audit entry: the user's
+    key unlocked at log-in signs ``(seq, entry_hash)`` of the newest entry
+    (:func:`dosimetry_core.store.audit.sign_head`).  Returns the signed ``seq``, or
+    None for a store without personal keys or a user whose key is not unlocked.
+    """
+    from dosimetry_core.store import audit
+
+    return audit.sign_head(store, username)

@@ -95,7 +95,11 @@ class ReportRow:
 
 @dataclass(frozen=True)
 class SignatureRow:
-    """One row of ``signatures`` (the database numbers them; their order is the signing order)."""
+    """One row of ``signatures`` (the database numbers them; their order is the signing order).
+
+    ``cert_pem`` (the signer's certificate) and ``content_signature`` (ECDSA of the
+    content JSON, base64) are set in a store with personal keys, None otherwise.
+    """
 
     report_id: str
     username: str
@@ -105,6 +109,8 @@ class SignatureRow:
     content_hash: str
     inputs_hash: str
     signature_hash: str
+    cert_pem: str | None = None
+    content_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,8 @@ def _signature_row(s: Any) -> SignatureRow:
         content_hash=s.content_hash,
         inputs_hash=s.inputs_hash,
         signature_hash=s.signature_hash,
+        cert_pem=s.cert_pem,
+        content_signature=s.content_signature,
     )
 
 
@@ -291,5 +299,7 @@ def insert_signature(store: CaseRepository, signature: SignatureRow) -> None:
                 content_hash=signature.content_hash,
                 inputs_hash=signature.inputs_hash,
                 signature_hash=signature.signature_hash,
+                cert_pem=signature.cert_pem,
+                content_signature=signature.content_signature,
             )
         )

@@ -734,3 +734,77 @@ def authenticate(
     for name, key in unlocked.items():
         keys.remember_key(store, name, key)
     return actor
+
+
+# ------------------------------------------------------------------ signing keys
+def signing_identity(
+    store: CaseRepository, actor: Actor, password: str | None = None
+) -> tuple[keys.PrivateKey, Any, Any] | None:
+    """``(private key, certificate, pinned CA certificate)`` of ``actor`` for signing.
+
+    None for a store without a department CA (single-user store, or accounts made
+    before personal keys): signing then keeps the hash-only record.
+
+    Parameters
+    ----------
+    password
+        The signer's password (unlocks the stored key); None: the key unlocked at
+        this process's log-in.
+
+    Raises
+    ------
+    PermissionDeniedError
+        No account, a disabled account (its key is revoked), a role other than the
+        account's, an account row that fails its keyed checks, or no key unlocked.
+    AuthenticationError
+        Wrong password.
+    """
+    ca_cert = keys.pinned_ca(store)
+    if ca_cert is None:
+        return None
+    with case_store_of(store, _WHAT).read_connection() as conn:
+        row = _row(conn, actor.username)
+    if row is None:
+        raise PermissionDeniedError(f"{actor.username} is not an account of this store")
+    problem = keys.account_problem(row, ca_cert)
+    if problem:
+        raise PermissionDeniedError(f"signing refused: {problem}")
+    if not row.active or row.revoked_at is not None:
+        raise PermissionDeniedError(
+            f"the account {actor.username} is disabled: its key is revoked and cannot sign"
+        )
+    if row.role != actor.role:
+        raise PermissionDeniedError(
+            f"{actor.username} is a {row.role} in this store, not a {actor.role}"
+        )
+    if password is not None:
+        key = keys.unwrap_key(row.key_pem, password, whose=actor.username)
+    else:
+        found = keys.unlocked_key(store, actor.username)
+        if found is None:
+            raise PermissionDeniedError(
+                f"{actor.username}: give your password to sign (your key is not unlocked)"
+            )
+        key = found
+    cert = keys.load_cert(row.cert_pem)
+    if key.public_key() != cert.public_key():
+        raise PermissionDeniedError(f"{actor.username}: the key does not match the certificate")
+    return key, cert, ca_cert
+
+
+def account_state(
+    store: CaseRepository, username: str
+) -> tuple[str | None, datetime | None, str | None]:
+    """``(certificate SHA-256, revoked_at, problem)`` of an account as stored and checked.
+
+    ``problem`` is set when the account is missing or fails its keyed checks against
+    the pinned CA.
+    """
+    ca_cert = keys.pinned_ca(store)
+    with case_store_of(store, _WHAT).read_connection() as conn:
+        row = _row(conn, username)
+    if row is None:
+        return None, None, f"no account {username!r} in this store"
+    problem = keys.account_problem(row, ca_cert) if ca_cert is not None else None
+    fp = keys.fingerprint(keys.load_cert(row.cert_pem)) if row.cert_pem else None
+    return fp, row.revoked_at, problem

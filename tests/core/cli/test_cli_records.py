@@ -77,15 +77,22 @@ def test_bootstrap_add_list_unlock(capsys, store_dir: Path, monkeypatch) -> None
         "this needs the role admin\n"
     )
 
-    code, out, _ = run(capsys, "--store", s, "user", "list", "--json")
+    from dosimetry_core.store.users import list_users
+
+    with CaseStore(store_dir) as store:  # the CLI's list needs an admin log-in, which resets it
+        assert {u.username: u.failed_attempts for u in list_users(store)}["alice"] == 1
+    monkeypatch.setenv("MRTDOSE_PASSWORD", "admin-password-1")
+    monkeypatch.setenv("MRTDOSE_USER", "alice")
+    code, out, err = run(capsys, "--store", s, "user", "list", "--json")
+    assert code == 0, err
     users = {u["username"]: u for u in json.loads(out)["users"]}
     assert sorted(users) == ["alice", "bob"]
-    assert users["alice"]["failed_attempts"] == 1
     assert "password_hash" not in users["alice"]
+    assert {u["integrity"] for u in users.values()} == {"ok"}  # rows signed by the CA
     code, out, _ = run(capsys, "--store", s, "user", "list")
-    assert "alice" in out and "active (1 failed)" in out
+    assert "alice" in out and "bob" in out and "active" in out
+    monkeypatch.delenv("MRTDOSE_USER")
 
-    monkeypatch.setenv("MRTDOSE_PASSWORD", "admin-password-1")
     code, out, err = run(capsys, "--store", s, "user", "unlock", "bob", "--as", "alice")
     assert code == 0 and out == "unlocked user bob\n"
 

@@ -130,17 +130,24 @@ def test_overwritten_pdf_blob_is_detected(signed):
     assert any("PDF" in p and "modified" in p for p in verify(store, rid))
 
 
-def test_pdf_file_verifies_alone_and_one_changed_byte_is_detected(signed, tmp_path):
+def test_single_user_pdf_verifies_against_its_store_and_one_changed_byte_is_detected(
+    signed, tmp_path
+):
+    """A single-user store has no keys: the file alone is "unsigned"; with the store it is
+    accepted only as the stored bytes, so any changed byte (manifest or page) fails."""
     store, _, rid = signed
     pdf = report_pdf(store, rid)
     good = tmp_path / "good.pdf"
     good.write_bytes(pdf)
-    assert verify_report_file(good) == []
-    # one byte of the embedded (base64) manifest, then one byte of the visible pages
-    i = pdf.rfind(b"%MRTDOSE-REPORT ") + 400
-    for pos in (i, 300):
+    alone = verify_report_file(good)
+    assert len(alone) == 1 and "unsigned (single-user store)" in alone[0]
+    assert verify_report_file(good, store=store) == []
+    # one byte of the embedded manifest stream, then one byte of the visible pages
+    i = pdf.find(b'"content_json"')
+    assert i > 0
+    for pos in (i + 40, 300):
         bad = bytearray(pdf)
         bad[pos] = ord("A") if bad[pos] != ord("A") else ord("B")
         f = tmp_path / f"bad{pos}.pdf"
         f.write_bytes(bytes(bad))
-        assert verify_report_file(f), f"change at byte {pos} not detected"
+        assert verify_report_file(f, store=store), f"change at byte {pos} not detected"
