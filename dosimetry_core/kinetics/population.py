@@ -3,9 +3,16 @@
 The table is ``resources/kinetics/population_effective_half_lives.json``
 (``format: mrtdose-population-teff/1``).  Each entry has ``radiopharmaceutical``,
 ``organ``, ``nuclide``, ``t_eff_h`` (h), ``t_eff_sd_h`` (population SD, h, may be
-null), ``n_patients`` and ``source`` (the publication).  The shipped table holds
-no values until a physicist enters published ones; a lookup that finds nothing
+null), ``statistic`` (``mean`` or ``median`` of the patients' values, as published),
+``units`` (``h``), ``n_patients`` and ``source`` (the publication, with the table or
+paragraph the number was read from).  The shipped values and the ones that could
+not be verified are listed in the file's ``status``; a lookup that finds nothing
 says so and names the file to edit.  Another table can be passed as ``path``.
+
+Checks on load (physical bounds): ``0 < t_eff_h <= T_phys`` of the entry's nuclide
+(an effective half-life, 1/T_eff = 1/T_phys + 1/T_bio, cannot exceed the physical
+half-life; ICRP 107 half-lives via :func:`dosimetry_core.physics.nuclides.half_life_h`),
+a non-negative SD, units ``h``, a source.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.errors import DosimetryError, InvalidInputError
+from dosimetry_core.physics.nuclides import half_life_h
 
 DEFAULT_TABLE = (
     Path(__file__).resolve().parents[2]
@@ -24,6 +32,9 @@ DEFAULT_TABLE = (
     / "kinetics"
     / "population_effective_half_lives.json"
 )
+
+STATISTICS = ("mean", "median")
+"""What ``t_eff_h`` of an entry is over the patients of its source."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class PopulationTeff:
     n_patients: int | None
     source: str
     note: str = ""
+    statistic: str = "mean"
+    """``mean`` or ``median`` of the patients' effective half-lives (as published)."""
+    units: str = "h"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +63,8 @@ class PopulationTeff:
             "n_patients": self.n_patients,
             "source": self.source,
             "note": self.note,
+            "statistic": self.statistic,
+            "units": self.units,
         }
 
 
@@ -78,17 +94,40 @@ def load_table(path: str | Path | None = None) -> list[PopulationTeff]:
             raise InvalidInputError(f"{p}: entry {i} has an impossible half-life or SD")
         if not src:
             raise InvalidInputError(f"{p}: entry {i} has no source")
+        units = str(e.get("units", "h")).strip()
+        statistic = str(e.get("statistic", "mean")).strip().lower()
+        if units != "h":
+            raise InvalidInputError(f"{p}: entry {i} has units {units!r}; the table is in h")
+        if statistic not in STATISTICS:
+            raise InvalidInputError(
+                f"{p}: entry {i} has statistic {statistic!r}; one of {', '.join(STATISTICS)}"
+            )
+        nuclide = str(e.get("nuclide", ""))
+        if nuclide:
+            try:
+                t_phys = half_life_h(nuclide)
+            except (DosimetryError, KeyError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"{p}: entry {i} has an unknown nuclide {nuclide!r}"
+                ) from exc
+            if t > t_phys * (1 + 1e-9):
+                raise InvalidInputError(
+                    f"{p}: entry {i} ({organ}, {rp}): T_eff {t:g} h exceeds the physical "
+                    f"half-life of {nuclide} ({t_phys:.4g} h)"
+                )
         n = e.get("n_patients")
         out.append(
             PopulationTeff(
                 radiopharmaceutical=rp,
                 organ=organ,
-                nuclide=str(e.get("nuclide", "")),
+                nuclide=nuclide,
                 t_eff_h=t,
                 t_eff_sd_h=sd,
                 n_patients=None if n is None else int(n),
                 source=src,
                 note=str(e.get("note", "")),
+                statistic=statistic,
+                units=units,
             )
         )
     return out
