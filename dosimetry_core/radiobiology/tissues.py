@@ -4,7 +4,11 @@ The table is ``resources/radiobiology/tissue_parameters.json``; every value has 
 ``source`` and a ``verification`` note (see that file).  Values differ between
 publications, so the file is meant to be edited by the department, or a
 user-edited copy is passed as ``path``.  The file is read on every call (it is
-small), so an edit takes effect at once and tests need no cache handling.
+small), so an edit takes effect at once and tests need no cache handling.  It is
+read through :func:`dosimetry_core.io.limits.read_text_limited`: a regular file of
+at most :data:`TISSUE_TABLE_MAX_BYTES`, anything else (a device such as
+``/dev/zero``, a pipe, a folder, a huge file) refused with
+``InvalidInputError(field="tissue_table")``.
 
 Tissue names are the ids of the protocols' ``tissue`` fields (``kidney``,
 ``red-marrow``, ``liver``, ``spleen``, ``salivary-glands``, ``lung``,
@@ -21,11 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.io.limits import MIB, read_text_limited
 
 TISSUE_TABLE_PATH = (
     Path(__file__).resolve().parents[2] / "resources" / "radiobiology" / "tissue_parameters.json"
 )
 """The shipped table."""
+
+TISSUE_TABLE_MAX_BYTES = 1 * MIB
+"""Largest tissue table read (the shipped one is a few kB)."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,15 @@ def normalize_tissue_name(name: str) -> str:
 
 def _load(path: str | Path | None) -> dict[str, Any]:
     p = Path(path) if path is not None else TISSUE_TABLE_PATH
+    # a regular file of at most TISSUE_TABLE_MAX_BYTES: /dev/zero, a FIFO or a huge
+    # file is refused in one line instead of blocking or filling the memory
+    text = read_text_limited(p, TISSUE_TABLE_MAX_BYTES, "tissue_table")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"tissue parameter file not found: {p}") from exc
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"tissue parameter file {p} is not valid JSON: {exc}") from exc
+        raise InvalidInputError(
+            f"tissue parameter file {p} is not valid JSON: {exc}", field="tissue_table"
+        ) from exc
     tissues = data.get("tissues") if isinstance(data, dict) else None
     if not isinstance(tissues, dict) or not tissues:
         raise InvalidInputError(f"tissue parameter file {p} has no 'tissues' table")
