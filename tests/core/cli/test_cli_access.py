@@ -125,9 +125,8 @@ def test_every_command_has_an_access_rule_and_every_rule_a_command() -> None:
     assert len(paths) > 50
     missing = sorted(set(paths) - set(access.RULES))
     assert missing == [], f"commands without an access rule in cli/access.py: {missing}"
-    # two commands announced by other engineers of issue 13 may not have landed yet
-    stale = set(access.RULES) - set(paths)
-    assert stale <= {"timepoint remove", "user ca-cert"}, f"rules without a command: {stale}"
+    stale = sorted(set(access.RULES) - set(paths))
+    assert stale == [], f"access rules without a command: {stale}"
 
 
 def test_calculators_marked_without_store_never_open_one() -> None:
