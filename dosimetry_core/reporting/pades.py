@@ -21,6 +21,9 @@ proves nothing about who signed it.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -145,6 +148,21 @@ class PdfSignatureCheck:
         }
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """pyHanko logs a traceback for every untrusted or broken signature; the problems
+    are returned to the caller instead, so its loggers are muted while validating."""
+    loggers = [logging.getLogger(n) for n in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def count_signatures(pdf: bytes) -> int:
     """Number of embedded signatures (0 when the file is not a readable PDF)."""
     try:
@@ -177,7 +195,8 @@ def validate(
     for i, s in enumerate(sigs):
         field = str(s.field_name)
         try:
-            st = validate_pdf_signature(s, vc) if vc is not None else validate_pdf_signature(s)
+            with _quiet():
+                st = validate_pdf_signature(s, vc) if vc is not None else validate_pdf_signature(s)
         except (PdfError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"signature {field}: cannot be validated ({exc})")
             continue

@@ -33,6 +33,7 @@ has no CA and keeps the hash-only checks.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -582,6 +583,45 @@ def list_users(store: CaseRepository) -> list[UserInfo]:
 
 
 # ------------------------------------------------------------------- log-in
+_LIFTING_ACTIONS = ("user-unlock", "user-enable", "user-password")
+
+
+def _audited_lock(conn: Connection, username: str) -> datetime | None:
+    """The lock time of the newest audited lock of ``username`` not lifted by an admin.
+
+    The lockout columns of ``users`` are not signed (they change at failed log-ins,
+    when no key is unlocked); the audit trail also records each lock, so that
+    clearing the columns alone does not lift it (module :mod:`~dosimetry_core.store.keys`).
+    """
+    from dosimetry_core.store.schema import audit_log as t_audit
+
+    needle = f'%"username":"{username}"%'
+    rows = conn.execute(
+        select(t_audit.c.action, t_audit.c.details)
+        .where(
+            t_audit.c.action.in_(["login-failed", *_LIFTING_ACTIONS]),
+            t_audit.c.details.like(needle),
+        )
+        .order_by(t_audit.c.seq.desc())
+        .limit(50)
+    ).all()
+    for action, details in rows:
+        try:
+            d = json.loads(details)
+        except ValueError:
+            continue
+        if not isinstance(d, dict) or d.get("username") != username:
+            continue
+        if action in _LIFTING_ACTIONS:
+            return None
+        if d.get("locked_until"):
+            try:
+                return datetime.fromisoformat(str(d["locked_until"]))
+            except ValueError:
+                return None
+    return None
+
+
 def authenticate(
     store: CaseRepository,
     username: str,
@@ -641,6 +681,29 @@ def authenticate(
                 "login-failed",
                 None,
                 {"username": username, "reason": "account-tampered"},
+                at=at,
+            )
+        elif (
+            (audited := _audited_lock(conn, username)) is not None
+            and at < audited
+            and (row.locked_until is None or row.locked_until < audited)
+        ):
+            failure = (
+                f"the account {username} is locked until "
+                f"{audited.isoformat(sep=' ', timespec='minutes')} (lock recorded in the audit "
+                "trail; the account row was cleared outside the program): ask an administrator"
+            )
+            audit.append_for(
+                conn,
+                Actor(username, row.role),
+                "login-failed",
+                None,
+                {
+                    "username": username,
+                    "reason": "locked",
+                    "locked_until": audited.isoformat(),
+                    "row_cleared": True,
+                },
                 at=at,
             )
         elif not row.active:
