@@ -369,6 +369,9 @@ def test_qa_calibrate_by_a_technologist_or_nobody_stores_nothing_and_later_impor
     with CaseStore(other) as store:
         [rec] = list_records(store)
         assert (rec.record_id, rec.created_by) == (record_id, "ann")
+        last = audit.entries(store)[-1]
+        assert (last.username, last.role) == ("ann", "physicist")
+        assert last.action == "qa-camera-calibration"
     _log_in(monkeypatch, "tom")
     scaled = _imported_calibration(capsys, small_demo_dirs["ge-counts"], other)
     assert all(cps == pytest.approx(0.9, rel=0.05) for _, cps in scaled), scaled

@@ -190,3 +190,41 @@ def test_qa_calibrate_refuses_bad_input_and_stores_nothing(capsys, tmp_path, pha
     assert code == 1 and "nuclide mismatch" in err
     code, out, err = run(capsys, "qa", "list", "--store", store, "--json")
     assert json.loads(out)["records"] == []
+
+
+def test_qa_user_names_who_measured_on_a_single_user_store_only(
+    capsys, tmp_path, phantoms, monkeypatch
+):
+    """Single-user store: ``--user`` is recorded; with accounts it must be the logged-in user."""
+    from argon2 import PasswordHasher
+
+    from dosimetry_core.qa.records import list_records
+    from dosimetry_core.store import CaseStore
+    from dosimetry_core.store.users import bootstrap_admin, create_user
+
+    for name in ("MRTDOSE_USER", "MRTDOSE_PASSWORD", "MRTDOSE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    cyl, _ = phantoms
+    argv = (
+        "qa", "calibrate", str(cyl.out_dir), "--activity-mbq", "100",
+        "--activity-time", cyl.truth["activity_time"],
+    )  # fmt: skip
+    single = tmp_path / "single"
+    code, out, err = run(capsys, *argv, "--user", "pat.physicist", "--store", str(single))
+    assert code == 0, err
+    with CaseStore(single) as store:
+        assert [r.created_by for r in list_records(store)] == ["pat.physicist"]
+
+    dept = tmp_path / "dept"
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with CaseStore(dept) as store:
+        root = bootstrap_admin(store, "root", "otter-maple-fig-42", hasher=fast)
+        create_user(store, root, "ann", "violet-canyon-drum-3", "physicist", hasher=fast)
+    monkeypatch.setenv("MRTDOSE_USER", "ann")
+    monkeypatch.setenv("MRTDOSE_PASSWORD", "violet-canyon-drum-3")
+    code, out, err = run(capsys, *argv, "--user", "pat.physicist", "--store", str(dept))
+    assert (code, out) == (1, "") and "--user names somebody else" in err
+    code, out, err = run(capsys, *argv, "--user", "ann", "--store", str(dept), "--json")
+    assert code == 0, err
+    with CaseStore(dept) as store:
+        assert [r.created_by for r in list_records(store)] == ["ann"]
