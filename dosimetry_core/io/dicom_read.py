@@ -618,6 +618,20 @@ def _check_pixel_budget(files: list[tuple[Path, Dataset]]) -> None:
         bits = _int_value(ds, "BitsAllocated", src, None)
         if bits is not None and bits not in (1, 8, 16, 32, 64):
             raise DicomError(f"BitsAllocated (0028,0100) {bits} is not 1, 8, 16, 32 or 64", src)
+        stored = _int_value(ds, "BitsStored", src, None)
+        if stored is not None and bits is not None and stored > bits:
+            raise DicomError(
+                f"BitsStored (0028,0101) {stored} is more than BitsAllocated {bits}", src
+            )
+        if _present(ds, "PixelRepresentation") and _raw_text(ds, "PixelRepresentation") not in (
+            "0",
+            "1",
+        ):
+            raise DicomError(
+                f"PixelRepresentation (0028,0103) {_raw_text(ds, 'PixelRepresentation')!r} "
+                "is not 0 (unsigned) or 1 (signed)",
+                src,
+            )
         voxels = rows * cols * frames
         total += voxels
         if total > MAX_SERIES_VOXELS:
@@ -1027,6 +1041,11 @@ def _check_dates(ds: Dataset, source: str) -> None:
     kw = "RadiopharmaceuticalStartDateTime"
     if item is not None and _present(item, kw) and parse_dt(get_value(item, kw)) is None:
         raise DicomError(f"{kw} {_raw_text(item, kw)!r} is not a date-time", source)
+    if item is not None:
+        # PS3.3 C.8.4.10.1: Radionuclide Total Dose (Bq) and Half Life (s) are
+        # quantities; when given they must be finite and positive.
+        _number(item, "RadionuclideTotalDose", source, positive=True)
+        _number(item, "RadionuclideHalfLife", source, positive=True)
 
 
 def _check_time_order(

@@ -346,6 +346,25 @@ class ImportReport:
         return [printable(line) for line in lines]
 
 
+def _storable(text: str) -> str:
+    """``text`` as valid UTF-8 for the case store.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates
+    (PEP 383); they cannot be written to the database, so each such byte is kept
+    as ``\\xNN``.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _series_path(series: SeriesFiles) -> str:
     if not series.paths:
         return series.series_instance_uid
@@ -557,7 +576,7 @@ def import_directory(
                 )
             )
             continue
-        ls.info.extra.setdefault("source_path", _series_path(s))
+        ls.info.extra.setdefault("source_path", _storable(_series_path(s)))
         loaded.append(ls)
         out.warnings.extend(f"{_series_path(s)}: {w}" for w in ls.warnings)
 
@@ -667,7 +686,7 @@ def import_directory(
                 case,
                 audit=store.audit_spec(
                     "import",
-                    source=str(root),
+                    source=_storable(str(root)),
                     new_time_points=n_new,
                     activity_above_administered_allowed=[
                         a["series_description"]
@@ -676,7 +695,7 @@ def import_directory(
                     ],
                     vois_attached=attached,
                     structure_sets=[
-                        ss.path
+                        _storable(ss.path)
                         for ss in out.structure_sets
                         if ss.case_id == case.case_id and ss.vois_attached
                     ],
