@@ -190,13 +190,14 @@ def validate(
         sigs = list(r.embedded_signatures)
     except (PdfError, ValueError, KeyError, AttributeError, TypeError) as exc:
         return [], [f"the PDF cannot be read ({exc})"]
-    vc = ValidationContext(trust_roots=[_der_cert(trust)]) if trust is not None else None
+    # no trust anchor: an empty trust list (never the operating system's)
+    vc = ValidationContext(trust_roots=[_der_cert(trust)] if trust is not None else [])
     checks: list[PdfSignatureCheck] = []
     for i, s in enumerate(sigs):
         field = str(s.field_name)
         try:
             with _quiet():
-                st = validate_pdf_signature(s, vc) if vc is not None else validate_pdf_signature(s)
+                st = validate_pdf_signature(s, vc)
         except (PdfError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"signature {field}: cannot be validated ({exc})")
             continue
