@@ -895,6 +895,7 @@ def check_report_file(
     """
     p = Path(path)
     out: dict[str, Any] = {"report_id": None, "problems": [], "signatures": []}
+    ca_cert = _load_trust(trust)  # a bad --trust is refused before the file is read
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -935,7 +936,6 @@ def check_report_file(
         version if isinstance(version, int) else -1,
         w,
     )
-    ca_cert = _load_trust(trust)
     if ca_cert is None and store is not None:
         ca_cert = keys.pinned_ca(store)
     stored = report_rows.load_report(store, rid) if store is not None else None
