@@ -1084,6 +1084,11 @@ def _attach_structure_file(
     except DosimetryError as exc:
         refuse(str(exc))
         return
+    except AssertionError:
+        raise
+    except Exception as exc:  # a hostile structure set: reported, the import goes on
+        refuse(f"malformed {series.modality} ({type(exc).__name__}: {exc})")
+        return
     entry.label = contours.label or entry.label
     entry.roi_names = list(contours.names)
     if not series.patient_id:
@@ -1126,6 +1131,11 @@ def _attach_structure_file(
                 masks[name] = mask
     except DosimetryError as exc:
         refuse(str(exc))
+        return
+    except AssertionError:
+        raise
+    except Exception as exc:  # contours that cannot be put on the CT grid
+        refuse(f"contours cannot be rasterised ({type(exc).__name__}: {exc})")
         return
     source = f"{series.modality} {contours.sop_instance_uid}"
     actor = getattr(store, "actor", None)
