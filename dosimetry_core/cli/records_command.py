@@ -201,9 +201,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     emit, open_store = _io()
     store = open_store(args)
     if args.verify:
+        from dosimetry_core.store.qa_rows import audit_anchor_problems
         from dosimetry_core.store.users import verify_accounts
 
-        problems = audit.verify(store) + verify_accounts(store)
+        problems = audit.verify(store) + verify_accounts(store) + audit_anchor_problems(store)
         n = len(audit.entries(store))
         data = {"intact": not problems, "n_entries": n, "problems": problems}
         if problems:

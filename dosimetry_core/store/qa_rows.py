@@ -20,7 +20,13 @@ from dosimetry_core.store.case_store import case_store_of
 from dosimetry_core.store.repository import CaseRepository
 from dosimetry_core.store.schema import qa_records as t_qa
 
-__all__ = ["QaRow", "insert_qa_row", "select_qa_rows", "sign_checkpoint"]
+__all__ = [
+    "QaRow",
+    "audit_anchor_problems",
+    "insert_qa_row",
+    "select_qa_rows",
+    "sign_checkpoint",
+]
 
 _WHAT = "QA records"
 
@@ -124,3 +130,36 @@ def sign_checkpoint(store: CaseRepository, username: str) -> int | None:
     from dosimetry_core.store import audit
 
     return audit.sign_head(store, username)
+
+
+def audit_anchor_problems(store: CaseRepository) -> list[str]:
+    """QA rows whose ``record_hash`` is not the one their audit entry recorded.
+
+    Each stored QA record has an audit entry ``qa-<kind>`` naming its ``record_id``
+    and ``record_hash``; the audit chain is anchored by signed checkpoints
+    (:mod:`dosimetry_core.store.keys`).  A row inserted, or edited with its hash
+    recomputed, by a database writer has no matching entry.  (That the payload
+    matches ``record_hash`` is checked by :func:`dosimetry_core.qa.records.verify_record`.)
+    """
+    from dosimetry_core.store import audit
+
+    recorded: dict[str, set[str]] = {}
+    for e in audit.entries(store):
+        if e.action.startswith("qa-") and "record_id" in e.details:
+            recorded.setdefault(str(e.details["record_id"]), set()).add(
+                str(e.details.get("record_hash"))
+            )
+    problems = []
+    for row in select_qa_rows(store):
+        hashes = recorded.get(row.record_id)
+        if hashes is None:
+            problems.append(
+                f"QA record {row.record_id} ({row.kind}, {row.device_key}) has no audit entry "
+                "(inserted outside the program)"
+            )
+        elif row.record_hash not in hashes:
+            problems.append(
+                f"QA record {row.record_id} ({row.kind}, {row.device_key}): its hash differs "
+                "from the audited one (changed outside the program)"
+            )
+    return problems
