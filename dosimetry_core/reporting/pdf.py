@@ -129,8 +129,13 @@ def render_report_pdf(
         f"Patient {p['name']} ({p['patient_id']}), born {p['birth_date'] or '-'}  |  "
         f"{th['protocol_name']}  |  EANM level {lvl['level']}"
     )
+    status = (
+        "signed only if digital signatures are embedded"
+        if personal_signatures
+        else report["status"]
+    )
     footer = (
-        f"report {report['report_id']}  version {report['version']} ({report['status']})  "
+        f"report {report['report_id']}  version {report['version']} ({status})  "
         f"content SHA-256 {report['content_hash'][:16]}"
     )
 

@@ -59,14 +59,21 @@ Can:
   every failed log-in is audited, and log-in refuses an account whose newest
   audited lock has not expired nor been lifted by an admin (see
   :mod:`dosimetry_core.store.users`); an attacker must then also rewrite the
-  audit entries after the last checkpoint, which :func:`verify` cannot see;
+  audit entries after the last checkpoint, which ``audit --verify`` cannot see;
 * delete or rewrite audit entries made after the newest checkpoint, delete
   whole rows (a report, a user: detected only as absence, e.g. a report id
   that the pinned PDF file names and the store no longer holds);
 * edit unsigned data: case documents and draft reports (a draft has no
-  signature; its numbers are authenticated only when signed), QA rows are
-  covered only through the signed audit checkpoint of their creation
-  (the checkpoint signs the chain, whose entry holds the record hash);
+  signature; its numbers are authenticated only once signed).  A QA row is
+  compared with the ``record_hash`` its audit entry recorded
+  (:func:`dosimetry_core.store.qa_rows.audit_anchor_problems`), and that entry
+  is anchored once a later checkpoint signs the chain
+  (:func:`dosimetry_core.store.qa_rows.sign_checkpoint` after each QA record);
+* delete every checkpoint together with every personally signed report
+  (``audit --verify`` counts one checkpoint per personal signature, so deleting
+  checkpoints alone is detected);
+* guess passwords offline from the argon2id hashes and wrapped keys it can read
+  (each guess costs an argon2id evaluation);
 * deny service (delete everything).  Backups and database permissions remain
   the hospital's first defence.
 """
