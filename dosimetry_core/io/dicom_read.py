@@ -1043,9 +1043,12 @@ def _check_dates(ds: Dataset, source: str) -> None:
         raise DicomError(f"{kw} {_raw_text(item, kw)!r} is not a date-time", source)
     if item is not None:
         # PS3.3 C.8.4.10.1: Radionuclide Total Dose (Bq) and Half Life (s) are
-        # quantities; when given they must be finite and positive.
-        _number(item, "RadionuclideTotalDose", source, positive=True)
-        _number(item, "RadionuclideHalfLife", source, positive=True)
+        # quantities; when given they must be finite and not negative (0 is
+        # written by phantom acquisitions and means "not given").
+        for kw in ("RadionuclideTotalDose", "RadionuclideHalfLife"):
+            value = _number(item, kw, source)
+            if value is not None and value < 0:
+                raise DicomError(f"{kw} {value:g} is negative", source)
 
 
 def _check_time_order(

@@ -421,7 +421,8 @@ KINDS: list[Kind] = [
     ),
     Kind("total_dose_nan", _nm(_radio("RadionuclideTotalDose", "NaN")), "RadionuclideTotalDose"),
     Kind("total_dose_neg", _nm(_radio("RadionuclideTotalDose", "-7.4e9")), "RadionuclideTotalDose"),
-    Kind("half_life_zero", _nm(_radio("RadionuclideHalfLife", "0")), "RadionuclideHalfLife"),
+    Kind("half_life_neg", _nm(_radio("RadionuclideHalfLife", "-1")), "RadionuclideHalfLife"),
+    Kind("half_life_inf", _nm(_radio("RadionuclideHalfLife", "inf")), "RadionuclideHalfLife"),
     # damaged files
     Kind("truncated_half", _bytes(lambda r: r[: len(r) // 2]), "truncated"),
     Kind("truncated_header", _bytes(lambda r: r[:300]), "truncated|unreadable|not a DICOM"),
