@@ -69,7 +69,7 @@ from dosimetry_core.progress import (
     report,
     sub_progress,
 )
-from dosimetry_core.store.case_inputs import fingerprint, save_results
+from dosimetry_core.store.case_inputs import fingerprint, require_unchanged, save_results
 from dosimetry_core.store.repository import CaseRepository
 
 # The record types live in the model; these names are kept for callers of this module.
@@ -205,6 +205,9 @@ def run_protocol(
     from dosimetry_core.protocols.registry import checklist, load_protocol
 
     case = store.load_case(case_id)
+    # what this run reads: saved only if still so (no stale saves, store.case_inputs)
+    input_parts = ("administrations", "time_points", "vois")
+    inputs = fingerprint(case, "protocol run", parts=input_parts)
     pid = protocol_id or case.protocol
     if not pid:
         raise InvalidInputError(f"case {case_id} has no protocol: give one (--protocol ID)")
@@ -246,8 +249,10 @@ def run_protocol(
         register_case(store, case_id, progress=sub_progress(progress, 0.02, 0.2), cancel=cancel)
         warnings.append("time points registered automatically (proposed, not reviewed)")
         case = store.load_case(case_id)
-    # what this run reads: saved only if still so (no stale saves, store.case_inputs)
-    inputs = fingerprint(case, "protocol run", parts=("administrations", "time_points", "vois"))
+        # the administration and VOIs read above must not have changed meanwhile; from
+        # here on the inputs include the registrations just saved
+        require_unchanged(store, inputs, case, ignore=("registration",))
+        inputs = fingerprint(case, "protocol run", parts=input_parts)
     check_cancel(cancel)
     energy = chain_energy_per_decay(nuclide)
     defaults = dict(protocol.uncertainty_defaults)

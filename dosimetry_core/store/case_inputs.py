@@ -43,6 +43,7 @@ __all__ = [
     "StaleInputsError",
     "changed_inputs",
     "fingerprint",
+    "require_unchanged",
     "save_results",
     "stale_message",
 ]
@@ -273,6 +274,45 @@ def _saves_since(store: CaseRepository, inputs: CaseInputs) -> list[tuple[str, s
         if isinstance(version, int) and version > inputs.version:
             out.append((e.action, e.username, e.at, version))
     return out
+
+
+def require_unchanged(
+    store: CaseRepository,
+    inputs: CaseInputs,
+    case: Case,
+    *,
+    ignore: Iterable[str] = (),
+) -> None:
+    """Refuse (:class:`StaleInputsError`) if ``case`` no longer has the inputs ``inputs`` recorded.
+
+    For a computation that saves an intermediate step of its own (a protocol run
+    registering the time points) and reloads the case: what it read before
+    must still hold.  ``ignore``: component kinds its own step changed
+    (``"registration"``, ``"voi"``, ``"time_point"``, ``"administration"``,
+    ``"tia_map"``).
+    """
+    skip = tuple(f"{kind}:" for kind in ignore) + tuple(k for k in ignore if ":" not in k)
+    kept = {k: v for k, v in inputs.hashes.items() if not k.startswith(skip)}
+    reduced = CaseInputs(
+        case_id=inputs.case_id,
+        step=inputs.step,
+        version=inputs.version,
+        parts=inputs.parts,
+        voi_ids=inputs.voi_ids,
+        hashes=kept,
+        labels=inputs.labels,
+    )
+    changes = [c for c in changed_inputs(reduced, case) if not _ignored(c, reduced, case, skip)]
+    if changes:
+        raise StaleInputsError(stale_message(inputs, changes, _saves_since(store, inputs)))
+
+
+def _ignored(change: str, inputs: CaseInputs, case: Case, skip: tuple[str, ...]) -> bool:
+    """True for an 'added' component of an ignored kind (not in the reduced hashes)."""
+    now, labels = _components(case, inputs.parts, inputs.voi_ids)
+    return any(
+        key.startswith(skip) and change == f"{labels.get(key, key)} was added" for key in now
+    )
 
 
 def save_results(

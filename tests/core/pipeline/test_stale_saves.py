@@ -238,3 +238,22 @@ def test_refusal_json_of_the_audit_entry_holds_the_document_hash(two_users):
     assert entry.details["document_sha256"] == hashlib.sha256(text.encode()).hexdigest()
     assert json.loads(text)["version"] == entry.details["case_version"]
     assert pat.verify_documents() == []
+
+
+def test_an_administration_edited_while_the_run_registers_is_caught(two_users):
+    """The run reads the administration and the VOIs before its own registration step."""
+    pat, ann, _, case_id = two_users
+    done = []
+
+    def progress(fraction, message):
+        if message.startswith("registration:") and not done:
+            case = ann.load_case(case_id)
+            case.administrations[0].activity_mbq *= 0.5
+            ann.save_case(case, audit=ann.audit_spec("enter-administration"))
+            done.append(ann.load_case(case_id).version)
+
+    with pytest.raises(StaleInputsError, match=r"the administration of Lu-177 .* was changed"):
+        run_protocol(pat, case_id, "lu177-dotatate", user="pat", progress=progress)
+    stored = pat.load_case(case_id)
+    assert stored.protocol_run is None and not stored.derived  # no TIA map, no dose either
+    assert stored.version == done[0] + 1  # the edit, then the registration (its own check)
