@@ -748,6 +748,7 @@ def verify(store: CaseRepository, report_id: str, *, check_inputs: bool = False)
                     problems.append(f"{w}the PDF's signatures differ from the database's")
     else:
         problems.append(f"{w}no PDF")
+    problems += _audited_signature_problems(store, report_id, rec.signatures, w)
     for name, key in (rec.content.get("figures") or {}).items():
         try:
             get_file(store, key)
@@ -759,6 +760,29 @@ def verify(store: CaseRepository, report_id: str, *, check_inputs: bool = False)
             if err:
                 problems.append(f"{w}input {v['role']}: {err}")
     return problems
+
+
+def _audited_signature_problems(
+    store: CaseRepository, report_id: str, sigs: list[dict[str, Any]], w: str
+) -> list[str]:
+    """Signature rows against the audit trail's ``report-sign-*`` entries of the report.
+
+    A signature row deleted (with the status and PDF set back) or inserted leaves
+    the rows and the audited sign-offs different; the audit chain itself is anchored
+    by signed checkpoints.
+    """
+    audited = [
+        (e.action.removeprefix("report-sign-"), str(e.details.get("signature_hash")))
+        for e in audit_trail.entries(store)
+        if e.action.startswith("report-sign-") and e.details.get("report_id") == report_id
+    ]
+    rows = [(str(s.get("signed_as")), str(s.get("signature_hash"))) for s in sigs]
+    if audited != rows:
+        return [
+            f"{w}the signatures {[r[0] for r in rows]} differ from the sign-offs in the audit "
+            f"trail {[a[0] for a in audited]} (signature rows deleted, inserted or changed)"
+        ]
+    return []
 
 
 def _pades_problems(pdf: bytes, trust: Any, w: str) -> tuple[list[Any], list[str]]:

@@ -313,3 +313,19 @@ def test_locked_out_until_expiry_then_allowed(signed):
             authenticate(store, "bob", "not-his-password-1", hasher=FAST, now=lambda: t0)
     later = t0 + timedelta(hours=1)
     assert authenticate(store, "bob", PW["bob"], hasher=FAST, now=lambda: later).username == "bob"
+
+
+def test_deleted_signature_with_status_and_pdf_set_back_is_detected(signed):
+    """A consistent roll-back of the practitioner's sign-off (row, status, older PDF)."""
+    store, rid = signed
+    with store.engine.connect() as conn:
+        mpe_pdf = conn.execute(
+            text("SELECT details FROM audit_log WHERE action = 'report-sign-mpe' ORDER BY seq DESC")
+        ).scalar_one()
+    import json
+
+    older = json.loads(mpe_pdf)["pdf_sha256"]
+    _sql(store, "DELETE FROM signatures WHERE signed_as = 'practitioner'")
+    _sql(store, "UPDATE reports SET status = 'mpe-signed', pdf_blob_key = :k", k=older)
+    problems = " ".join(verify(store, rid))
+    assert "differ from the sign-offs in the audit trail" in problems
