@@ -1056,7 +1056,8 @@ class CaseStore:
                     f"{actual[:16]}...) does not match the hash recorded by its newest audit "
                     f"entry (#{entry.seq}, {entry.action} by {entry.username or 'the system'} "
                     f"at {at}, version {version}, SHA-256 {digest[:16]}...): it was changed "
-                    "without the program"
+                    "without an audited save (an edit of the database, or a save that wrote "
+                    "no audit entry)"
                 )
         return sorted(problems)
 
