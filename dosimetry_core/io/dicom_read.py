@@ -1197,7 +1197,7 @@ def read_series(series: SeriesFiles, calibration_cps_per_mbq: float | None = Non
     try:
         return _read_series(series, calibration_cps_per_mbq)
     except DicomError as exc:
-        if exc.path is None and series.paths:
+        if not exc.path and series.paths:
             raise DicomError(str(exc), _first_path(series)) from exc
         raise
     except (UnitsError, CalibrationError):

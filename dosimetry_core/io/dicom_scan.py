@@ -145,7 +145,9 @@ def _truncation_reason(ds: Dataset, path: Path) -> str | None:
                 expected = int(rows) * int(cols) * frames * spp * int(bits) // 8
                 if length < expected and available < expected:
                     return (
-                        f"truncated DICOM file: pixel data need {expected} bytes, "
+                        f"truncated DICOM file: pixel data need {expected} bytes "
+                        f"(Rows x Columns x NumberOfFrames x SamplesPerPixel x BitsAllocated "
+                        f"= {int(rows)} x {int(cols)} x {frames} x {spp} x {int(bits)} bits), "
                         f"only {length} present"
                     )
         except (TypeError, ValueError):
