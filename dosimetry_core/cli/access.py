@@ -32,6 +32,7 @@ from typing import Any
 
 from dosimetry_core.errors import InvalidInputError, PermissionDeniedError
 from dosimetry_core.store.permissions import ACTIONS, Actor, require
+from dosimetry_core.store.repository import CaseRepository
 
 USER_ENV = "MRTDOSE_USER"
 PASSWORD_ENV = "MRTDOSE_PASSWORD"
@@ -228,7 +229,7 @@ def _password(username: str) -> str:
     return password
 
 
-def _login_name(args: argparse.Namespace, store: Any) -> str | None:
+def _login_name(args: argparse.Namespace, store: CaseRepository) -> str | None:
     """``$MRTDOSE_USER``; else, on a store with accounts, the ``--as`` of the user commands.
 
     (On a single-user store ``--as`` of ``report``/``sign`` is only a name.)
@@ -269,7 +270,7 @@ def _check_named_users(args: argparse.Namespace, actor: Actor | None) -> None:
             )
 
 
-def mode_line(store: Any, path: Path) -> str:
+def mode_line(store: CaseRepository, path: Path) -> str:
     """``store PATH: single-user (no accounts)`` or ``..., N accounts, logged in as U (role)``."""
     if not store.has_users():
         return f"store {path}: single-user (no accounts)"
@@ -365,7 +366,7 @@ def open_unchecked(args: argparse.Namespace) -> Any:
     return store
 
 
-def acting_user_name(store: Any, user: str | None, default: str = "") -> str:
+def acting_user_name(store: CaseRepository, user: str | None, default: str = "") -> str:
     """Who a command records as its author (``created_by``, QA ``created_by``).
 
     With accounts: the logged-in user (a ``user`` naming anybody else is

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.store.repository import CaseRepository
 
 
 def _when(text: str | None, what: str) -> datetime | None:
@@ -35,7 +36,7 @@ def _when(text: str | None, what: str) -> datetime | None:
     return value.replace(tzinfo=None)
 
 
-def _user(args: argparse.Namespace, store: Any) -> str:
+def _user(args: argparse.Namespace, store: CaseRepository) -> str:
     """Who measured: the logged-in user on a store with accounts (``--user`` names nobody
     else), else ``--user``, ``$MRTDOSE_USER`` or ``$USER``."""
     from dosimetry_core.cli.access import acting_user_name

@@ -421,6 +421,9 @@ def store_record(
             ),
         )
         _audit(store, record, actor)
+        if actor is not None:
+            # the QA performer's key signs the audit head: the record is anchored (issue 13)
+            qa_rows.sign_checkpoint(store, actor.username)
     return record
 
 
