@@ -71,6 +71,9 @@ def _new_password(username: str) -> str:
 
 
 def _login(store: CaseRepository, username: str) -> Any:
+    """The actor ``username``: the one the command's access check logged in, else a log-in."""
+    if store.actor is not None and store.actor.username == username:
+        return store.actor  # checked once already (cli/access.py): no second password prompt
     from dosimetry_core.store.users import authenticate
 
     return authenticate(store, username, _password(username))

@@ -1,7 +1,8 @@
 """``mrtdose report | sign | amend | verify-report``: the dose report and its sign-off.
 
-The acting user is given as ``--as USERNAME --role ROLE`` for now (roles:
-technologist, physicist, physician, admin); the lead will connect it to the login.
+The acting user is the logged-in one (``MRTDOSE_USER``/``MRTDOSE_PASSWORD``) in a store
+with accounts; a single-user store (no accounts) takes ``--as USERNAME --role ROLE``
+(roles: technologist, physicist, physician, admin).
 
 * ``mrtdose report CASE --as U --role physicist [--out DIR]``: make (or regenerate the
   unsigned draft of) the case's report; writes ``<report_id>.pdf``, ``.csv``, ``.json``
@@ -162,7 +163,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             "--role",
             default=None,
             choices=["technologist", "physicist", "physician", "admin"],
-            help="role of the acting user (to be taken from the login later)",
+            help="role of the acting user (single-user store only; with accounts: the log-in's)",
         )
 
     p = sub.add_parser("report", parents=[common], help="make the dose report of a case")
