@@ -257,3 +257,50 @@ def test_an_administration_edited_while_the_run_registers_is_caught(two_users):
     stored = pat.load_case(case_id)
     assert stored.protocol_run is None and not stored.derived  # no TIA map, no dose either
     assert stored.version == done[0] + 1  # the edit, then the registration (its own check)
+
+
+def test_a_time_point_recalibrated_during_the_tia_map_is_refused(two_users):
+    from dosimetry_core.pipeline.tia_map import compute_tia_map
+
+    pat, ann, _, case_id = two_users
+    register_case(pat, case_id)
+    done = []
+
+    def progress(fraction, message):
+        if not done and fraction > 0.2:  # during the voxel fits
+            case = ann.load_case(case_id)
+            case.time_point("TP2").functional.cps_per_mbq = 12.3
+            ann.save_case(case, audit=ann.audit_spec("enter-measurement"))
+            done.append(True)
+
+    with pytest.raises(StaleInputsError, match="time point TP2 was changed"):
+        compute_tia_map(pat, case_id, progress=progress)
+    stored = pat.load_case(case_id)
+    assert stored.time_point("TP2").functional.cps_per_mbq == 12.3 and not stored.derived
+
+
+def test_a_contour_edited_during_the_dose_is_refused_an_unread_one_is_not(two_users):
+    from dosimetry_core.pipeline.dose import compute_dose
+    from dosimetry_core.pipeline.tia_map import compute_tia_map
+
+    pat, ann, _, case_id = two_users
+    register_case(pat, case_id)
+    compute_tia_map(pat, case_id)
+    edits = []
+
+    def edit(name):
+        def progress(fraction, message):
+            if not edits or edits[-1][0] != name:
+                edits.append((name, _grow_kidney(ann, case_id, name)))
+
+        return progress
+
+    n_derived = len(pat.load_case(case_id).derived)
+    with pytest.raises(StaleInputsError, match="VOI Kidney_L was changed"):
+        compute_dose(pat, case_id, method="led", vois=["Kidney_L"], progress=edit("Kidney_L"))
+    assert len(pat.load_case(case_id).derived) == n_derived  # no dose map saved
+    # a dose of the liver is not blocked by an edit of the right kidney, which is kept
+    res = compute_dose(pat, case_id, method="led", vois=["Liver"], progress=edit("Kidney_R"))
+    stored = pat.load_case(case_id)
+    assert stored.find_derived(res.dose_map.derived_id).kind == "dose"
+    assert _voi(stored, "Kidney_R").mask.key == _voi(edits[-1][1], "Kidney_R").mask.key
