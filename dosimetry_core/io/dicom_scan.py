@@ -98,7 +98,11 @@ def _iter_files(root: Path, cancel: CancelCheck | None) -> list[Path]:
         dirnames.sort()
         for name in sorted(filenames):
             p = Path(dirpath) / name
-            if p.is_file():
+            try:
+                regular = p.is_file()  # devices, FIFOs, dangling or looping links: no
+            except OSError:  # e.g. no permission: listed, and reported by the reader
+                regular = True
+            if regular:
                 files.append(p)
     return files
 

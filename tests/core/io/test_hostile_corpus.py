@@ -290,6 +290,12 @@ def _symlink_loop(d: Path, t: Templates) -> None:
     (d / "b.dcm").symlink_to(d / "a.dcm")
 
 
+def _devices(d: Path, t: Templates) -> None:
+    """A FIFO (an open would block) and a link to /dev/zero (a read would never end)."""
+    os.mkfifo(d / "pipe.dcm")
+    (d / "zero.dcm").symlink_to("/dev/zero")
+
+
 def _dir_named_dcm(d: Path, t: Templates) -> None:
     (d / "evil.dcm").mkdir()
     (d / "evil.dcm" / "inner.dcm").mkdir()
@@ -456,6 +462,7 @@ KINDS: list[Kind] = [
     # file system
     Kind("symlink_loops", _symlink_loop, None),
     Kind("directories_named_dcm", _dir_named_dcm, None),
+    Kind("fifo_and_dev_zero_named_dcm", _devices, None),
     Kind("non_utf8_file_name_bad_header", _non_utf8_name_bad, "RealWorldValueSlope"),
     # SOP Instance UID reused by another series' file that sorts first
     Kind("sop_uid_planted_other_series", _planted_other_series, "RealWorldValueSlope"),
@@ -468,6 +475,7 @@ KINDS: list[Kind] = [
 
 #: Kinds whose single file is refused when alone for a reason of its own:
 #: the planted CT alone is a CT without a SPECT (no time point).
+_NOTHING_TO_READ = {"symlink_loops", "directories_named_dcm", "fifo_and_dev_zero_named_dcm"}
 _BESIDE_ONLY_REASON = {"sop_uid_planted_same_series_ct": "CT without|conflict"}
 
 
@@ -537,7 +545,7 @@ def test_bad_file_alone(kind: Kind, templates: Templates, tmp_path: Path, capsys
     assert data["cases"] == [] and data["imported"] is False
     assert _cases(store) == []  # nothing written
     reasons = _reasons(data, folder)
-    if kind.name in ("symlink_loops", "directories_named_dcm"):
+    if kind.name in _NOTHING_TO_READ:
         return  # nothing to read: exit 1, no case
     assert reasons, data
     expect = _BESIDE_ONLY_REASON.get(kind.name, kind.expect)
@@ -576,7 +584,7 @@ def test_bad_file_beside_a_good_study(kind: Kind, templates: Templates, tmp_path
     assert len(case.time_points) == (2 if kind.imports else 1), descriptions
     if kind.imports:
         return
-    if kind.name in ("symlink_loops", "directories_named_dcm"):
+    if kind.name in _NOTHING_TO_READ:
         return
     reasons = _reasons(data, folder)
     assert reasons, data
