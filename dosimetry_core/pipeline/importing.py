@@ -520,11 +520,16 @@ def import_directory(
 
     root = Path(root)
     if not root.exists():
-        raise InvalidInputError(f"{root}: no such file or folder")
-    if calibration_cps_per_mbq is not None and not (calibration_cps_per_mbq > 0):
         raise InvalidInputError(
-            "calibration factor must be a positive number of cps/MBq, "
-            f"got {calibration_cps_per_mbq}"
+            f"DICOM_DIR {printable(str(root))}: no such file or folder", field="dicom_dir"
+        )
+    if calibration_cps_per_mbq is not None and not (
+        np.isfinite(calibration_cps_per_mbq) and calibration_cps_per_mbq > 0
+    ):
+        raise InvalidInputError(
+            "--calibration-cps-per-mbq: calibration factor must be a positive number of "
+            f"cps/MBq, got {calibration_cps_per_mbq}",
+            field="calibration_cps_per_mbq",
         )
     _require_import_permission(store)
     out = ImportReport()

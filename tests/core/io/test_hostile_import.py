@@ -219,3 +219,27 @@ def test_help_documents_the_exit_status(capsys) -> None:
     out = " ".join(capsys.readouterr().out.split())
     assert "exit status" in out and "1 when nothing was imported" in out
     assert "--allow-activity-above-administered" in out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_calibration_factor_must_be_finite_and_positive(value, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rc = main(
+        [
+            "--store",
+            str(tmp_path / "s"),
+            "import",
+            str(folder),
+            f"--calibration-cps-per-mbq={value}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "--calibration-cps-per-mbq" in err and err.count("\n") == 1
+    assert not (tmp_path / "s").exists() or _cases(tmp_path / "s") == []
+
+
+def test_missing_folder_with_escape_sequence_in_its_name(tmp_path: Path, capsys) -> None:
+    rc = main(["--store", str(tmp_path / "s"), "import", str(tmp_path / "no\x1b[2Jdir")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no such file or folder" in err and "\x1b" not in err
