@@ -113,6 +113,10 @@ LAMBDA_FLOOR_PER_H = 1e-6
 MAX_TIME_H = 10_000.0
 """Latest scan or injection time accepted (h; about 14 months): a longer time is a
 typing or unit error (s, min, a date) and would overflow the back-extrapolation."""
+MAX_ACTIVITY_MBQ = 1.0e7
+"""Largest activity accepted in a time-activity curve (MBq; 10 TBq, some 300 times the
+largest therapy administration): a larger value is a unit error (Bq, counts) and would
+overflow the fit (a local plausibility limit)."""
 MC_SAMPLES_RANGE = (100, 100_000)
 """Accepted numbers of Monte Carlo samples besides 0 (no Monte Carlo check): fewer
 give no usable SD, more only cost memory and time."""
@@ -341,6 +345,12 @@ def validate_tac(
         raise InvalidInputError("activity_mbq contains NaN or infinite values")
     if np.any(a < 0):
         raise InvalidInputError(f"negative activity {float(a[a < 0][0]):g} MBq")
+    if np.any(a > MAX_ACTIVITY_MBQ):
+        raise InvalidInputError(
+            f"activity {float(a.max()):g} MBq is beyond {MAX_ACTIVITY_MBQ:g} MBq "
+            "(a unit error: Bq or counts?)",
+            field="activity_mbq",
+        )
     check_time_h(injection_time_h, "injection_time_h")
     if np.any(t < injection_time_h):
         raise InvalidInputError(

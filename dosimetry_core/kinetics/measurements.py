@@ -61,6 +61,14 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.model.case import Case, Measurement, MeasurementKind
 from dosimetry_core.physics.nuclides import decay_constant_per_h
 
+MAX_RETAINED_FRACTION = 2.0
+"""Largest decay-corrected whole-body retention accepted (fraction of the first reading).
+
+The first reading, before any voiding, is 100 % (EANM mIBG SOP, Gear et al. 2020); a
+later decay-corrected reading can exceed it only by geometry and counting errors, so a
+reading implying more than twice the administered activity is a typing error (a local
+plausibility limit)."""
+
 
 @dataclass
 class MeasuredSeries:
@@ -118,6 +126,14 @@ def _times(time_h: Sequence[float], what: str) -> np.ndarray:
     if np.any(t < 0):
         raise InvalidInputError(
             f"{what}: reading at {float(t.min()):g} h is before the administration"
+        )
+    from dosimetry_core.kinetics.fitting import MAX_TIME_H
+
+    if np.any(t > MAX_TIME_H):
+        raise InvalidInputError(
+            f"{what}: reading at {float(t.max()):g} h is more than {MAX_TIME_H:g} h after the "
+            "administration (a unit or typing error?)",
+            field="time_h",
         )
     return t
 
@@ -195,6 +211,15 @@ def whole_body_retention(
         )
     lam = decay_constant_per_h(nuclide)
     frac = net / net[0] * math.exp(-lam * t[0])
+    corrected = frac * np.exp(lam * t)
+    if np.any(corrected > MAX_RETAINED_FRACTION):
+        i = int(np.argmax(corrected))
+        raise InvalidInputError(
+            f"{what}: reading {r[i]:g} at {t[i]:g} h implies {corrected[i] * 100:.3g} % of the "
+            f"administered activity in the body (decay-corrected; the first reading, taken "
+            f"before voiding, is 100 %): check the first reading and the background",
+            field="dose_rate",
+        )
     return MeasuredSeries(
         quantity="whole-body activity",
         time_h=t.tolist(),

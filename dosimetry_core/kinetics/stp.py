@@ -41,7 +41,12 @@ from typing import Any
 import numpy as np
 
 from dosimetry_core.errors import InvalidInputError
-from dosimetry_core.kinetics.fitting import check_mc_samples, check_time_h
+from dosimetry_core.kinetics.fitting import (
+    MAX_ACTIVITY_MBQ,
+    MAX_TIME_H,
+    check_mc_samples,
+    check_time_h,
+)
 
 _LN2 = math.log(2.0)
 STP_METHODS = ("haenscheid", "madsen")
@@ -98,9 +103,11 @@ def _check(time_h: float, activity_mbq: float, injection_time_h: float) -> float
     return tau
 
 
-def _check_sd(name: str, sd: float | None) -> None:
+def _check_sd(name: str, sd: float | None, *, upper: float, unit: str) -> None:
     if sd is not None and not (math.isfinite(sd) and sd >= 0):
         raise InvalidInputError(f"{name} must be a non-negative number")
+    if sd is not None and sd > upper:
+        raise InvalidInputError(f"{name} {sd:g} {unit} is beyond {upper:g} {unit}")
 
 
 def mono_tia(activity_mbq: float, tau_h: float, t_eff_h: float) -> float:
@@ -141,8 +148,8 @@ def haenscheid(
         relative bias of the formula against the mono-exponential with ``T_eff``.
     """
     tau = _check(time_h, activity_mbq, injection_time_h)
-    _check_sd("activity SD", activity_sd_mbq)
-    _check_sd("T_eff SD", t_eff_sd_h)
+    _check_sd("activity SD", activity_sd_mbq, upper=MAX_ACTIVITY_MBQ, unit="MBq")
+    _check_sd("T_eff SD", t_eff_sd_h, upper=MAX_TIME_H, unit="h")
     if t_eff_h is not None and not (math.isfinite(t_eff_h) and t_eff_h > 0):
         raise InvalidInputError("effective half-life must be a positive number of hours")
     factor = 2.0 * tau / _LN2
@@ -210,8 +217,8 @@ def madsen(
     tau = _check(time_h, activity_mbq, injection_time_h)
     if not (math.isfinite(t_eff_h) and t_eff_h > 0):
         raise InvalidInputError("effective half-life must be a positive number of hours")
-    _check_sd("activity SD", activity_sd_mbq)
-    _check_sd("T_eff SD", t_eff_sd_h)
+    _check_sd("activity SD", activity_sd_mbq, upper=MAX_ACTIVITY_MBQ, unit="MBq")
+    _check_sd("T_eff SD", t_eff_sd_h, upper=MAX_TIME_H, unit="h")
     mc_samples = check_mc_samples(mc_samples)
     lam = _LN2 / t_eff_h
     tia = mono_tia(activity_mbq, tau, t_eff_h)

@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dosimetry_core.cli.main import build_parser, main
@@ -159,54 +159,6 @@ kernel_numbers = st.one_of(
     st.sampled_from(SPECIAL), st.text(max_size=10).filter(lambda s: _float_or_none(s) is None)
 )
 
-FIT_HUGE_ACTIVITY_FIX = (
-    "kinetics/fitting.py fit_tac accepts any finite activity: fit --activity-mbq 1e308 80 40 "
-    "overflows (a - mean)**2 in fit_model (RuntimeWarning: exit 3 under the test suite's "
-    "warnings-as-errors, exit 0 with warnings on stderr otherwise); fix: refuse activities "
-    "above a physical bound (e.g. 1e6 MBq, field activity_mbq) before fitting. Not this "
-    "engineer's file: reported, not edited"
-)
-MIBG_TINY_FIRST_READING_FIX = (
-    "kinetics/measurements.py whole_body_retention divides by the first net reading: mibg "
-    "--dose-rate 1e-300 20 8 makes ratios of 2e301 that overflow in fit_tac; fix: refuse "
-    "readings whose activity (A_adm x ratio) exceeds the administered activity by more than "
-    "the measurement allows, or the fit_tac bound above. Not this engineer's file: reported, "
-    "not edited"
-)
-
-STP_HUGE_SD_FIX = (
-    "kinetics/stp.py madsen(): fit --stp --method madsen --t-eff-h 50 --t-eff-sd-h 1e200 "
-    "raises OverflowError in (d_dt * t_eff_sd_h) ** 2: exit 3 (internal error) in production "
-    "too; fix: _check_sd (or the CLI) refuses a T_eff SD outside 0-10000 h "
-    "(kinetics.fitting.MAX_TIME_H, field t_eff_sd_h), as --t-eff-h. Not this engineer's file: "
-    "reported, not edited"
-)
-
-
-def _known_crash(command: str, option: str, value: str) -> bool:
-    """The crashes found by this fuzz in files of others (reported; reproducers below)."""
-    v = _float_or_none(value)
-    if v is None or not math.isfinite(v):
-        return False
-    if command == "mibg" and option == "--time-h":
-        return v > 10_000.0  # MIBG_TIME_OVERFLOW_FIX
-    if command in ("fit", "fit-stp") and option == "--activity-mbq":
-        return abs(v) > 1e150  # FIT_HUGE_ACTIVITY_FIX
-    if command == "fit-stp" and option == "--t-eff-sd-h":
-        return abs(v) > 1e150  # STP_HUGE_SD_FIX
-    if command == "mibg" and option == "--dose-rate":
-        return 0 < abs(v) < 1e-100 or abs(v) > 1e150  # MIBG_TINY_FIRST_READING_FIX
-    return False
-
-
-MIBG_TIME_OVERFLOW_FIX = (
-    "kinetics/measurements.py _times() accepts any finite time, so mibg --time-h 196887 "
-    "overflows exp(lambda t) in whole_body_retention (RuntimeWarning: exit 3 under the test "
-    "suite's warnings-as-errors, two extra stderr lines otherwise) before the CLI's 0-10000 h "
-    "check; fix: refuse t > kinetics.fitting.MAX_TIME_H in _times (field time_h). Not this "
-    "engineer's file: reported, not edited"
-)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _environment(tmp_path_factory):
@@ -307,7 +259,6 @@ def _fuzz(command: str):
     @given(slot=st.sampled_from(slots), value=values)
     def run(slot, value):
         option, index = slot
-        assume(not _known_crash(command, option, value))  # each has an xfail test below
         check(_with_value(base, option, index, value))
 
     run()
@@ -349,28 +300,24 @@ MIBG = ["--administered-activity-mbq", "7400", "--body-mass-kg", "30"]
     [
         pytest.param(
             ["mibg", "--time-h", "196887.0", "24", "48", "--dose-rate", "50", "20", "8", *MIBG],
-            marks=pytest.mark.xfail(strict=True, reason=MIBG_TIME_OVERFLOW_FIX),
             id="mibg-time-196887",
         ),
         pytest.param(
             ["fit", "--time-h", "4", "24", "72", "--activity-mbq", "1e308", "80", "40"],
-            marks=pytest.mark.xfail(strict=True, reason=FIT_HUGE_ACTIVITY_FIX),
             id="fit-activity-1e308",
         ),
         pytest.param(
             ["mibg", "--time-h", "2", "24", "48", "--dose-rate", "1e-300", "20", "8", *MIBG],
-            marks=pytest.mark.xfail(strict=True, reason=MIBG_TINY_FIRST_READING_FIX),
             id="mibg-dose-rate-1e-300",
         ),
         pytest.param(
             ["fit", "--stp", "--time-h", "96", "--activity-mbq", "40", "--method", "madsen"]
             + ["--t-eff-h", "50", "--t-eff-sd-h", "1e200"],
-            marks=pytest.mark.xfail(strict=True, reason=STP_HUGE_SD_FIX),
             id="fit-stp-t-eff-sd-1e200",
         ),
     ],
 )
-def test_crashes_the_fuzz_found_in_files_of_others(argv):
-    """Reproducers of the report: each must become a one-line refusal (exit 1)."""
+def test_crashes_the_fuzz_found_are_one_line_refusals(argv):
+    """The four crashes this fuzz found (overflows in the kinetics): now refused (exit 1)."""
     code, out, err = _run([*argv, "--json"])
     assert code == 1 and out == "" and err.count("\n") == 1, (code, err)
