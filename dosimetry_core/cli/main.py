@@ -428,8 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         access.check_access(parser, args)
         return int(args.func(args))
     except DosimetryError as exc:
+        from dosimetry_core.io.text import printable
+
+        # header text or file names in a message are printed with control characters escaped
         message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        sys.stderr.write(f"mrtdose: {message}\n")
+        sys.stderr.write(f"mrtdose: {printable(message)}\n")
         return EXIT_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("mrtdose: interrupted\n")

@@ -20,6 +20,8 @@ from typing import Any
 
 from dosimetry_core.errors import InvalidInputError, PermissionDeniedError
 from dosimetry_core.pipeline.importing import relabel_time_points
+from dosimetry_core.store.permissions import Actor
+from dosimetry_core.store.repository import CaseRepository
 
 __all__ = ["RemovedTimePoint", "remove_time_point"]
 
@@ -54,7 +56,7 @@ class RemovedTimePoint:
         }
 
 
-def _check_actor(store: Any, actor: Any) -> None:
+def _check_actor(store: CaseRepository, actor: Actor | None) -> None:
     from dosimetry_core.store.permissions import require
 
     has_users = getattr(store, "has_users", None)
@@ -73,7 +75,7 @@ def _check_actor(store: Any, actor: Any) -> None:
 
 
 def remove_time_point(
-    store: Any, actor: Any, case_id: str, time_point_id: str, reason: str
+    store: CaseRepository, actor: Actor | None, case_id: str, time_point_id: str, reason: str
 ) -> RemovedTimePoint:
     """Remove one time point from a case, with its VOIs; supersede what was computed from it.
 
@@ -143,7 +145,7 @@ def remove_time_point(
     saved = store.save_case(
         case,
         audit=store.audit_spec(
-            "import",
+            "remove-time-point",
             operation="remove time point",
             time_point_id=tp.time_point_id,
             label=label,
@@ -169,7 +171,7 @@ def remove_time_point(
     )
 
 
-def _signed_reports(store: Any, case_id: str) -> list[str]:
+def _signed_reports(store: CaseRepository, case_id: str) -> list[str]:
     """Ids of the case's reports that were signed (any status but draft)."""
     from dosimetry_core.reporting.records import DRAFT, list_reports
 

@@ -131,6 +131,7 @@ SAVE_ACTIONS: dict[str, str] = {
     "report": "report",
     "export": "export",
     "correct-scan-time": "enter-measurement",
+    "remove-time-point": "import",
 }
 """Audit action of a case save -> the permission it needs (checked by ``CaseStore.save_case``)."""
 
