@@ -204,10 +204,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     emit, open_store = _io()
     store = open_store(args)
     if args.verify:
+        from dosimetry_core.store.case_store import case_store_of
         from dosimetry_core.store.qa_rows import audit_anchor_problems
         from dosimetry_core.store.users import verify_accounts
 
-        problems = audit.verify(store) + verify_accounts(store) + audit_anchor_problems(store)
+        problems = (
+            audit.verify(store)
+            + verify_accounts(store)
+            + audit_anchor_problems(store)
+            + case_store_of(store).verify_documents(include_unrecorded=False)
+        )
         n = len(audit.entries(store))
         data = {"intact": not problems, "n_entries": n, "problems": problems}
         if problems:

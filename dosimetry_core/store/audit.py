@@ -291,6 +291,8 @@ def checkpoint(
     if last is None:
         raise ValueError("no audit entry to checkpoint")
     seq, digest = int(last.seq), str(last.entry_hash)
+    if conn.execute(select(t_checkpoints.c.seq).where(t_checkpoints.c.seq == seq)).first():
+        return seq  # this head is signed already (e.g. by the case save of the same action)
     conn.execute(
         insert(t_checkpoints).values(
             seq=seq,
@@ -312,6 +314,27 @@ def record_checkpoint(
         return checkpoint(conn, username, key, cert_pem, at=datetime.now())
 
 
+def sign_head_in(
+    conn: Connection, store: CaseRepository, username: str, *, at: datetime
+) -> int | None:
+    """:func:`sign_head` inside the caller's transaction ``conn`` (e.g. a case save).
+
+    Returns the ``seq`` signed, or None when the store has no pinned department CA or
+    ``username``'s key is not unlocked in this process (nothing is written).
+    """
+    from dosimetry_core.store.schema import users as t_users
+
+    key = keys.unlocked_key(store, username)
+    if key is None or keys.pinned_ca(store) is None:
+        return None
+    cert_pem = conn.execute(
+        select(t_users.c.cert_pem).where(t_users.c.username == username)
+    ).scalar()
+    if not cert_pem:
+        return None
+    return checkpoint(conn, username, key, str(cert_pem), at=at)
+
+
 def sign_head(store: CaseRepository, username: str) -> int | None:
     """Checkpoint the head with ``username``'s key unlocked in this process, if any.
 
@@ -331,6 +354,28 @@ def sign_head(store: CaseRepository, username: str) -> int | None:
         if not cert_pem:
             return None
         return checkpoint(conn, username, key, str(cert_pem), at=datetime.now())
+
+
+def _unsigned_case_saves(conn: Connection, newest_checkpoint: int) -> list[str]:
+    """Case saves after the newest signed checkpoint (in a store with a pinned CA).
+
+    Every case save by a logged-in user signs the audit head with that user's key
+    (:meth:`~dosimetry_core.store.case_store.CaseStore.save_case`), so the newest
+    entry that records a ``document_sha256`` is always covered by a checkpoint.  An
+    entry after the newest checkpoint was appended by someone holding no key: a
+    database writer covering an edit of a case document with a made-up entry.
+    """
+    rows = conn.execute(
+        select(t_audit.c.seq, t_audit.c.case_id, t_audit.c.action, t_audit.c.username)
+        .where(t_audit.c.seq > newest_checkpoint)
+        .where(t_audit.c.details.like('%"document_sha256"%'))
+        .order_by(t_audit.c.seq)
+    ).all()
+    return [
+        f"entry {r.seq} ({r.action} of case {r.case_id} by {r.username or 'nobody'}) is not "
+        "covered by a signed checkpoint: it was not written by a logged-in user of this store"
+        for r in rows
+    ]
 
 
 def _checkpoint_problems(conn: Connection, store: CaseRepository) -> list[str]:
@@ -378,6 +423,7 @@ def _checkpoint_problems(conn: Connection, store: CaseRepository) -> list[str]:
             f"{keyed} personal report signature(s) but only {len(rows)} signed audit "
             "checkpoint(s): checkpoints were deleted"
         )
+    problems += _unsigned_case_saves(conn, max((int(r.seq) for r in rows), default=0))
     return problems
 
 

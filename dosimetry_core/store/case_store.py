@@ -943,10 +943,18 @@ class CaseStore:
         """``(self.actor, action, details)`` for ``save_case(..., audit=...)``."""
         return (self.actor, action, details)
 
-    @staticmethod
-    def _audit(conn: Connection, spec: AuditSpec, case_id: str, at: datetime, **extra: Any) -> None:
+    def _audit(
+        self, conn: Connection, spec: AuditSpec, case_id: str, at: datetime, **extra: Any
+    ) -> None:
+        """Append the audit entry of a change; the actor's key (if unlocked) signs the head.
+
+        The signed checkpoint anchors the entry, and with it the ``document_sha256`` it
+        records, against a database writer (:mod:`dosimetry_core.store.keys`).
+        """
         actor, action, details = spec
         audit_trail.append_for(conn, actor, action, case_id, {**(details or {}), **extra}, at=at)
+        if actor is not None:
+            audit_trail.sign_head_in(conn, self, actor.username, at=at)
 
     # ----------------------------------------------------------- maintenance
     def collect_garbage(self, *, older_than_s: float = DEFAULT_GC_GRACE_S) -> int:
@@ -1003,7 +1011,7 @@ class CaseStore:
         self.blobs.remove_stale_temp_files(max(older_than_s, 0.0))
         return len(removed)
 
-    def verify_documents(self) -> list[str]:
+    def verify_documents(self, *, include_unrecorded: bool = True) -> list[str]:
         """Cases whose stored document does not hash to the value in their newest audit entry.
 
         Every audited :meth:`save_case` records ``document_sha256`` (SHA-256 of
@@ -1012,6 +1020,13 @@ class CaseStore:
         hashes to it.  The audit trail itself is a hash chain
         (:func:`dosimetry_core.store.audit.verify`); once it is anchored by
         signed checkpoints, a database writer cannot recompute both.
+
+        Parameters
+        ----------
+        include_unrecorded
+            Also name the cases no audit entry records a hash for (False: only the
+            documents that differ from their recorded hash, as ``audit --verify`` does:
+            a store made before the hashes were recorded is not damaged).
 
         Returns
         -------
@@ -1042,6 +1057,8 @@ class CaseStore:
         for d in docs:
             actual = document_sha256(d.document)
             if d.case_id not in recorded:
+                if not include_unrecorded:
+                    continue
                 problems.append(
                     f"case {d.case_id}: no audit entry records the hash of its document "
                     "(saved without an audit entry or before document hashes were recorded); "

@@ -299,6 +299,8 @@ def bootstrap_admin(
             at=at,
         )
         keys.pin_ca(store, ca_cert)  # outside the database; a failure rolls the bootstrap back
+        # the admin's key signs the head: everything before the department CA is anchored
+        audit.checkpoint(conn, username, user_key, str(key_values["cert_pem"]), at=at)
     keys.remember_key(store, keys.CA, ca_key)
     keys.remember_key(store, username, user_key)
     return actor
