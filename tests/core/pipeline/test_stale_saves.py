@@ -116,7 +116,20 @@ def test_contour_edit_during_a_protocol_run_is_refused_and_a_rerun_uses_it(two_u
     assert row.mass_g == pytest.approx(new_mass, rel=1e-9)
     after = pat.load_case(case_id)
     assert after.protocol_run == res and _voi(after, "Kidney_L").mask.key == new_voi.mask.key
-    assert audit_trail.entries(pat, case_id)[-1].action == "protocol-run"
+    entry = audit_trail.entries(pat, case_id)[-1]
+    assert entry.action == "protocol-run"
+    # every audited save records document_sha256; the run's entry too
+    import hashlib
+
+    from sqlalchemy import select
+
+    from dosimetry_core.store.schema import cases
+
+    with pat.engine.connect() as conn:
+        text = conn.execute(select(cases.c.document).where(cases.c.case_id == case_id)).scalar()
+    assert entry.details["document_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert json.loads(text)["version"] == entry.details["case_version"]
+    assert pat.verify_documents() == []
 
 
 def test_mrtdose_run_refuses_in_one_line_when_a_contour_changes(two_users, capsys, monkeypatch):
@@ -220,24 +233,6 @@ def test_a_registration_accepted_meanwhile_is_not_overwritten(two_users):
         register_case(pat, case_id, time_points=["TP2"], progress=progress)
     stored = pat.load_case(case_id)
     assert stored.time_point("TP2").registration.status == RegistrationStatus.ACCEPTED
-
-
-def test_refusal_json_of_the_audit_entry_holds_the_document_hash(two_users):
-    """Every audited save records document_sha256; the run's entry too."""
-    import hashlib
-
-    from sqlalchemy import select
-
-    from dosimetry_core.store.schema import cases
-
-    pat, _, _, case_id = two_users
-    run_protocol(pat, case_id, "lu177-dotatate", user="pat")
-    entry = audit_trail.entries(pat, case_id)[-1]
-    with pat.engine.connect() as conn:
-        text = conn.execute(select(cases.c.document).where(cases.c.case_id == case_id)).scalar()
-    assert entry.details["document_sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    assert json.loads(text)["version"] == entry.details["case_version"]
-    assert pat.verify_documents() == []
 
 
 def test_an_administration_edited_while_the_run_registers_is_caught(two_users):
