@@ -243,3 +243,33 @@ def test_missing_folder_with_escape_sequence_in_its_name(tmp_path: Path, capsys)
     rc = main(["--store", str(tmp_path / "s"), "import", str(tmp_path / "no\x1b[2Jdir")])
     err = capsys.readouterr().err
     assert rc == 1 and "no such file or folder" in err and "\x1b" not in err
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [("RescaleSlope", "NaN"), ("AcquisitionTime", "2x0000"), ("PixelSpacing", ["inf", "4.8"])],
+)
+def test_a_bad_time_point_never_joins_the_patients_existing_case(
+    keyword: str, value, demo: Path, tmp_path: Path, capsys
+) -> None:
+    """The issue's 'a NaN time point joins the patient's existing case': refused, the
+    case is unchanged, and the good 24 h series imported afterwards joins it."""
+    store = tmp_path / "store"
+    _import(store, _good_study(demo, tmp_path / "a"), capsys)
+    (before,) = _cases(store)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for n, p in enumerate(sorted((demo / "tp2_024h" / "NM").glob("*.dcm"))):
+        ds = pydicom.dcmread(p)
+        setattr(ds, keyword, value)
+        ds.save_as(bad / f"nm{n}.dcm", enforce_file_format=False)
+    rc, data, _ = _import(store, bad, capsys)
+    assert rc == 1 and data["skipped"]
+    assert any(keyword in s["reason"] or "time" in s["reason"].lower() for s in data["skipped"])
+    (after,) = _cases(store)
+    assert (after.version, len(after.time_points)) == (before.version, 1)
+    good24 = tmp_path / "good24"
+    shutil.copytree(demo / "tp2_024h", good24)
+    rc, data, _ = _import(store, good24, capsys)
+    (joined,) = _cases(store)
+    assert rc == 0 and joined.case_id == before.case_id and len(joined.time_points) == 2
