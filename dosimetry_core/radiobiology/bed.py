@@ -70,7 +70,6 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import integrate
 
 from dosimetry_core.errors import InvalidInputError
 
@@ -498,6 +497,9 @@ def _lc_integrate(
     Lea-Catcheside double integral.  Intervals end at kinks of ``R`` so the
     integrator never steps across a discontinuity of its derivative.
     """
+    # SciPy's integrators are imported here: the closed-form BED (``mrtdose bed``)
+    # must not pay for loading them (issue 14, command-line start-up).
+    from scipy import integrate
 
     def rhs(t: float, z: Array) -> Array:
         r = float(rate(t))
