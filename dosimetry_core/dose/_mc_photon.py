@@ -601,3 +601,31 @@ def accumulate_batch(
         d = total * factor
         sum_d[v] += d
         sum_d2[v] += d * d
+
+
+@njit(cache=True, error_model="numpy")
+def voi_batch_sums(
+    score: np.ndarray,
+    factor: float,
+    voxels: np.ndarray,
+    weights: np.ndarray,
+    starts: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Weighted photon dose sums of one batch per VOI, before :func:`accumulate_batch`.
+
+    VOI ``k`` owns ``voxels[starts[k]:starts[k + 1]]`` with ``weights`` (mask or
+    partial-volume fractions); ``out[k] = factor * sum_i w_i * sum_lanes score[lane, v_i]``
+    (Gy * weight).  Only the VOIs' voxels are read, so the cost does not grow
+    with the grid.
+    """
+    n_lanes = score.shape[0]
+    for k in range(starts.size - 1):
+        acc = 0.0
+        for i in range(starts[k], starts[k + 1]):
+            v = voxels[i]
+            d = 0.0
+            for lane in range(n_lanes):
+                d += score[lane, v]
+            acc += weights[i] * d
+        out[k] = acc * factor

@@ -39,17 +39,35 @@ Method
   (electrons, alphas, recoils; ``energy_per_decay(nuclide).non_penetrating_mev``)
   plus the photon lines below the cut-off, deposited in the source voxel:
   ``D = N * E * J_PER_MEV / (rho * V)``.  It has no statistical uncertainty.
+* **Components.**  The dose is a *photon* component (the Monte Carlo above,
+  ``photon_dose_gy``) plus a *deterministic* electron component: the local part,
+  or an electron (and alpha) dose computed elsewhere and passed in
+  (``electron_dose_gy``, e.g. a kernel convolution).  Only the photon component
+  has a statistical uncertainty, so every uncertainty below is the photon
+  component's; relative to the total dose it is smaller by the factor
+  ``D_photon / D_total``.
 * **Uncertainty**: batch method -- the histories are split into ``B`` independent
   batches, ``D = mean_b D_b`` and the 1-SD uncertainty of the mean is
-  ``sqrt(sum_b (D_b - D)^2 / (B (B - 1)))`` per voxel (e.g. Walters, Kawrakow &
+  ``sqrt(sum_b (D_b - D)^2 / (B (B - 1)))`` (e.g. Walters, Kawrakow &
   Rogers, Med Phys 29:2745, 2002, who compare it with history-by-history).
-  ``rel_uncertainty`` is that SD over the **total** dose ``dose_gy`` (photons +
-  local); voxels with zero dose report 1.0.
+  Per voxel: ``rel_uncertainty`` is that SD over the **total** dose ``dose_gy``
+  (photons + deterministic part; voxels with zero dose report 1.0) and
+  ``photon_rel_uncertainty`` over the photon dose.  Per VOI (``voi_masks`` and
+  the target): the same formula applied to the batch values of the VOI's
+  (weighted) mean photon dose, which keeps the correlation between the voxels
+  of a VOI (a summed voxel SD would overstate it many times); reported in
+  ``voi_components`` with the mean dose of each component.
 * **Stop rule** with ``target_uncertainty``: batches of ``histories // batches``
   photons are run, at least ``batches`` of them, then one more at a time until
-  ``U = sum_{v in mask} SD_v / sum_{v in mask} D_v <= target_uncertainty`` -- the
-  dose-weighted mean over ``target_mask`` of the relative uncertainty of
-  ``dose_gy`` -- or until the next batch would exceed ``max_histories``.
+  the 1-SD relative uncertainty of the mean dose in ``target_mask`` of the
+  requested component is ``<= target_uncertainty`` -- ``target_component="photon"``
+  (default): ``SD / D_photon``; ``"total"``: ``SD / (D_photon + D_electron)`` --
+  or until the next batch would exceed ``max_histories``.  The default is the
+  photon component because the electron part has no statistical uncertainty: a
+  total-dose target is met early by a noisy photon dose whenever electrons
+  dominate (96 % of a Lu-177 kidney dose).  With few batches the SD estimate is
+  itself uncertain (relative SD ``~1/sqrt(2 (B - 1))``), so the stop can come a
+  batch early or late.
 * **Random numbers and threads**: chunks of each batch have their own
   xoshiro256+ stream seeded from ``(seed, batch, chunk)``; the number of chunks
   does not depend on the number of threads, so a seed gives the same histories
@@ -66,7 +84,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,17 +110,44 @@ CHUNKS_PER_BATCH = 64
 
 
 @dataclass(frozen=True)
+class VoiDoseComponents:
+    """Mean dose of one VOI by component and the photon component's uncertainty.
+
+    Means are weighted by the VOI mask or partial-volume fractions.  The
+    electron (deterministic) component has no statistical uncertainty; the SD is
+    the batch-method 1-SD uncertainty of the VOI mean of the photon component.
+    """
+
+    name: str
+    mean_gy: float
+    """Mean total dose (photon + electron component), Gy."""
+    photon_mean_gy: float
+    """Mean photon component, Gy."""
+    electron_mean_gy: float
+    """Mean deterministic component (local part or ``electron_dose_gy``), Gy; 0 if none."""
+    photon_sd_gy: float
+    """1-SD statistical uncertainty of ``photon_mean_gy`` (= of ``mean_gy``), Gy."""
+    photon_rel_uncertainty: float
+    """``photon_sd_gy / photon_mean_gy`` (inf when the photon mean is 0)."""
+    total_rel_uncertainty: float
+    """``photon_sd_gy / mean_gy`` (inf when the mean is 0)."""
+    voxels: float
+    """Sum of the VOI's weights (voxels, fractional with partial volumes)."""
+
+
+@dataclass(frozen=True)
 class MonteCarloResult:
     """Absorbed dose of one Monte Carlo run (arrays ``[z, y, x]`` like the input)."""
 
     dose_gy: NDArray[np.float32]
-    """Total absorbed dose: photons (+ local part if requested), Gy."""
+    """Total absorbed dose: photons (+ deterministic electron part if any), Gy."""
     photon_dose_gy: NDArray[np.float32]
     """Photon part (collision kerma), Gy."""
     local_dose_gy: NDArray[np.float32] | None
-    """Local part (non-penetrating emissions, lines below the cut-off), Gy; None if off."""
+    """Deterministic part: the local part (non-penetrating emissions, lines below the
+    cut-off) or the ``electron_dose_gy`` passed in, Gy; None if neither."""
     rel_uncertainty: NDArray[np.float32]
-    """1-SD relative statistical uncertainty of ``dose_gy`` (batch method)."""
+    """1-SD relative statistical uncertainty of ``dose_gy`` per voxel (batch method)."""
     histories: int
     seed: int
     elapsed_s: float
@@ -111,12 +156,33 @@ class MonteCarloResult:
     stopped_because: str
     """``"histories"``, ``"target uncertainty"``, ``"max histories"`` or ``"no photons"``."""
     target_uncertainty_reached: float | None
-    """Dose-weighted mean relative uncertainty in ``target_mask`` (module docstring)."""
+    """1-SD relative uncertainty of the mean dose in ``target_mask`` of the
+    ``target_component`` (module docstring); None without a target."""
     batches: int = 0
     emitted_photon_energy_mev: float = 0.0
     """Photon energy emitted by the sampled histories, scaled to all decays (MeV)."""
     escaped_photon_energy_mev: float = 0.0
     """Photon energy that left the grid, scaled to all decays (MeV)."""
+    photon_rel_uncertainty: NDArray[np.float32] | None = None
+    """1-SD relative statistical uncertainty of ``photon_dose_gy`` per voxel (1.0 where 0)."""
+    target_component: str = "photon"
+    """Component of the stop rule and of ``target_uncertainty_reached``."""
+    target_photon_uncertainty: float | None = None
+    """Photon component of the target VOI mean: 1 SD / photon mean."""
+    target_total_uncertainty: float | None = None
+    """Total dose of the target VOI mean: photon 1 SD / total mean."""
+    target_mean_voxel_uncertainty: float | None = None
+    """``sum SD / sum D_total`` over the target voxels: the dose-weighted mean voxel
+    relative uncertainty of the total dose (the stop figure of earlier versions)."""
+    voi_components: tuple[VoiDoseComponents, ...] = ()
+    """Per VOI of ``voi_masks`` (in their order): component means and uncertainty."""
+
+    def voi(self, name: str) -> VoiDoseComponents:
+        """The components of VOI ``name`` (KeyError if it was not given)."""
+        for c in self.voi_components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
 
 # ------------------------------------------------------------------ helpers
@@ -190,18 +256,36 @@ def _batch_statistics(
     return mean, np.sqrt(var)
 
 
-def _uncertainty_figure(
-    sum_d: NDArray[np.float64],
-    sum_d2: NDArray[np.float64],
-    local_gy: NDArray[np.float64] | None,
-    n_batches: int,
-) -> float:
-    """Stop-rule figure ``U = sum SD / sum D`` over the given (target) voxels."""
-    mean, sd = _batch_statistics(sum_d, sum_d2, n_batches)
-    total = float(mean.sum()) + (0.0 if local_gy is None else float(local_gy.sum()))
-    if total <= 0:
-        return math.inf
-    return float(sd.sum()) / total
+def _voi_weights(
+    mask_like: ArrayLike, shape: tuple[int, ...], what: str
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Flat voxel indices and weights of a boolean mask or a fraction map in [0, 1]."""
+    arr = np.asarray(mask_like)
+    if arr.shape != shape:
+        raise InvalidInputError(f"{what} must have the shape of decays_bq_s {shape}")
+    w = arr.reshape(-1).astype(np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
+        raise InvalidInputError(f"{what} must be a mask or fractions in [0, 1]")
+    idx = np.flatnonzero(w > 0).astype(np.int64)
+    if idx.size == 0:
+        raise InvalidInputError(f"{what} is empty")
+    return idx, np.ascontiguousarray(w[idx])
+
+
+def _voi_mean_statistics(
+    batch_sums: list[NDArray[np.float64]], weight_sums: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Photon mean dose per VOI and its 1-SD uncertainty from the batch sums (batch method)."""
+    vals = np.asarray(batch_sums, dtype=np.float64) / weight_sums  # [batch, voi]
+    n = vals.shape[0]
+    mean = vals.mean(axis=0)
+    if n < 2:
+        return mean, np.full(mean.shape, math.inf)
+    return mean, vals.std(axis=0, ddof=1) / math.sqrt(n)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else (0.0 if num == 0 else math.inf)
 
 
 # ----------------------------------------------------------------- the engine
@@ -223,10 +307,18 @@ def run_monte_carlo(
     seed: int = 0,
     estimator: str = "track-length",
     energy_cutoff_mev: float = DEFAULT_ENERGY_CUTOFF_MEV,
+    target_component: str = "photon",
+    voi_masks: Mapping[str, ArrayLike] | None = None,
+    electron_dose_gy: ArrayLike | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> MonteCarloResult:
     """Absorbed dose (Gy) from photon transport in a voxelised patient (module docstring).
+
+    The dose has a photon component (Monte Carlo, with a statistical
+    uncertainty) and a deterministic electron component (the local part, or
+    ``electron_dose_gy``), which has none; the stop rule therefore works by
+    default on the photon component (``target_component="photon"``).
 
     Parameters
     ----------
@@ -254,10 +346,22 @@ def run_monte_carlo(
     deposit_local
         Add the local part (electrons, alphas, lines below the cut-off).
     target_uncertainty
-        Stop when the figure ``U`` in ``target_mask`` is at or below this (e.g. 0.02).
+        Stop when the 1-SD relative uncertainty of the mean dose in ``target_mask``
+        of ``target_component`` is at or below this (e.g. 0.02).
     target_mask
-        Voxels of the stop rule and of ``target_uncertainty_reached``; default:
-        voxels with decays.
+        Voxels (mask, or fractions in [0, 1]) of the stop rule and of
+        ``target_uncertainty_reached``; default: voxels with decays.
+    target_component
+        ``"photon"`` (default): the uncertainty of the photon component's VOI
+        mean -- the only component with a statistical uncertainty;
+        ``"total"``: the same SD over the total (photon + electron) VOI mean.
+    voi_masks
+        VOIs (name -> mask or partial-volume fractions in [0, 1]) reported in
+        ``voi_components``: mean dose per component and the photon uncertainty.
+    electron_dose_gy
+        Deterministic electron (and alpha) dose computed elsewhere, Gy (e.g. an
+        electron kernel convolution), added to the photon dose instead of the
+        local part; needs ``deposit_local=False``.
     max_histories
         Upper limit with ``target_uncertainty``.
     batches
@@ -314,16 +418,28 @@ def run_monte_carlo(
         raise InvalidInputError("seed must be a non-negative integer")
     if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
         raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
-    if target_mask is None:
-        mask = decays > 0
-    else:
-        mask = np.asarray(target_mask, dtype=bool)
-        if mask.shape != decays.shape:
-            raise InvalidInputError("target_mask must have the shape of decays_bq_s")
-        if not mask.any():
-            raise InvalidInputError("target_mask is empty")
+    mask: ArrayLike = decays > 0 if target_mask is None else target_mask
     if np.any((decays > 0) & (rho <= 0)):
         raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
+    if target_component not in ("photon", "total"):
+        raise InvalidInputError("target_component must be 'photon' or 'total'")
+    electron: NDArray[np.float64] | None = None
+    if electron_dose_gy is not None:
+        if deposit_local:
+            raise InvalidInputError(
+                "electron_dose_gy replaces the local part: use it with deposit_local=False"
+            )
+        electron = np.asarray(electron_dose_gy, dtype=np.float64)
+        if electron.shape != decays.shape:
+            raise InvalidInputError("electron_dose_gy must have the shape of decays_bq_s")
+        if not np.all(np.isfinite(electron)) or np.any(electron < 0):
+            raise InvalidInputError("electron_dose_gy must be finite and >= 0")
+    named = dict(voi_masks or {})
+    vois: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = [
+        _voi_weights(mask, decays.shape, "target_mask")
+    ]
+    for name, m in named.items():
+        vois.append(_voi_weights(m, decays.shape, f"VOI mask {name!r}"))
 
     if include_progeny:
         from dosimetry_core.physics.nuclides import chain_energy_per_decay, chain_photon_lines
@@ -347,6 +463,38 @@ def run_monte_carlo(
             local = np.where(
                 decays > 0, decays * e_local * J_PER_MEV / (rho * voxel_cm3 * KG_PER_G), 0.0
             )
+    elif electron is not None:
+        local = electron
+    voi_voxels = np.concatenate([v for v, _ in vois])
+    voi_weights = np.concatenate([w for _, w in vois])
+    voi_starts = np.cumsum([0] + [v.size for v, _ in vois]).astype(np.int64)
+    weight_sums = np.array([w.sum() for _, w in vois])
+    det_means = (
+        np.zeros(len(vois))
+        if local is None
+        else np.array([float(np.dot(local.reshape(-1)[v], w)) for v, w in vois]) / weight_sums
+    )
+    has_target = target_uncertainty is not None or target_mask is not None
+
+    def components(
+        ph_mean: NDArray[np.float64], ph_sd: NDArray[np.float64]
+    ) -> tuple[list[VoiDoseComponents], float, float]:
+        rows = []
+        for k in range(len(vois)):
+            tot = float(ph_mean[k] + det_means[k])
+            rows.append(
+                VoiDoseComponents(
+                    name="" if k == 0 else list(named)[k - 1],
+                    mean_gy=tot,
+                    photon_mean_gy=float(ph_mean[k]),
+                    electron_mean_gy=float(det_means[k]),
+                    photon_sd_gy=float(ph_sd[k]),
+                    photon_rel_uncertainty=_ratio(float(ph_sd[k]), float(ph_mean[k])),
+                    total_rel_uncertainty=_ratio(float(ph_sd[k]), tot),
+                    voxels=float(weight_sums[k]),
+                )
+            )
+        return rows, rows[0].photon_rel_uncertainty, rows[0].total_rel_uncertainty
 
     shape = decays.shape
     if photons_per_decay <= 0:
@@ -363,6 +511,12 @@ def run_monte_carlo(
             histories_per_s=0.0,
             stopped_because="no photons",
             target_uncertainty_reached=0.0,
+            photon_rel_uncertainty=np.zeros(shape, dtype=np.float32),
+            target_component=target_component,
+            target_photon_uncertainty=0.0,
+            target_total_uncertainty=0.0,
+            target_mean_voxel_uncertainty=0.0,
+            voi_components=tuple(components(np.zeros(len(vois)), np.zeros(len(vois)))[0][1:]),
         )
 
     tables = photon_tables(mats)
@@ -383,8 +537,8 @@ def run_monte_carlo(
     sum_d = np.zeros(n_vox, dtype=np.float64)
     sum_d2 = np.zeros(n_vox, dtype=np.float64)
     local_flat = None if local is None else local.reshape(-1)
-    mask_idx = np.flatnonzero(mask.reshape(-1))
-    local_mask = None if local_flat is None else local_flat[mask_idx]
+    batch_sums: list[NDArray[np.float64]] = []
+    voi_out = np.zeros(len(vois), dtype=np.float64)
     per_batch = histories // batches
     # Gy per (MeV*cm^3/g of score) per history in a batch: N Y / n * J/MeV / (V * kg/g)
     gy_per_score = n_decays * photons_per_decay / per_batch * J_PER_MEV / (voxel_cm3 * KG_PER_G)
@@ -428,13 +582,15 @@ def run_monte_carlo(
             float(energy_cutoff_mev),
             analog,
         )
+        _mc_photon.voi_batch_sums(score, gy_per_score, voi_voxels, voi_weights, voi_starts, voi_out)
+        batch_sums.append(voi_out.copy())
         _mc_photon.accumulate_batch(score, gy_per_score, sum_d, sum_d2)  # resets score
         done_batches += 1
         done = done_batches * per_batch
         if done_batches >= 2:
-            figure = _uncertainty_figure(
-                sum_d[mask_idx], sum_d2[mask_idx], local_mask, done_batches
-            )
+            ph_mean, ph_sd = _voi_mean_statistics(batch_sums, weight_sums)
+            den = ph_mean[0] + (det_means[0] if target_component == "total" else 0.0)
+            figure = _ratio(float(ph_sd[0]), float(den))
         msg = f"photon Monte Carlo: {done:,} histories, uncertainty {figure:.2%}"
         if target_uncertainty is None:
             report(progress, done / limit, msg)
@@ -458,6 +614,10 @@ def run_monte_carlo(
     total = mean if local_flat is None else mean + local_flat
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(total > 0, sd / total, 1.0)
+        rel_ph = np.where(mean > 0, sd / mean, 1.0)
+    rows, target_ph, target_tot = components(*_voi_mean_statistics(batch_sums, weight_sums))
+    t_vox, t_w = vois[0]
+    voxel_figure = _ratio(float(np.dot(sd[t_vox], t_w)), float(np.dot(total[t_vox], t_w)))
     n_hist = done_batches * per_batch
     elapsed = time.perf_counter() - t0
     scale = n_decays * photons_per_decay / n_hist
@@ -472,12 +632,16 @@ def run_monte_carlo(
         elapsed_s=elapsed,
         histories_per_s=n_hist / elapsed if elapsed > 0 else 0.0,
         stopped_because=stopped,
-        target_uncertainty_reached=figure
-        if (target_uncertainty is not None or target_mask is not None)
-        else None,
+        target_uncertainty_reached=figure if has_target else None,
         batches=done_batches,
         emitted_photon_energy_mev=float(tallies[0]) * scale,
         escaped_photon_energy_mev=float(tallies[1]) * scale,
+        photon_rel_uncertainty=rel_ph.reshape(shape).astype(np.float32),
+        target_component=target_component,
+        target_photon_uncertainty=target_ph if has_target else None,
+        target_total_uncertainty=target_tot if has_target else None,
+        target_mean_voxel_uncertainty=voxel_figure if has_target else None,
+        voi_components=tuple(rows[1:]),
     )
 
 

@@ -285,9 +285,14 @@ def test_stops_at_target_uncertainty_and_at_max_histories():
     )
     assert res.stopped_because == "target uncertainty"
     assert res.target_uncertainty_reached is not None and res.target_uncertainty_reached <= 0.02
+    # the stop figure is the photon component's SD of the VOI mean; the summed
+    # voxel SDs of earlier versions are still reported
+    assert res.target_component == "photon"
+    assert res.target_uncertainty_reached == res.target_photon_uncertainty
+    assert res.target_total_uncertainty == pytest.approx(res.target_photon_uncertainty)
     sd = res.rel_uncertainty[mask].astype(float) * res.dose_gy[mask]
     assert sd.sum() / res.dose_gy[mask].sum() == pytest.approx(
-        res.target_uncertainty_reached, rel=1e-4
+        res.target_mean_voxel_uncertainty, rel=1e-4
     )
     assert res.batches >= 4 and res.histories == res.batches * 5_000
     capped = run_monte_carlo(
