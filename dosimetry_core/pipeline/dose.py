@@ -33,12 +33,15 @@ Methods
 Decays per voxel: ``N = TIA [MBq*h/mL] * V [mL] * 3.6e9`` (Bq*s).
 
 VOI masks are carried to the dose grid as the fraction of each dose voxel they
-cover (3 x 3 x 3 sub-samples per voxel); a dose voxel belongs to the VOI when
-at least half of it is covered.  Statistics: :func:`dosimetry_core.dose.dvh.dose_statistics`.
+cover (3 x 3 x 3 sub-samples per voxel; exact where the grids coincide or are
+aligned integer multiples; :mod:`dosimetry_core.dose._fractions`); a dose voxel
+belongs to the VOI when at least half of it is covered.  Statistics:
+:func:`dosimetry_core.dose.dvh.dose_statistics`.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,41 +134,46 @@ def mask_fraction_on_grid(
 ) -> NDArray[np.float32]:
     """Fraction of each ``target`` voxel covered by ``mask`` (same frame of reference).
 
-    The mask is sampled (linear interpolation of 0/1) at ``oversample^3``
-    points evenly spread inside every target voxel and averaged.
+    See :func:`dosimetry_core.dose._fractions.mask_fraction_on_grid`: the mask
+    itself on the same grid, block sums on an aligned integer multiple of the
+    mask grid, otherwise the trilinearly interpolated 0/1 mask averaged over
+    ``oversample^3`` points evenly spread inside every target voxel (inside the
+    mask's bounding box only, in parallel).
     """
-    from dosimetry_core.imaging.resample import resample
+    from dosimetry_core.dose._fractions import mask_fraction_on_grid as fractions
 
-    if geometry.same_grid(target):
-        return np.asarray(mask, dtype=np.float32)
-    k = int(oversample)
-    fine = _subdivided(target, k)
-    vals = resample(
-        Volume(np.asarray(mask, dtype=np.float32), geometry, ImageUnits.MASK),
-        fine,
-        order=1,
-        fill_value=0.0,
-        dtype=np.float32,
-    ).array
-    nz, ny, nx = target.shape_zyx
-    return np.asarray(vals.reshape(nz, k, ny, k, nx, k).mean(axis=(1, 3, 5)), dtype=np.float32)
+    return fractions(mask, geometry, target, oversample)
 
 
-def _subdivided(g: Geometry, k: int) -> Geometry:
-    """The grid with every voxel split into ``k^3`` sub-voxels (same extent)."""
-    spacing = np.asarray(g.spacing_mm, dtype=float)  # (x, y, z)
-    direction = g.direction_matrix
-    fine_spacing = spacing / k
-    # centre of sub-voxel 0 = centre of voxel 0 - half a voxel + half a sub-voxel
-    origin = np.asarray(g.origin_mm, dtype=float) + direction @ (fine_spacing / 2.0 - spacing / 2.0)
-    nz, ny, nx = g.shape_zyx
-    return Geometry(
-        (nz * k, ny * k, nx * k),
-        (float(fine_spacing[0]), float(fine_spacing[1]), float(fine_spacing[2])),
-        (float(origin[0]), float(origin[1]), float(origin[2])),
-        g.direction,
-        g.frame_of_reference_uid,
+# VOI fractions already computed in this process, keyed by the mask's blob key, the
+# mask grid and the target grid (a mask blob key is the hash of its content).
+_FRACTION_CACHE: OrderedDict[tuple[Any, ...], NDArray[np.float32]] = OrderedDict()
+_FRACTION_CACHE_SIZE = 64
+
+
+def _grid_key(g: Geometry) -> tuple[Any, ...]:
+    return (
+        tuple(int(n) for n in g.shape_zyx),
+        tuple(float(v) for v in g.spacing_mm),
+        tuple(float(v) for v in g.origin_mm),
+        tuple(tuple(float(v) for v in row) for row in g.direction),
     )
+
+
+def _cached_fraction(key: tuple[Any, ...] | None) -> NDArray[np.float32] | None:
+    if key is None or key not in _FRACTION_CACHE:
+        return None
+    _FRACTION_CACHE.move_to_end(key)
+    return _FRACTION_CACHE[key]
+
+
+def _remember_fraction(key: tuple[Any, ...] | None, frac: NDArray[np.float32]) -> None:
+    if key is None:
+        return
+    frac.setflags(write=False)
+    _FRACTION_CACHE[key] = frac
+    while len(_FRACTION_CACHE) > _FRACTION_CACHE_SIZE:
+        _FRACTION_CACHE.popitem(last=False)
 
 
 def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
@@ -188,15 +196,33 @@ def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
 def voi_fractions_on_grid(
     store: CaseRepository, case: Case, vois: Sequence[VOI], target: Geometry
 ) -> dict[str, NDArray[np.float32]]:
-    """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id."""
+    """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id.
+
+    A VOI drawn on the reference CT is computed once per mask and grid in a process
+    (cached by the mask's blob key and both grids; the arrays returned are then
+    read-only); a VOI carried through a registration is computed each time.
+    """
     from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
 
     ref = tac_reference_time_point(case)
+    ref_geom = ref.anatomical.volume.geometry if _has_ct(ref) else None  # type: ignore[union-attr]
     out: dict[str, NDArray[np.float32]] = {}
     for voi in vois:
-        mask, geom = mask_on_reference(store, case, voi, ref)
-        out[voi.voi_id] = mask_fraction_on_grid(mask, geom, target)
+        key = None
+        on_ref = (voi.time_point_id or ref.time_point_id) == ref.time_point_id
+        if on_ref and ref_geom is not None and voi.mask.geometry.same_grid(ref_geom):
+            key = (voi.mask.key, _grid_key(ref_geom), _grid_key(target))
+        frac = _cached_fraction(key)
+        if frac is None:
+            mask, geom = mask_on_reference(store, case, voi, ref)
+            frac = mask_fraction_on_grid(mask, geom, target)
+            _remember_fraction(key, frac)
+        out[voi.voi_id] = frac
     return out
+
+
+def _has_ct(tp: Any) -> bool:
+    return tp.anatomical is not None and tp.anatomical.volume is not None
 
 
 def voi_masks_on_grid(
