@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -441,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # a bug: one line unless debugging
         if os.environ.get("MRTDOSE_DEBUG"):
+            import traceback  # only here: not paid by every start
+
             traceback.print_exc()
         sys.stderr.write(
             f"mrtdose: internal error ({type(exc).__name__}: {exc}); "
