@@ -42,7 +42,10 @@ next-cycle activity is likewise a net administered activity.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -76,10 +79,54 @@ from dosimetry_core.store.repository import CaseRepository
 ProtocolRunResult = ProtocolRun
 VoiResult = VoiRunResult
 
+log = logging.getLogger(__name__)
+
 RUN_DVH_BINS = 60
 """Equal dose bins of the DVHs the run keeps in its dose summary (the report's DVHs)."""
 
-__all__ = ["LimitCheck", "ProtocolRunResult", "VoiResult", "run_protocol"]
+__all__ = ["STAGES", "LimitCheck", "ProtocolRunResult", "VoiResult", "run_protocol"]
+
+STAGES = (
+    "load",
+    "registration",
+    "kinetics",
+    "tia_map",
+    "dose",
+    "mass",
+    "sphere_model",
+    "bed",
+    "uncertainty",
+    "limits",
+    "save",
+)
+"""Stages timed by :func:`run_protocol` (keys of its ``timings_s``), in run order.
+
+``load``: reading the case, the protocol and the checks before the computation;
+``kinetics``: VOI time-activity curves and fits; ``mass``: VOI masses from the CT;
+``limits``: earlier cycles, limit checks and the next-cycle activity."""
+
+
+class _StageClock:
+    """Wall time per stage (``time.perf_counter``), summed over repeated laps.
+
+    ``lap(stage)`` charges the time since the previous lap (or the start) to
+    ``stage``, so consecutive laps cover the whole run without gaps.
+    """
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.t: dict[str, float] = {} if out is None else out
+        self.t.clear()
+        self.t.update(dict.fromkeys(STAGES, 0.0))
+        self.start = self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.t[stage] = self.t.get(stage, 0.0) + now - self.last
+        self.last = now
+
+    def finish(self) -> None:
+        self.t["total"] = time.perf_counter() - self.start
+        log.info("protocol run stage timings (s): %s", json.dumps(self.t))
 
 
 def _choose_method(protocol: Any, n_tp: int, method: str) -> str:
@@ -170,6 +217,7 @@ def run_protocol(
     user: str = "",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    timings_s: dict[str, float] | None = None,
 ) -> ProtocolRun:
     """Run ``case_id`` under ``protocol_id`` (default: the case's protocol); module docstring.
 
@@ -192,7 +240,12 @@ def run_protocol(
     stp_time_point
         1-based time point used by the single-time-point method (default: the only one,
         or the last).
+    timings_s
+        Filled (when given) with the wall time in seconds of every stage of
+        :data:`STAGES` and ``total``; also logged at INFO level by this module's
+        logger (``benchmarks/bench_protocol_run.py`` prints them).
     """
+    clock = _StageClock(timings_s)
     from dosimetry_core.dose.organ_level import sphere_model_dose_gy
     from dosimetry_core.kinetics.fitting import fit_tac
     from dosimetry_core.kinetics.stp import stp_tia
@@ -245,6 +298,7 @@ def run_protocol(
             f"(VOIs: {names})"
         )
     report(progress, 0.02, f"protocol {protocol.id}, method {chosen}")
+    clock.lap("load")
     if chosen == "multi-point" and _needs_registration(case):
         register_case(store, case_id, progress=sub_progress(progress, 0.02, 0.2), cancel=cancel)
         warnings.append("time points registered automatically (proposed, not reviewed)")
@@ -253,6 +307,7 @@ def run_protocol(
         # here on the inputs include the registrations just saved
         require_unchanged(store, inputs, case, ignore=("registration",))
         inputs = fingerprint(case, "protocol run", parts=input_parts)
+    clock.lap("registration")
     check_cancel(cancel)
     energy = chain_energy_per_decay(nuclide)
     defaults = dict(protocol.uncertainty_defaults)
@@ -274,6 +329,7 @@ def run_protocol(
             store, case_id, user=user, progress=sub_progress(progress, 0.2, 0.45), cancel=cancel
         )
         warnings += [f"TIA map: {w}" for w in tmap.warnings]
+        clock.lap("tia_map")
         dres = compute_dose(
             store,
             case_id,
@@ -291,6 +347,8 @@ def run_protocol(
             if row.statistics is not None and row.statistics.mean_gy is not None:
                 voi_dose[row.voi_id] = float(row.statistics.mean_gy)
         case = store.load_case(case_id)
+        clock.lap("dose")
+    clock.lap("load")
     rows: list[VoiResult] = []
     spect_cache: dict[str, Any] = {}
     ct_cache: dict[str, Any] = {}
@@ -302,7 +360,9 @@ def run_protocol(
         rc_factor = 1.0
         if tac.recovery_coefficient:
             rc_factor = 1.0 / float(tac.recovery_coefficient)
+        clock.lap("kinetics")
         mass_g = _voi_mass_g(store, case, voi, tac, ct_cache)
+        clock.lap("mass")
         model = None
         fit = None
         if chosen == "multi-point":
@@ -363,6 +423,7 @@ def run_protocol(
             if mass_g:
                 dose = tia * 3.6e9 * energy.non_penetrating_mev * 1.602176634e-13 / (mass_g * 1e-3)
                 notes.append("organ-level self-dose, electrons local, photons neglected")
+        clock.lap("kinetics")
         sphere = None
         if role == "lesion" and tia is not None and tac.volume_ml > 0:
             from dosimetry_core.dose.sphere_model import sphere_absorbed_fractions
@@ -374,17 +435,20 @@ def run_protocol(
             )
             if dose is None:
                 dose = sphere
+        clock.lap("sphere_model")
         bed = eqd2 = None
         if dose is not None and tissue:
             bed, eqd2, bed_note = _bed(dose, tissue, fit, tac, nuclide)
             if bed_note:
                 notes.append(bed_note)
+        clock.lap("bed")
         sd = None
         budget: list[UncertaintyComponent] = []
         if dose is not None and tia and chosen == "multi-point" and fit is not None:
             sd, budget, unc_note = _uncertainty(fit, dose, tia, mass_g, defaults)
             if unc_note:
                 notes.append(unc_note)
+        clock.lap("uncertainty")
         rows.append(
             VoiRunResult(
                 voi_id=voi.voi_id,
@@ -454,6 +518,7 @@ def run_protocol(
         kinetics_id=kinetics.result_id,
         dose_summary_id=dose_summary_id,
     )
+    clock.lap("limits")
     check_cancel(cancel)
 
     def apply(latest: Case) -> None:
@@ -476,6 +541,8 @@ def run_protocol(
         apply,
         audit=store.audit_spec("protocol-run", protocol=protocol.id, method=chosen, user=user),
     )
+    clock.lap("save")
+    clock.finish()
     report(progress, 1.0, "protocol run done")
     return result
 
