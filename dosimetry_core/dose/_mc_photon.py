@@ -597,6 +597,11 @@ def accumulate_batch(
         total = 0.0
         for lane in range(n_lanes):
             total += score[lane, v]
+        if total == 0.0:
+            # untouched voxel (most of the grid in a small batch): nothing to add and the
+            # score is already zero, so no writes (the write traffic was half the cost)
+            continue
+        for lane in range(n_lanes):
             score[lane, v] = 0.0
         d = total * factor
         sum_d[v] += d
@@ -629,3 +634,37 @@ def voi_batch_sums(
                 d += score[lane, v]
             acc += weights[i] * d
         out[k] = acc * factor
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def finalize_batches(
+    sum_d: np.ndarray,
+    sum_d2: np.ndarray,
+    n_batches: int,
+    local: np.ndarray,
+    has_local: bool,
+    dose: np.ndarray,
+    photon: np.ndarray,
+    sd: np.ndarray,
+    rel: np.ndarray,
+    rel_photon: np.ndarray,
+) -> None:
+    """Batch-method statistics per voxel in one parallel pass (float32 outputs).
+
+    ``photon = sum_d / B``; ``sd = sqrt(max(sum_d2 / B - photon^2, 0) / (B - 1))``;
+    ``dose = photon + local`` (if ``has_local``); ``rel = sd / dose`` and
+    ``rel_photon = sd / photon`` (1.0 where the denominator is 0).  The same
+    float64 operations as the NumPy expressions they replace, so equal bits.
+    """
+    for v in prange(sum_d.size):
+        mean = sum_d[v] / n_batches
+        var = sum_d2[v] / n_batches - mean * mean
+        if var < 0.0:
+            var = 0.0
+        s = math.sqrt(var / (n_batches - 1))
+        total = mean + local[v] if has_local else mean
+        dose[v] = total
+        photon[v] = mean
+        sd[v] = s
+        rel[v] = s / total if total > 0.0 else 1.0
+        rel_photon[v] = s / mean if mean > 0.0 else 1.0

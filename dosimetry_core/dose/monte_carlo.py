@@ -247,15 +247,6 @@ def _spacing_cm(spacing_mm: Sequence[float]) -> tuple[float, float, float]:
     return sp[0] / 10.0, sp[1] / 10.0, sp[2] / 10.0
 
 
-def _batch_statistics(
-    sum_d: NDArray[np.float64], sum_d2: NDArray[np.float64], n_batches: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Mean over batches and 1-SD uncertainty of that mean (batch method)."""
-    mean = sum_d / n_batches
-    var = np.maximum(sum_d2 / n_batches - mean * mean, 0.0) / (n_batches - 1)
-    return mean, np.sqrt(var)
-
-
 def _voi_weights(
     mask_like: ArrayLike, shape: tuple[int, ...], what: str
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -610,23 +601,36 @@ def run_monte_carlo(
                 break
     report(progress, 1.0, "photon Monte Carlo: done")
 
-    mean, sd = _batch_statistics(sum_d, sum_d2, done_batches)
-    total = mean if local_flat is None else mean + local_flat
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(total > 0, sd / total, 1.0)
-        rel_ph = np.where(mean > 0, sd / mean, 1.0)
+    total = np.empty(n_vox, dtype=np.float32)
+    mean = np.empty(n_vox, dtype=np.float32)
+    sd = np.empty(n_vox, dtype=np.float64)
+    rel = np.empty(n_vox, dtype=np.float32)
+    rel_ph = np.empty(n_vox, dtype=np.float32)
+    _mc_photon.finalize_batches(
+        sum_d,
+        sum_d2,
+        done_batches,
+        sum_d if local_flat is None else local_flat,
+        local_flat is not None,
+        total,
+        mean,
+        sd,
+        rel,
+        rel_ph,
+    )
     rows, target_ph, target_tot = components(*_voi_mean_statistics(batch_sums, weight_sums))
     t_vox, t_w = vois[0]
-    voxel_figure = _ratio(float(np.dot(sd[t_vox], t_w)), float(np.dot(total[t_vox], t_w)))
+    t_total = sum_d[t_vox] / done_batches + (0.0 if local_flat is None else local_flat[t_vox])
+    voxel_figure = _ratio(float(np.dot(sd[t_vox], t_w)), float(np.dot(t_total, t_w)))
     n_hist = done_batches * per_batch
     elapsed = time.perf_counter() - t0
     scale = n_decays * photons_per_decay / n_hist
     tallies = tally.sum(axis=0)
     return MonteCarloResult(
-        dose_gy=total.reshape(shape).astype(np.float32),
-        photon_dose_gy=mean.reshape(shape).astype(np.float32),
+        dose_gy=total.reshape(shape),
+        photon_dose_gy=mean.reshape(shape),
         local_dose_gy=None if local is None else local.astype(np.float32),
-        rel_uncertainty=rel.reshape(shape).astype(np.float32),
+        rel_uncertainty=rel.reshape(shape),
         histories=n_hist,
         seed=int(seed),
         elapsed_s=elapsed,
@@ -636,7 +640,7 @@ def run_monte_carlo(
         batches=done_batches,
         emitted_photon_energy_mev=float(tallies[0]) * scale,
         escaped_photon_energy_mev=float(tallies[1]) * scale,
-        photon_rel_uncertainty=rel_ph.reshape(shape).astype(np.float32),
+        photon_rel_uncertainty=rel_ph.reshape(shape),
         target_component=target_component,
         target_photon_uncertainty=target_ph if has_target else None,
         target_total_uncertainty=target_tot if has_target else None,
