@@ -41,8 +41,9 @@ belongs to the VOI when at least half of it is covered.  Statistics:
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,6 +254,7 @@ def compute_dose(
     user: str = "",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    timings: dict[str, float] | None = None,
 ) -> DoseResult:
     """Dose map of a case by ``method`` and VOI statistics (module docstring).
 
@@ -260,7 +262,10 @@ def compute_dose(
     statistics are kept in the case as a typed
     :class:`~dosimetry_core.model.results.DoseSummary` (``case.results``; an older
     summary of the same method is superseded).  No figure here is per
-    administered activity.
+    administered activity.  ``timings``, if given, receives the wall time (s) of
+    each phase: ``load`` (case, TIA map, CT densities), ``nuclide_data``,
+    ``kernel``, ``dose`` (convolution, LED or MC), ``fractions`` (VOIs on the dose
+    grid), ``statistics`` and ``save``.
 
     Raises
     ------
@@ -282,6 +287,7 @@ def compute_dose(
         raise InvalidInputError("led_energy must be 'non-penetrating' or 'all'")
     if mc_electrons not in ("local", "kernel"):
         raise InvalidInputError("mc_electrons must be 'local' or 'kernel'")
+    lap = _phase_clock(timings)
     case = store.load_case(case_id)
     tia_d = _current_tia_map(case, tia_map_id)
     nuclide = str(tia_d.provenance.get("nuclide") or "")
@@ -307,7 +313,9 @@ def compute_dose(
     ct = ct_on_grid(store, case, geom)
     hu = np.asarray(ct.array, dtype=np.float32)
     density = np.asarray(calibration.density_g_cm3(hu), dtype=np.float32)
+    lap("load")
     energy = chain_energy_per_decay(nuclide, include_progeny=include_progeny)
+    lap("nuclide_data")
     warnings: list[str] = []
     skipped = excluded_progeny(nuclide) if include_progeny else []
     if skipped:
@@ -355,6 +363,7 @@ def compute_dose(
             progress=sub_progress(sub, 0.0, 0.7),
             cancel=cancel,
         )
+        lap("kernel")
         dose = convolve_dose(
             decays,
             kernel.values_gy_per_bq_s,
@@ -429,12 +438,16 @@ def compute_dose(
             }
         )
     check_cancel(cancel)
+    lap("dose")
     report(progress, 0.9, "dose statistics per VOI")
     dose = np.asarray(dose, dtype=np.float32)
+    fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
+    lap("fractions")
     voi_rows = _voi_statistics(
         store, case, selected, geom, dose, density, uncertainty, thresholds_gy, review_flag,
-        dvh_bins,
+        dvh_bins, fractions,
     )  # fmt: skip
+    lap("statistics")
     provenance["ct_key"] = _reference_ct_key(case)
     dose_ref = store.put_volume(
         Volume(dose, geom, ImageUnits.GY, f"dose ({method}, {nuclide})"),
@@ -492,8 +505,22 @@ def compute_dose(
         apply,
         audit=store.audit_spec("dose", method=method, dose_map_id=dose_map.derived_id, user=user),
     )
+    lap("save")
     report(progress, 1.0, "dose done")
     return DoseResult(dose_map=dose_map, uncertainty_map=unc_map, summary=summary)
+
+
+def _phase_clock(timings: dict[str, float] | None) -> Callable[[str], None]:
+    """``lap(name)`` adds the wall time since the previous lap to ``timings[name]``."""
+    last = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + now - last[0]
+        last[0] = now
+
+    return lap
 
 
 def _reference_ct_key(case: Case) -> str | None:
@@ -516,12 +543,14 @@ def _voi_statistics(
     thresholds_gy: Sequence[float],
     review_flag: Any,
     dvh_bins: int | None = None,
+    fractions: dict[str, NDArray[np.float32]] | None = None,
 ) -> list[VoiDose]:
     from dosimetry_core.dose.dvh import dose_statistics, dose_volume_histogram
 
     if not vois:
         return []
-    fractions = voi_fractions_on_grid(store, case, vois, geom)
+    if fractions is None:
+        fractions = voi_fractions_on_grid(store, case, vois, geom)
     rows = []
     for voi in vois:
         frac = fractions[voi.voi_id]
