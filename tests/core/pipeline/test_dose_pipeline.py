@@ -222,3 +222,37 @@ def test_mc_with_electrons_by_kernel_agrees_with_local_electrons(prepared):
     assert res.provenance["mc_electrons"] == "kernel"
     assert res.provenance["kernel"]["emitted_mev"].keys() == {"electron"}
     assert _by_name(res)["Kidney_L"].statistics.mean_gy == pytest.approx(local, rel=0.03)
+
+
+def test_voi_fractions_on_the_demo_are_those_of_the_old_dense_resample(prepared):
+    """Every VOI of the demo: the same fractions (bit for bit) as the dense 3x-oversampled
+    affine resample the dose step used before (kept as the oracle in tests/core/dose),
+    so the VOI masks and statistics are unchanged; a second call reuses the cached arrays."""
+    from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
+    from dosimetry_core.pipeline.dose import voi_fractions_on_grid
+    from tests.core.dose.test_fractions import reference_fraction
+
+    store, _, case_id, _ = prepared
+    case = store.load_case(case_id)
+    [tia_d] = case.derived_maps(DerivedKind.TIA_MAP)
+    grid = tia_d.volume.geometry
+    ref = tac_reference_time_point(case)
+    fractions = voi_fractions_on_grid(store, case, case.vois, grid)
+    assert set(fractions) == {v.voi_id for v in case.vois}
+    for voi in case.vois:
+        mask, geom = mask_on_reference(store, case, voi, ref)
+        assert not geom.same_grid(grid)  # the demo's VOIs are on the CT, the dose on the SPECT
+        assert np.array_equal(fractions[voi.voi_id], reference_fraction(mask, geom, grid)), voi.name
+    again = voi_fractions_on_grid(store, case, case.vois, grid)
+    assert all(again[k] is fractions[k] for k in fractions)
+    assert not next(iter(again.values())).flags.writeable
+
+
+def test_compute_dose_reports_its_phase_times(prepared):
+    store, _, case_id, _ = prepared
+    timings: dict[str, float] = {}
+    compute_dose(store, case_id, method="vsv", vois=["Kidney_L"], timings=timings)
+    assert set(timings) == {
+        "load", "nuclide_data", "kernel", "dose", "fractions", "statistics", "save"
+    }  # fmt: skip
+    assert all(t >= 0 for t in timings.values())
