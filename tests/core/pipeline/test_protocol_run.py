@@ -50,9 +50,26 @@ def run(small_demo_dirs, tmp_path_factory):
     store_dir = tmp_path_factory.mktemp("run-store")
     store = CaseStore(store_dir)
     case_id = _new_case(store, small_demo_dirs["siemens-bqml"])
-    res = run_protocol(store, case_id, "lu177-dotatate", user="physicist")
+    res = run_protocol(store, case_id, "lu177-dotatate", user="physicist", timings_s=_TIMINGS)
     yield store, store_dir, case_id, res
     mp.undo()
+
+
+_TIMINGS: dict[str, float] = {}
+"""Stage timings of the module's run (filled by the ``run`` fixture)."""
+
+
+def test_stage_timings_cover_the_run(run):
+    """``timings_s``: every stage of STAGES timed (s, >= 0) and the laps leave no gap
+    (they sum to the total); the case was not registered, so the run registered it."""
+    from dosimetry_core.pipeline.protocol_run import STAGES
+
+    assert set(_TIMINGS) == {*STAGES, "total"}
+    assert all(v >= 0.0 for v in _TIMINGS.values())
+    stages = sum(_TIMINGS[k] for k in STAGES)
+    assert stages == pytest.approx(_TIMINGS["total"], rel=1e-6, abs=1e-3)
+    for k in ("registration", "tia_map", "dose", "kinetics", "save"):
+        assert _TIMINGS[k] > 0.0
 
 
 def test_organs_lesions_bed_uncertainty_and_limits(run):
