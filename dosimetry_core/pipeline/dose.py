@@ -147,9 +147,12 @@ def mask_fraction_on_grid(
 
 
 # VOI fractions already computed in this process, keyed by the mask's blob key, the
-# mask grid and the target grid (a mask blob key is the hash of its content).
-_FRACTION_CACHE: OrderedDict[tuple[Any, ...], NDArray[np.float32]] = OrderedDict()
-_FRACTION_CACHE_SIZE = 64
+# mask grid and the target grid (a mask blob key is the hash of its content); kept as
+# the box of non-zero fractions and its corner, at most _FRACTION_CACHE_BYTES in all.
+_FRACTION_CACHE: OrderedDict[
+    tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...], NDArray[np.float32]]
+] = OrderedDict()
+_FRACTION_CACHE_BYTES = 256 * 2**20
 
 
 def _grid_key(g: Geometry) -> tuple[Any, ...]:
@@ -162,18 +165,28 @@ def _grid_key(g: Geometry) -> tuple[Any, ...]:
 
 
 def _cached_fraction(key: tuple[Any, ...] | None) -> NDArray[np.float32] | None:
+    """A fresh full-grid copy of the cached fractions, or None."""
     if key is None or key not in _FRACTION_CACHE:
         return None
     _FRACTION_CACHE.move_to_end(key)
-    return _FRACTION_CACHE[key]
+    shape, corner, box = _FRACTION_CACHE[key]
+    out = np.zeros(shape, dtype=np.float32)
+    out[tuple(slice(c, c + n) for c, n in zip(corner, box.shape, strict=True))] = box
+    return out
 
 
 def _remember_fraction(key: tuple[Any, ...] | None, frac: NDArray[np.float32]) -> None:
     if key is None:
         return
-    frac.setflags(write=False)
-    _FRACTION_CACHE[key] = frac
-    while len(_FRACTION_CACHE) > _FRACTION_CACHE_SIZE:
+    nz = np.nonzero(frac)
+    if nz[0].size:
+        corner = tuple(int(i.min()) for i in nz)
+        stop = tuple(int(i.max()) + 1 for i in nz)
+    else:
+        corner = stop = (0, 0, 0)
+    box = frac[tuple(slice(a, b) for a, b in zip(corner, stop, strict=True))].copy()
+    _FRACTION_CACHE[key] = (tuple(frac.shape), corner, box)
+    while sum(e[2].nbytes for e in _FRACTION_CACHE.values()) > _FRACTION_CACHE_BYTES:
         _FRACTION_CACHE.popitem(last=False)
 
 
@@ -200,8 +213,9 @@ def voi_fractions_on_grid(
     """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id.
 
     A VOI drawn on the reference CT is computed once per mask and grid in a process
-    (cached by the mask's blob key and both grids; the arrays returned are then
-    read-only); a VOI carried through a registration is computed each time.
+    (cached by the mask's blob key and both grids, as the box of non-zero
+    fractions; each call returns fresh arrays); a VOI carried through a
+    registration is computed each time.
     """
     from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
 
