@@ -13,9 +13,10 @@ Timed, each a fresh child process of the same interpreter, as a user types it:
 the whole command ``python -m dosimetry_core.cli.main dose CASE --method M --json``
 for M in vsv, led, vsv-density (start-up, loading, the VOI fractions on the dose
 grid, the dose, the statistics of the 15 VOIs, the save).  One warm-up run of
-each method comes first and is reported but not counted: it computes the
-voxel S-value kernel once for the nuclide and voxel size (kept in the kernel
-cache, as on a workstation after the first dose) and loads numba's cache.
+each method comes first and is reported but not counted: with an empty kernel
+cache (``$MRTDOSE_KERNEL_CACHE`` or the user's cache, used as is) it computes the
+voxel S-value kernel for the nuclide and voxel size (once per machine, as on a
+workstation after its first dose; minutes), and it fills numba's cache.
 
 Baseline, measured in the same run and interleaved with the commands: one bare
 float32 FFT convolution round trip of a 256^3 array in this process
@@ -114,8 +115,6 @@ def main() -> None:
     repeat = max(3, args.repeat)
     with tempfile.TemporaryDirectory(prefix="bench_dose_") as tmp:
         env = dict(os.environ)
-        env.setdefault("MRTDOSE_KERNEL_CACHE", str(Path(tmp) / "kernels"))
-        env.setdefault("NUMBA_CACHE_DIR", str(Path(tmp) / "numba"))
         if args.store is not None and args.case:
             store, case_id = args.store, str(args.case)
         else:
