@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,22 +91,26 @@ def demo_case_id(root: Path) -> str:
     return case_id
 
 
-def run_child(template: Path, case_id: str, work: Path) -> tuple[float, dict[str, float]]:
-    """The whole command in a child process on a fresh copy of ``template``."""
+def run_child(template: Path, case_id: str, work: Path) -> tuple[float, float, dict[str, float]]:
+    """The whole command in a child process on a fresh copy of ``template``:
+    (wall s, CPU s of the child, stage timings)."""
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(template, work)
     cmd = [sys.executable, "-c", CHILD, "run", case_id, "--protocol", PROTOCOL]
     cmd += ["--store", str(work), "--json"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"mrtdose run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     json.loads(proc.stdout)  # the command's own output is intact
     m = TIMINGS_RE.search(proc.stderr)
     stages = json.loads(m.group(1)) if m else {}
-    return wall, stages
+    return wall, cpu, stages
 
 
 def fft_round_trip_s(workers: int) -> float:
@@ -131,12 +136,14 @@ def main() -> None:
         else:
             template = args.store
         case_id = demo_case_id(template)
-        warm_s, _ = run_child(template, case_id, tmpd / "work")
+        warm_s, _, _ = run_child(template, case_id, tmpd / "work")
         walls = []
+        cpus = []
         stage_runs = []
         for _ in range(args.repeat):
-            wall, stages = run_child(template, case_id, tmpd / "work")
+            wall, cpu, stages = run_child(template, case_id, tmpd / "work")
             walls.append(wall)
+            cpus.append(cpu)
             stage_runs.append(stages)
     fft_s = fft_round_trip_s(args.workers)
     names = list(dict.fromkeys(k for s in stage_runs for k in s))
@@ -151,6 +158,7 @@ def main() -> None:
         "warm_up_run_s": round(warm_s, 2),
         "run_s_median": round(wall, 2),
         "run_s_all": [round(w, 2) for w in walls],
+        "run_cpu_s_median": round(statistics.median(cpus), 2),
         "run_protocol_s_median": round(inside, 2),
         "outside_run_protocol_s": round(wall - inside, 2),
         "stages_s_median": {k: round(v, 3) for k, v in med_stages.items()},
@@ -168,6 +176,10 @@ def main() -> None:
     print(
         f"mrtdose run {case_id} --protocol {PROTOCOL}: median {wall:.2f} s of "
         f"{out['run_s_all']} (goal <= 15 s)"
+    )
+    print(
+        f"CPU time of the child (all threads): median {out['run_cpu_s_median']:.2f} s "
+        "(load-independent; an idle 2-core run takes roughly CPU/2 to CPU, plus file I/O)"
     )
     print(f"{'stage':<14} {'median s':>9} {'share':>6}")
     slowest = max((k for k in names if k != "total"), key=lambda k: med_stages[k], default="")

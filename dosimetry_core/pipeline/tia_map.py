@@ -218,12 +218,13 @@ def compute_tia_map(
     maps: list[Volume] = []
     times: list[float] = []
     warnings: list[str] = []
-    ct = ct_on_grid(store, case, geometry)
-    mask = body_mask(ct, body_threshold_hu, body_margin_mm)
-    # the resamples release the GIL: two at a time (same calls, same results)
+    # the resamples release the GIL: two at a time (same calls, same results), while
+    # this thread brings the CT onto the grid and finds the body outline
     with ThreadPoolExecutor(max_workers=_resample_workers(len(tps))) as pool:
         futures = [pool.submit(spect_on_reference, store, case, tp, target=geometry) for tp in tps]
         try:
+            ct = ct_on_grid(store, case, geometry)
+            mask = body_mask(ct, body_threshold_hu, body_margin_mm)
             for i, (tp, fut) in enumerate(zip(tps, futures, strict=True)):
                 check_cancel(cancel)
                 maps.append(_tia_input(fut.result(), geometry))
