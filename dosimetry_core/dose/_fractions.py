@@ -327,6 +327,7 @@ def mask_fraction_on_grid(
     k = int(oversample)
     if k < 1:
         raise ValueError("oversample must be >= 1")
+    nz, ny, nx = target.shape_zyx
     spacing = np.asarray(target.spacing_mm, dtype=float)  # (x, y, z)
     direction = target.direction_matrix
     fine_spacing = spacing / k
@@ -334,7 +335,7 @@ def mask_fraction_on_grid(
         fine_spacing / 2.0 - spacing / 2.0
     )
     fine = Geometry(
-        tuple(int(n) * k for n in target.shape_zyx),
+        (int(nz) * k, int(ny) * k, int(nx) * k),
         (float(fine_spacing[0]), float(fine_spacing[1]), float(fine_spacing[2])),
         (float(origin[0]), float(origin[1]), float(origin[2])),
         target.direction,
