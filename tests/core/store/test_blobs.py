@@ -145,7 +145,9 @@ def test_stale_temporary_files_are_removed(blobs: BlobStore) -> None:
     assert not tmp.exists() and blobs.exists(key)
 
 
-def test_clinical_sized_volumes_write_and_read_well_under_a_second(blobs: BlobStore) -> None:
+def test_clinical_sized_volumes_round_trip_compressed(blobs: BlobStore) -> None:
+    """Clinical-sized SPECT and CT round-trip bit-exactly and compress (times are printed,
+    not asserted: speed is for benchmarks)."""
     rng = np.random.default_rng(1)
     z, y, x = np.ogrid[:120, :128, :128]
     spect = (
@@ -171,4 +173,4 @@ def test_clinical_sized_volumes_write_and_read_well_under_a_second(blobs: BlobSt
             f"{array.shape} {array.dtype}: write {t_write * 1e3:.0f} ms, "
             f"read {t_read * 1e3:.0f} ms, {size / array.nbytes:.2f} of {array.nbytes / 1e6:.1f} MB"
         )
-        assert t_write < 1.0 and t_read < 1.0
+        assert size < array.nbytes  # the blob is compressed
