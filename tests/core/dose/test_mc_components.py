@@ -159,3 +159,19 @@ def test_photon_target_needs_more_histories_than_total_with_local_electrons():
     assert photon.target_photon_uncertainty is not None
     assert photon.target_photon_uncertainty <= 0.01
     assert total.histories < photon.histories
+
+
+def test_pure_beta_emitter_reports_the_electron_component_without_uncertainty():
+    dec = np.zeros((4, 4, 4))
+    dec[1, 1, 1] = 1e9
+    m = dec > 0
+    res = run_monte_carlo(
+        dec, np.zeros((4, 4, 4), dtype=np.uint8), np.ones((4, 4, 4), dtype=np.float32), ["water"],
+        (2, 2, 2), "P-32", histories=100, voi_masks={"src": m}, target_mask=m,
+        target_uncertainty=0.02,
+    )  # fmt: skip
+    c = res.voi("src")
+    assert res.stopped_because == "no photons"
+    assert c.photon_mean_gy == 0.0 and c.photon_sd_gy == 0.0
+    assert c.electron_mean_gy == pytest.approx(float(res.dose_gy[1, 1, 1]), rel=1e-6)
+    assert res.target_uncertainty_reached == 0.0
