@@ -154,6 +154,14 @@ def _resample_workers(n: int) -> int:
     return max(1, min(n, 2, os.cpu_count() or 1))
 
 
+def _load_fit_kernel(n_times: int) -> None:
+    """Load the voxel-fit kernel (compile or on-disk cache) with one dummy curve."""
+    from dosimetry_core.kinetics.voxelwise import fit_tacs
+
+    tau = np.arange(1.0, n_times + 1.0)
+    fit_tacs(tau, np.exp(-0.1 * tau)[None, :], lambda_phys_per_h=0.01)
+
+
 def _tia_input(vol: Volume, geometry: Geometry) -> Volume:
     """A resampled SPECT as the float32 Bq/mL input of the voxel-wise fit."""
     arr = np.asarray(vol.array, dtype=np.float32)
@@ -219,8 +227,10 @@ def compute_tia_map(
     times: list[float] = []
     warnings: list[str] = []
     # the resamples release the GIL: two at a time (same calls, same results), while
-    # this thread brings the CT onto the grid and finds the body outline
-    with ThreadPoolExecutor(max_workers=_resample_workers(len(tps))) as pool:
+    # this thread brings the CT onto the grid and finds the body outline, and one more
+    # loads the fit kernel (numba's on-disk cache, ~1 s in a new process)
+    with ThreadPoolExecutor(max_workers=_resample_workers(len(tps)) + 1) as pool:
+        pool.submit(_load_fit_kernel, len(tps))
         futures = [pool.submit(spect_on_reference, store, case, tp, target=geometry) for tp in tps]
         try:
             ct = ct_on_grid(store, case, geometry)
