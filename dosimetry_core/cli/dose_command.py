@@ -95,6 +95,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
             mc_histories=args.histories,
             mc_target_uncertainty=args.target_uncertainty,
             mc_target_voi=args.target_voi,
+            mc_target_component=args.target_component,
             mc_electrons=args.mc_electrons,
             seed=args.seed,
             thresholds_gy=args.threshold_gy or (),
@@ -114,7 +115,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
             lines.append(f"{v.voi_name[:14]:<14} {v.error}")
             continue
         note = v.review_flag
-        if v.mc_mean_voxel_uncertainty is not None:
+        comp = (res.provenance.get("mc_voi_components") or {}).get(v.voi_name)
+        if comp and comp.get("photon_rel_uncertainty") is not None:
+            note = (
+                f"MC photon {comp['photon_mean_gy']:.3g} Gy "
+                f"± {100 * comp['photon_rel_uncertainty']:.1f} % (VOI mean)  {note}"
+            )
+        elif v.mc_mean_voxel_uncertainty is not None:
             note = f"MC {100 * v.mc_mean_voxel_uncertainty:.1f} % (voxel mean)  {note}"
 
         def g(x: float | None, w: int, p: int) -> str:
@@ -171,10 +178,17 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--target-uncertainty",
         type=float,
         default=None,
-        help="MC: run until the dose-weighted mean voxel relative uncertainty in --target-voi "
-        "is at most this (e.g. 0.02)",
+        help="MC: run until the 1-SD relative uncertainty of the mean dose in --target-voi of "
+        "--target-component is at most this (e.g. 0.02)",
     )
     q.add_argument("--target-voi", default=None, help="VOI for --target-uncertainty")
+    q.add_argument(
+        "--target-component",
+        choices=["photon", "total"],
+        default="photon",
+        help="MC: the dose component --target-uncertainty applies to (photon by default: the "
+        "electron part is deterministic and has no statistical uncertainty)",
+    )
     q.add_argument(
         "--mc-electrons",
         choices=["local", "kernel"],

@@ -28,7 +28,12 @@ Methods
     Photon Monte Carlo through the CT converted to materials and densities
     (:mod:`dosimetry_core.dose.monte_carlo`); electrons, alphas and recoils are
     deposited locally (``mc_electrons="local"``) or by the electron part of the
-    kernel (``"kernel"``), with the per-voxel statistical uncertainty.
+    kernel (``"kernel"``), with the per-voxel statistical uncertainty.  Per VOI
+    the provenance (``mc_voi_components``) gives the mean of the photon and of
+    the (deterministic) electron component and the 1-SD uncertainty of the
+    photon component's VOI mean; ``mc_target_uncertainty`` stops on the
+    ``mc_target_component`` of the target VOI's mean (default ``"photon"``: the
+    electron part has no statistical uncertainty).
 
 Decays per voxel: ``N = TIA [MBq*h/mL] * V [mL] * 3.6e9`` (Bq*s).
 
@@ -260,6 +265,7 @@ def compute_dose(
     mc_target_uncertainty: float | None = None,
     mc_target_voi: str | None = None,
     mc_electrons: str = "local",
+    mc_target_component: str = "photon",
     seed: int = 0,
     thresholds_gy: Sequence[float] = (),
     vois: Sequence[str] | None = None,
@@ -301,6 +307,8 @@ def compute_dose(
         raise InvalidInputError("led_energy must be 'non-penetrating' or 'all'")
     if mc_electrons not in ("local", "kernel"):
         raise InvalidInputError("mc_electrons must be 'local' or 'kernel'")
+    if mc_target_component not in ("photon", "total"):
+        raise InvalidInputError("mc_target_component must be 'photon' or 'total'")
     lap = _phase_clock(timings)
     case = store.load_case(case_id)
     tia_d = _current_tia_map(case, tia_map_id)
@@ -392,30 +400,20 @@ def compute_dose(
         from dosimetry_core.dose.monte_carlo import run_monte_carlo
 
         index, mc_density, mats = ct_to_materials(hu, calibration)
+        # the VOIs' masks on the dose grid (cached), so the MC reports each VOI's
+        # photon and electron components and the photon uncertainty of its mean
+        fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
+        voi_masks = {
+            v.voi_id: fractions[v.voi_id] >= 0.5 for v in selected if v.voi_id in fractions
+        }
+        voi_masks = {k: m for k, m in voi_masks.items() if m.any()}
         target_mask = None
         if mc_target_uncertainty is not None:
             if mc_target_voi is None:
                 raise InvalidInputError("a target uncertainty needs a target VOI (--target-voi)")
             tvoi = find_voi(case, mc_target_voi)
             target_mask = voi_masks_on_grid(store, case, [tvoi], geom)[tvoi.voi_id]
-        mc_result = run_monte_carlo(
-            decays,
-            index,
-            mc_density,
-            mats,
-            spacing,
-            nuclide,
-            histories=mc_histories,
-            deposit_local=(mc_electrons == "local"),
-            include_progeny=include_progeny,
-            target_uncertainty=mc_target_uncertainty,
-            target_mask=target_mask,
-            seed=seed,
-            progress=sub_progress(sub, 0.0, 0.9),
-            cancel=cancel,
-        )
-        dose = np.asarray(mc_result.dose_gy, dtype=np.float32)
-        uncertainty = np.asarray(mc_result.rel_uncertainty, dtype=np.float32)
+        electron = None
         if mc_electrons == "kernel":
             from dosimetry_core.dose.convolution import convolve_dose, density_corrected
             from dosimetry_core.dose.kernels import voxel_kernel
@@ -428,17 +426,54 @@ def compute_dose(
                 components=("electron", "alpha"),
                 cancel=cancel,
             )
-            local = density_corrected(
+            electron = density_corrected(
                 convolve_dose(decays, kernel.values_gy_per_bq_s, cancel=cancel),
                 density,
                 kernel.density_g_cm3,
             )
-            photon = np.asarray(mc_result.photon_dose_gy, dtype=np.float32)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                abs_sd = uncertainty * dose
-                dose = photon + local
-                uncertainty = np.where(dose > 0, abs_sd / dose, 0.0).astype(np.float32)
             provenance.update({"kernel": kernel.describe()})
+        mc_result = run_monte_carlo(
+            decays,
+            index,
+            mc_density,
+            mats,
+            spacing,
+            nuclide,
+            histories=mc_histories,
+            deposit_local=(mc_electrons == "local"),
+            electron_dose_gy=electron,
+            include_progeny=include_progeny,
+            target_uncertainty=mc_target_uncertainty,
+            target_mask=target_mask,
+            target_component=mc_target_component,
+            voi_masks=voi_masks,
+            seed=seed,
+            progress=sub_progress(sub, 0.0, 0.9),
+            cancel=cancel,
+        )
+        dose = np.asarray(mc_result.dose_gy, dtype=np.float32)
+        uncertainty = np.asarray(mc_result.rel_uncertainty, dtype=np.float32)
+        names = {v.voi_id: v.name for v in selected}
+        provenance.update(
+            {
+                "mc_target_component": mc_target_component,
+                "mc_target_photon_uncertainty": mc_result.target_photon_uncertainty,
+                "mc_target_total_uncertainty": mc_result.target_total_uncertainty,
+                "mc_target_mean_voxel_uncertainty": mc_result.target_mean_voxel_uncertainty,
+                "mc_voi_components": {
+                    names[c.name]: {
+                        "voi_id": c.name,
+                        "mean_gy": c.mean_gy,
+                        "photon_mean_gy": c.photon_mean_gy,
+                        "electron_mean_gy": c.electron_mean_gy,
+                        "photon_sd_gy": c.photon_sd_gy,
+                        "photon_rel_uncertainty": c.photon_rel_uncertainty,
+                        "total_rel_uncertainty": c.total_rel_uncertainty,
+                    }
+                    for c in mc_result.voi_components
+                },
+            }
+        )
         provenance.update(
             {
                 "mc_histories": int(mc_result.histories),
@@ -455,7 +490,8 @@ def compute_dose(
     lap("dose")
     report(progress, 0.9, "dose statistics per VOI")
     dose = np.asarray(dose, dtype=np.float32)
-    fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
+    if mc_result is None:  # the mc path computed them before the transport
+        fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
     lap("fractions")
     voi_rows = _voi_statistics(
         store, case, selected, geom, dose, density, uncertainty, thresholds_gy, review_flag,

@@ -118,6 +118,29 @@ def test_methods_agree_where_they_should(prepared):
     assert mc.uncertainty_map is not None
     kid = _by_name(mc)["Kidney_L"]
     assert kid.mc_mean_voxel_uncertainty is not None and kid.mc_mean_voxel_uncertainty <= 0.02
+    # the photon component is reported apart from the deterministic electron part, and the
+    # stop was on it (the default target component)
+    comp = mc.provenance["mc_voi_components"]["Kidney_L"]
+    assert mc.provenance["mc_target_component"] == "photon"
+    assert comp["photon_rel_uncertainty"] <= 0.02
+    assert comp["photon_mean_gy"] + comp["electron_mean_gy"] == pytest.approx(
+        comp["mean_gy"], rel=1e-5
+    )
+    assert comp["mean_gy"] == pytest.approx(kid.statistics.mean_gy, rel=1e-3)
+    assert 0 < comp["photon_mean_gy"] < 0.2 * comp["mean_gy"]  # Lu-177: photons add a few %
+
+
+def test_mrtdose_dose_mc_prints_the_photon_component(prepared, capsys, monkeypatch):
+    from dosimetry_core.cli.main import main
+
+    store, store_dir, case_id, _ = prepared
+    monkeypatch.delenv("MRTDOSE_USER", raising=False)
+    argv = ["--store", str(store_dir), "dose", case_id, "--method", "mc", "--voi", "Kidney_L"]
+    argv += ["--target-uncertainty", "0.05", "--target-voi", "Kidney_L", "--seed", "5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("Kidney_L"))
+    assert "MC photon" in line and "(VOI mean)" in line
 
 
 def test_maps_are_stored_superseded_and_carry_review_flags(prepared):
