@@ -21,10 +21,13 @@ Radiation-type grouping used for dosimetry (MIRD convention):
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -202,15 +205,83 @@ def beta_spectrum(nuclide: str) -> tuple[NDArray[np.float64], NDArray[np.float64
     return spec[:, 0].copy(), spec[:, 1].copy()
 
 
-def half_life_h(nuclide: str) -> float:
-    """Physical half-life in hours (``radioactivedecay`` default dataset, ICRP-107)."""
+DECAY_CACHE_ENV = "MRTDOSE_DATA_CACHE"
+"""Environment variable naming the folder of the decay-data cache (see :func:`decay_table`)."""
+
+
+def _decay_cache_path() -> Path:
+    import importlib.metadata
+
+    root = os.environ.get(DECAY_CACHE_ENV)
+    folder = Path(root) if root else Path.home() / ".cache" / "mrt-dosimetry" / "decay"
+    version = importlib.metadata.version("radioactivedecay")
+    return folder / f"radioactivedecay-{version}.json"
+
+
+def _build_decay_table() -> dict[str, dict[str, Any]]:
     import radioactivedecay as rd
 
-    n = normalize_nuclide(nuclide)
+    table: dict[str, dict[str, Any]] = {}
+    for name in rd.DEFAULTDATA.nuclides:
+        nuc = rd.Nuclide(name)
+        hl = float(nuc.half_life("h"))
+        table[str(name)] = {
+            "half_life_h": hl if np.isfinite(hl) else None,
+            "progeny": [
+                [str(d), float(b)]
+                for d, b in zip(nuc.progeny(), nuc.branching_fractions(), strict=True)
+            ],
+        }
+    return table
+
+
+@lru_cache(maxsize=1)
+def decay_table() -> dict[str, dict[str, Any]]:
+    """Half-life (h; None when stable) and direct progeny with branching, per nuclide.
+
+    The values are those of ``radioactivedecay``'s default dataset (ICRP-107).
+    Importing that package costs 1.5-4 s (it loads matplotlib and sympy), paid by
+    every command that needs one half-life; so the whole dataset (1 500 nuclides,
+    0.05 s to read out) is written once to a cache file named by the installed
+    package version (``$MRTDOSE_DATA_CACHE`` or ``~/.cache/mrt-dosimetry/decay``)
+    and read from there afterwards.  A new package version makes a new file; a
+    damaged or unreadable file is rebuilt; a cache folder that cannot be written
+    only costs the import each time.
+    """
+    path = _decay_cache_path()
     try:
-        return float(rd.Nuclide(n).half_life("h"))
-    except Exception as exc:  # radioactivedecay raises its own error types
-        raise InvalidInputError(f"no half-life for {n}: {exc}") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "Lu-177" in data:
+            return data
+    except (OSError, ValueError):
+        pass
+    table = _build_decay_table()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError:
+        pass
+    return table
+
+
+def _decay_entry(n: str) -> dict[str, Any]:
+    entry = decay_table().get(n)
+    if entry is None:
+        raise InvalidInputError(
+            f"no half-life for {n}: not a nuclide of the radioactivedecay (ICRP-107) dataset"
+        )
+    return entry
+
+
+def half_life_h(nuclide: str) -> float:
+    """Physical half-life in hours (``radioactivedecay`` default dataset, ICRP-107).
+
+    Stable nuclides give ``inf``.  Read through :func:`decay_table`.
+    """
+    hl = _decay_entry(normalize_nuclide(nuclide))["half_life_h"]
+    return math.inf if hl is None else float(hl)
 
 
 def decay_constant_per_h(nuclide: str) -> float:
@@ -228,17 +299,14 @@ class Progeny:
 def progeny(nuclide: str) -> list[Progeny]:
     """Direct radioactive daughters with branching fractions (``radioactivedecay``).
 
-    Stable daughters are omitted.
+    Stable daughters are omitted.  Read through :func:`decay_table`.
     """
-    import radioactivedecay as rd
-
     n = normalize_nuclide(nuclide)
-    parent = rd.Nuclide(n)
     out = []
-    for d, bf in zip(parent.progeny(), parent.branching_fractions(), strict=True):
-        hl = rd.Nuclide(d).half_life("h")
-        if isinstance(hl, float) and np.isfinite(hl):
-            out.append(Progeny(d, float(bf), float(hl)))
+    for d, bf in _decay_entry(n)["progeny"]:
+        hl = decay_table().get(d, {}).get("half_life_h")
+        if hl is not None and np.isfinite(float(hl)):
+            out.append(Progeny(str(d), float(bf), float(hl)))
     return out
 
 
