@@ -342,18 +342,10 @@ def sign_head(store: CaseRepository, username: str) -> int | None:
     logged-in user).  Returns the ``seq`` signed, or None when the store has no
     department CA or the user's key is not unlocked (nothing is written).
     """
-    from dosimetry_core.store.schema import users as t_users
-
-    key = keys.unlocked_key(store, username)
-    if key is None or keys.pinned_ca(store) is None:
-        return None
+    if keys.unlocked_key(store, username) is None:
+        return None  # nothing to sign with: no connection opened
     with _database(store).connection() as conn:
-        cert_pem = conn.execute(
-            select(t_users.c.cert_pem).where(t_users.c.username == username)
-        ).scalar()
-        if not cert_pem:
-            return None
-        return checkpoint(conn, username, key, str(cert_pem), at=datetime.now())
+        return sign_head_in(conn, store, username, at=datetime.now())
 
 
 def _unsigned_case_saves(conn: Connection, newest_checkpoint: int) -> list[str]:
