@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import subprocess
+import sys
 import tomllib
 import uuid
 from pathlib import Path
@@ -143,6 +145,29 @@ def test_reopening_an_existing_store_keeps_its_cases(store_path: Path) -> None:
         with CaseStore(store_path) as s:
             assert s.load_case(case.case_id).to_dict() == case.to_dict()
             assert s.check_integrity() == []
+
+
+def test_head_revision_constant_is_the_newest_migration() -> None:
+    """Opening compares the database with HEAD_REVISION, so it must name the newest script."""
+    assert store_schema.HEAD_REVISION == store_schema.head_revision()
+
+
+def test_opening_a_store_at_head_does_not_load_alembic(store_path: Path) -> None:
+    """The fast path: one query of alembic_version; Alembic is imported only to migrate."""
+    with CaseStore(store_path) as s:
+        case = s.save_case(make_case(s))
+    code = (
+        "import sys\n"
+        "from dosimetry_core.store import CaseStore\n"
+        f"s = CaseStore({str(store_path)!r})\n"
+        f"print(s.load_case({case.case_id!r}).case_id)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == case.case_id
+    assert out[1] == "[]"
 
 
 def test_sqlite_pragmas(store: CaseStore) -> None:
