@@ -495,6 +495,12 @@ class DerivedKind(StrEnum):
     """Absorbed dose, Gy."""
     DOSE_UNCERTAINTY = "dose_uncertainty"
     """Relative 1-SD statistical uncertainty of a Monte Carlo dose map."""
+    VOI_FRACTION = "voi_fraction"
+    """Fraction (0-1) of each dose-grid voxel a VOI covers, on the box of non-zero
+    fractions: a cache kept with the case (:mod:`dosimetry_core.pipeline.grid_cache`)."""
+    CT_ON_GRID = "ct_on_grid"
+    """The reference CT (HU) resampled onto a dose grid: a cache kept with the case
+    (:mod:`dosimetry_core.pipeline.grid_cache`)."""
 
 
 @dataclass
@@ -505,7 +511,9 @@ class DerivedMap:
     their content hashes, software version) so that a report can cite it and a
     recomputation can be compared.  ``parent_id`` links e.g. an uncertainty map
     to its dose map.  Derived maps are immutable: recomputing adds a new one;
-    ``superseded`` marks older results of the same kind and method.
+    ``superseded`` marks older results of the same kind and method.  The cache
+    kinds (VOI fractions, CT on a grid) are the exception: a save drops those
+    whose source changed.
     """
 
     kind: DerivedKind

@@ -47,8 +47,8 @@ belongs to the VOI when at least half of it is covered.  Statistics:
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,7 @@ from dosimetry_core.model.results import (
     VoiDose,
     json_clean,
 )
+from dosimetry_core.pipeline.grid_cache import GridCache
 from dosimetry_core.progress import (
     CancelCheck,
     ProgressCallback,
@@ -151,50 +152,6 @@ def mask_fraction_on_grid(
     return fractions(mask, geometry, target, oversample)
 
 
-# VOI fractions already computed in this process, keyed by the mask's blob key, the
-# mask grid and the target grid (a mask blob key is the hash of its content); kept as
-# the box of non-zero fractions and its corner, at most _FRACTION_CACHE_BYTES in all.
-_FRACTION_CACHE: OrderedDict[
-    tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...], NDArray[np.float32]]
-] = OrderedDict()
-_FRACTION_CACHE_BYTES = 256 * 2**20
-
-
-def _grid_key(g: Geometry) -> tuple[Any, ...]:
-    return (
-        tuple(int(n) for n in g.shape_zyx),
-        tuple(float(v) for v in g.spacing_mm),
-        tuple(float(v) for v in g.origin_mm),
-        tuple(tuple(float(v) for v in row) for row in g.direction),
-    )
-
-
-def _cached_fraction(key: tuple[Any, ...] | None) -> NDArray[np.float32] | None:
-    """A fresh full-grid copy of the cached fractions, or None."""
-    if key is None or key not in _FRACTION_CACHE:
-        return None
-    _FRACTION_CACHE.move_to_end(key)
-    shape, corner, box = _FRACTION_CACHE[key]
-    out = np.zeros(shape, dtype=np.float32)
-    out[tuple(slice(c, c + n) for c, n in zip(corner, box.shape, strict=True))] = box
-    return out
-
-
-def _remember_fraction(key: tuple[Any, ...] | None, frac: NDArray[np.float32]) -> None:
-    if key is None:
-        return
-    nz = np.nonzero(frac)
-    if nz[0].size:
-        corner = tuple(int(i.min()) for i in nz)
-        stop = tuple(int(i.max()) + 1 for i in nz)
-    else:
-        corner = stop = (0, 0, 0)
-    box = frac[tuple(slice(a, b) for a, b in zip(corner, stop, strict=True))].copy()
-    _FRACTION_CACHE[key] = (tuple(frac.shape), corner, box)
-    while sum(e[2].nbytes for e in _FRACTION_CACHE.values()) > _FRACTION_CACHE_BYTES:
-        _FRACTION_CACHE.popitem(last=False)
-
-
 def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
     if tia_map_id is not None:
         try:
@@ -213,32 +170,20 @@ def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
 
 
 def voi_fractions_on_grid(
-    store: CaseRepository, case: Case, vois: Sequence[VOI], target: Geometry
+    store: CaseRepository,
+    case: Case,
+    vois: Sequence[VOI],
+    target: Geometry,
+    cache: GridCache | None = None,
 ) -> dict[str, NDArray[np.float32]]:
     """Fraction of each dose voxel covered by each VOI (see module docstring), by VOI id.
 
-    A VOI drawn on the reference CT is computed once per mask and grid in a process
-    (cached by the mask's blob key and both grids, as the box of non-zero
-    fractions; each call returns fresh arrays); a VOI carried through a
-    registration is computed each time.
+    A VOI drawn on the reference CT is read from the case's kept fraction map
+    when there is one, else computed (and, through ``cache``, kept with the next
+    save): :mod:`dosimetry_core.pipeline.grid_cache`.  A VOI carried through a
+    registration is computed each time.  Each call returns fresh arrays.
     """
-    from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
-
-    ref = tac_reference_time_point(case)
-    ref_geom = ref.anatomical.volume.geometry if _has_ct(ref) else None  # type: ignore[union-attr]
-    out: dict[str, NDArray[np.float32]] = {}
-    for voi in vois:
-        key = None
-        on_ref = (voi.time_point_id or ref.time_point_id) == ref.time_point_id
-        if on_ref and ref_geom is not None and voi.mask.geometry.same_grid(ref_geom):
-            key = (voi.mask.key, _grid_key(ref_geom), _grid_key(target))
-        frac = _cached_fraction(key)
-        if frac is None:
-            mask, geom = mask_on_reference(store, case, voi, ref)
-            frac = mask_fraction_on_grid(mask, geom, target)
-            _remember_fraction(key, frac)
-        out[voi.voi_id] = frac
-    return out
+    return (cache or GridCache(store, case)).fractions(vois, target)
 
 
 def _has_ct(tp: Any) -> bool:
@@ -246,10 +191,15 @@ def _has_ct(tp: Any) -> bool:
 
 
 def voi_masks_on_grid(
-    store: CaseRepository, case: Case, vois: Sequence[VOI], target: Geometry
+    store: CaseRepository,
+    case: Case,
+    vois: Sequence[VOI],
+    target: Geometry,
+    cache: GridCache | None = None,
 ) -> dict[str, NDArray[np.bool_]]:
     """Each VOI's mask on the dose grid (covered fraction >= 0.5), by VOI id."""
-    return {k: f >= 0.5 for k, f in voi_fractions_on_grid(store, case, vois, target).items()}
+    fractions = voi_fractions_on_grid(store, case, vois, target, cache)
+    return {k: f >= 0.5 for k, f in fractions.items()}
 
 
 def compute_dose(
@@ -296,7 +246,6 @@ def compute_dose(
     """
     from dosimetry_core.physics.density import HuDensityCalibration
     from dosimetry_core.physics.nuclides import chain_energy_per_decay, excluded_progeny
-    from dosimetry_core.pipeline.tia_map import ct_on_grid
     from dosimetry_core.pipeline.voi_review import find_voi, review_flag
 
     if method not in METHODS:
@@ -326,13 +275,18 @@ def compute_dose(
         + (("tia_map",) if tia_map_id is None else ()),
         vois=[v.voi_id for v in selected],
     )
-    tia = store.load_volume(tia_d.volume)
-    geom = tia.geometry
-    spacing = tuple(float(s) for s in geom.spacing_mm)
-    decays = np.asarray(tia.array, dtype=np.float64) * geom.voxel_volume_ml * BQ_S_PER_MBQ_H
-    report(progress, 0.02, "densities from the CT")
-    calibration = density_calibration or HuDensityCalibration.load()
-    ct = ct_on_grid(store, case, geom)
+    geom = tia_d.volume.geometry
+    grids = GridCache(store, case, user=user)
+    # the CT on the dose grid (a kept map, or resampled) is read in a second thread
+    # while this one reads the TIA map: both are mostly zlib and SHA-256 (no GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ct_future = pool.submit(grids.ct_hu, geom)
+        tia = store.load_volume(tia_d.volume)
+        spacing = tuple(float(s) for s in geom.spacing_mm)
+        decays = np.asarray(tia.array, dtype=np.float64) * geom.voxel_volume_ml * BQ_S_PER_MBQ_H
+        report(progress, 0.02, "densities from the CT")
+        calibration = density_calibration or HuDensityCalibration.load()
+        ct = ct_future.result()
     hu = np.asarray(ct.array, dtype=np.float32)
     density = np.asarray(calibration.density_g_cm3(hu), dtype=np.float32)
     lap("load")
@@ -402,7 +356,7 @@ def compute_dose(
         index, mc_density, mats = ct_to_materials(hu, calibration)
         # the VOIs' masks on the dose grid (cached), so the MC reports each VOI's
         # photon and electron components and the photon uncertainty of its mean
-        fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
+        fractions = voi_fractions_on_grid(store, case, selected, geom, grids) if selected else {}
         voi_masks = {
             v.voi_id: fractions[v.voi_id] >= 0.5 for v in selected if v.voi_id in fractions
         }
@@ -412,7 +366,7 @@ def compute_dose(
             if mc_target_voi is None:
                 raise InvalidInputError("a target uncertainty needs a target VOI (--target-voi)")
             tvoi = find_voi(case, mc_target_voi)
-            target_mask = voi_masks_on_grid(store, case, [tvoi], geom)[tvoi.voi_id]
+            target_mask = voi_masks_on_grid(store, case, [tvoi], geom, grids)[tvoi.voi_id]
         electron = None
         if mc_electrons == "kernel":
             from dosimetry_core.dose.convolution import convolve_dose, density_corrected
@@ -491,7 +445,7 @@ def compute_dose(
     report(progress, 0.9, "dose statistics per VOI")
     dose = np.asarray(dose, dtype=np.float32)
     if mc_result is None:  # the mc path computed them before the transport
-        fractions = voi_fractions_on_grid(store, case, selected, geom) if selected else {}
+        fractions = voi_fractions_on_grid(store, case, selected, geom, grids) if selected else {}
     lap("fractions")
     voi_rows = _voi_statistics(
         store, case, selected, geom, dose, density, uncertainty, thresholds_gy, review_flag,
@@ -546,6 +500,7 @@ def compute_dose(
         if unc_map is not None:
             latest.derived.append(unc_map)
         latest.add_result(summary)
+        grids.keep(latest)  # the VOI fractions and the CT on this grid, for the next dose
 
     # onto the newest stored case, refused (nothing saved) if the TIA map, a VOI, an
     # administration or a time point (CT, registration) it read changed meanwhile

@@ -46,6 +46,7 @@ from dosimetry_core.model import (
     TimePoint,
     Volume,
 )
+from dosimetry_core.pipeline.grid_cache import GridCache
 from dosimetry_core.progress import (
     CancelCheck,
     ProgressCallback,
@@ -229,11 +230,12 @@ def compute_tia_map(
     # the resamples release the GIL: two at a time (same calls, same results), while
     # this thread brings the CT onto the grid and finds the body outline, and one more
     # loads the fit kernel (numba's on-disk cache, ~1 s in a new process)
+    grids = GridCache(store, case, user=user)  # the CT on this grid, kept for the dose step
     with ThreadPoolExecutor(max_workers=_resample_workers(len(tps)) + 1) as pool:
         pool.submit(_load_fit_kernel, len(tps))
         futures = [pool.submit(spect_on_reference, store, case, tp, target=geometry) for tp in tps]
         try:
-            ct = ct_on_grid(store, case, geometry)
+            ct = grids.ct_hu(geometry)
             mask = body_mask(ct, body_threshold_hu, body_margin_mm)
             for i, (tp, fut) in enumerate(zip(tps, futures, strict=True)):
                 check_cancel(cancel)
@@ -324,6 +326,7 @@ def compute_tia_map(
             if d.kind in (DerivedKind.TIA_MAP, DerivedKind.TIA_MODEL_MAP):
                 d.superseded = True
         latest.derived.extend([tia_map, model_map])
+        grids.keep(latest)
 
     # refused (nothing saved) if an administration or a time point changed meanwhile
     save_results(store, inputs, apply, audit=store.audit_spec("tia-map", user=user))

@@ -41,13 +41,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from dosimetry_core.errors import IntegrityError
-from dosimetry_core.store import keys
 from dosimetry_core.store.permissions import Actor
 from dosimetry_core.store.schema import audit_checkpoints as t_checkpoints
 from dosimetry_core.store.schema import audit_log as t_audit
 from dosimetry_core.store.schema import store_meta as t_meta
 
 if TYPE_CHECKING:
+    from dosimetry_core.store import keys
     from dosimetry_core.store.case_store import CaseStore
     from dosimetry_core.store.repository import CaseRepository
 
@@ -285,6 +285,8 @@ def checkpoint(
     int
         The ``seq`` signed.
     """
+    from dosimetry_core.store import keys
+
     last = conn.execute(
         select(t_audit.c.seq, t_audit.c.entry_hash).order_by(t_audit.c.seq.desc()).limit(1)
     ).first()
@@ -322,6 +324,7 @@ def sign_head_in(
     Returns the ``seq`` signed, or None when the store has no pinned department CA or
     ``username``'s key is not unlocked in this process (nothing is written).
     """
+    from dosimetry_core.store import keys
     from dosimetry_core.store.schema import users as t_users
 
     key = keys.unlocked_key(store, username)
@@ -342,6 +345,8 @@ def sign_head(store: CaseRepository, username: str) -> int | None:
     logged-in user).  Returns the ``seq`` signed, or None when the store has no
     department CA or the user's key is not unlocked (nothing is written).
     """
+    from dosimetry_core.store import keys
+
     if keys.unlocked_key(store, username) is None:
         return None  # nothing to sign with: no connection opened
     with _database(store).connection() as conn:
@@ -371,6 +376,8 @@ def _unsigned_case_saves(conn: Connection, newest_checkpoint: int) -> list[str]:
 
 
 def _checkpoint_problems(conn: Connection, store: CaseRepository) -> list[str]:
+    from dosimetry_core.store import keys
+
     ca_cert = keys.pinned_ca(store)
     rows = conn.execute(select(t_checkpoints).order_by(t_checkpoints.c.seq)).all()
     if ca_cert is None:

@@ -74,8 +74,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
@@ -460,8 +458,12 @@ class CaseStore:
         """INSERT unless a row with the same primary key exists (concurrency-safe)."""
         name = conn.dialect.name
         if name == "sqlite":
+            from sqlalchemy.dialects import sqlite as sqlite_dialect
+
             conn.execute(sqlite_dialect.insert(table).values(**values).on_conflict_do_nothing())
         elif name == "postgresql":
+            from sqlalchemy.dialects import postgresql as pg_dialect
+
             conn.execute(pg_dialect.insert(table).values(**values).on_conflict_do_nothing())
         else:
             pk = [c for c in table.primary_key.columns]
@@ -480,7 +482,11 @@ class CaseStore:
         changes = {k: values[k] for k in ("name", "birth_date", "sex")}
         name = conn.dialect.name
         if name in ("sqlite", "postgresql"):
-            dialect = sqlite_dialect if name == "sqlite" else pg_dialect
+            # the dialect's own INSERT ... ON CONFLICT, imported when used (the
+            # PostgreSQL dialect costs ~30 ms to import, paid by no SQLite store)
+            import importlib
+
+            dialect = importlib.import_module(f"sqlalchemy.dialects.{name}")
             ins = dialect.insert(t_patients).values(**values)
             conn.execute(ins.on_conflict_do_update(index_elements=["patient_id"], set_=changes))
             return

@@ -266,10 +266,10 @@ def test_voi_fractions_on_the_demo_are_those_of_the_old_dense_resample(prepared,
         mask, geom = mask_on_reference(store, case, voi, ref)
         assert not geom.same_grid(grid)  # the demo's VOIs are on the CT, the dose on the SPECT
         assert np.array_equal(fractions[voi.voi_id], reference_fraction(mask, geom, grid)), voi.name
-    import dosimetry_core.pipeline.dose as dose_module
+    import dosimetry_core.dose._fractions as fractions_module
 
     calls = []
-    monkeypatch.setattr(dose_module, "mask_fraction_on_grid", lambda *a: calls.append(a))
+    monkeypatch.setattr(fractions_module, "mask_fraction_on_grid", lambda *a: calls.append(a))
     again = voi_fractions_on_grid(store, case, case.vois, grid)
     assert calls == []  # all from the cache
     assert all(np.array_equal(again[k], fractions[k]) for k in fractions)
@@ -283,3 +283,126 @@ def test_compute_dose_reports_its_phase_times(prepared):
         "load", "nuclide_data", "kernel", "dose", "fractions", "statistics", "save"
     }  # fmt: skip
     assert all(t >= 0 for t in timings.values())
+
+
+# ------------------------------------------------- the VOI fractions and CT kept with the case
+def _cache_maps(case, kind):
+    return [d for d in case.derived if d.kind == kind]
+
+
+def _copy_of(prepared, tmp_path):
+    import shutil
+
+    _, store_dir, case_id, _ = prepared
+    shutil.copytree(store_dir, tmp_path / "store")
+    return CaseStore(tmp_path / "store"), case_id
+
+
+def test_the_dose_step_keeps_the_voi_fractions_and_the_ct_on_its_grid(prepared):
+    """One fraction map per VOI dosed and one CT map, each equal bit for bit to what it caches."""
+    from dosimetry_core.dose._fractions import mask_fraction_on_grid
+    from dosimetry_core.imaging.resample import resample
+    from dosimetry_core.kinetics.tac import mask_on_reference, tac_reference_time_point
+    from dosimetry_core.pipeline.grid_cache import GridCache, clear_in_process_cache
+
+    store, _, case_id, _ = prepared
+    case = store.load_case(case_id)
+    [tia_d] = case.derived_maps(DerivedKind.TIA_MAP)
+    grid = tia_d.volume.geometry
+    fractions = _cache_maps(case, DerivedKind.VOI_FRACTION)
+    dosed = [v for v in case.vois if v.name in VOIS]
+    assert sorted(d.provenance["source_key"] for d in fractions) == sorted(
+        v.mask.key for v in dosed
+    )
+    [ct_map] = _cache_maps(case, DerivedKind.CT_ON_GRID)  # kept by the TIA map, reused since
+    ref = tac_reference_time_point(case)
+    assert ct_map.provenance["source_key"] == ref.anatomical.volume.key
+    assert ct_map.volume.geometry.same_grid(grid)
+    ct = store.load_volume(ref.anatomical.volume)
+    expected_ct = resample(ct, grid, order=1, fill_value=-1000.0, dtype=np.float32).array
+    assert np.array_equal(store.load_volume(ct_map.volume).array, expected_ct)
+    clear_in_process_cache()
+    kept = GridCache(store, case).fractions(dosed, grid)
+    for voi in dosed:
+        mask, geom = mask_on_reference(store, case, voi, ref)
+        exact = mask_fraction_on_grid(mask, geom, grid)
+        assert np.array_equal(kept[voi.voi_id], exact), voi.name
+        [d] = [d for d in fractions if d.provenance["source_key"] == voi.mask.key]
+        box = store.load_volume(d.volume).array
+        assert box.size < exact.size and np.isclose(box.sum(), exact.sum(), rtol=1e-6)
+
+
+def test_a_second_dose_reads_the_kept_maps_and_gives_the_same_numbers(prepared, monkeypatch):
+    """In a new process (empty in-process cache) no fraction or CT resample is computed."""
+    import dosimetry_core.dose._fractions as fractions_module
+    import dosimetry_core.imaging.resample as resample_module
+    from dosimetry_core.pipeline.grid_cache import clear_in_process_cache
+
+    store, _, case_id, results = prepared
+    before = store.load_case(case_id)
+    n_cache = len(_cache_maps(before, DerivedKind.VOI_FRACTION))
+
+    def forbidden(*a, **k):
+        raise AssertionError("computed again instead of read from the case")
+
+    clear_in_process_cache()
+    monkeypatch.setattr(fractions_module, "mask_fraction_on_grid", forbidden)
+    monkeypatch.setattr(resample_module, "resample", forbidden)
+    again = compute_dose(store, case_id, method="vsv", vois=VOIS, thresholds_gy=[2.0], user="phys")
+    assert [v.to_dict() for v in again.vois] == [v.to_dict() for v in results["vsv"].vois]
+    after = store.load_case(case_id)
+    assert len(_cache_maps(after, DerivedKind.VOI_FRACTION)) == n_cache  # no duplicates
+    assert len(_cache_maps(after, DerivedKind.CT_ON_GRID)) == 1
+
+
+def test_an_edited_voi_gets_new_fractions_and_its_old_map_is_dropped(prepared, tmp_path):
+    from dosimetry_core.model import Volume
+    from dosimetry_core.pipeline.grid_cache import clear_in_process_cache
+
+    store, case_id = _copy_of(prepared, tmp_path)
+    case = store.load_case(case_id)
+    kidney = next(v for v in case.vois if v.name == "Kidney_L")
+    old_key = kidney.mask.key
+    others = {
+        d.derived_id
+        for d in _cache_maps(case, DerivedKind.VOI_FRACTION)
+        if d.provenance["source_key"] != old_key
+    }
+    mask = store.load_volume(kidney.mask)
+    arr = np.asarray(mask.array).copy()
+    zs = np.flatnonzero(arr.any(axis=(1, 2)))
+    arr[zs[: len(zs) // 2]] = False  # the upper half of the kidney removed
+    kidney.mask = store.put_volume(Volume(arr, mask.geometry, mask.units, "kidney, edited"))
+    store.save_case(case)
+    clear_in_process_cache()
+    first = _by_name(prepared[3]["vsv"])["Kidney_L"].statistics.volume_ml
+    res = compute_dose(store, case_id, method="vsv", vois=VOIS)
+    assert _by_name(res)["Kidney_L"].statistics.volume_ml < 0.7 * first
+    saved = store.load_case(case_id)
+    maps = _cache_maps(saved, DerivedKind.VOI_FRACTION)
+    keys = [d.provenance["source_key"] for d in maps]
+    assert old_key not in keys and kidney.mask.key in keys and len(keys) == len(VOIS)
+    assert others <= {d.derived_id for d in maps}  # the other VOIs' maps were kept as they were
+    assert store.collect_garbage(older_than_s=0) >= 1  # the old kidney fractions are gone
+    assert store.check_integrity() == []
+    clear_in_process_cache()
+    again = compute_dose(store, case_id, method="vsv", vois=VOIS)
+    assert [v.to_dict() for v in again.vois] == [v.to_dict() for v in res.vois]
+
+
+def test_a_kept_map_that_does_not_fit_its_grid_is_not_used(prepared, tmp_path):
+    """A fraction map whose corner was changed in the case document is recomputed and replaced."""
+    from dosimetry_core.pipeline.grid_cache import clear_in_process_cache
+
+    store, case_id = _copy_of(prepared, tmp_path)
+    case = store.load_case(case_id)
+    bad = _cache_maps(case, DerivedKind.VOI_FRACTION)[0]
+    bad.provenance["corner_zyx"] = [c + 1 for c in bad.provenance["corner_zyx"]]
+    store.save_case(case)
+    clear_in_process_cache()
+    res = compute_dose(store, case_id, method="vsv", vois=VOIS, thresholds_gy=[2.0], user="phys")
+    assert [v.to_dict() for v in res.vois] == [v.to_dict() for v in prepared[3]["vsv"].vois]
+    maps = _cache_maps(store.load_case(case_id), DerivedKind.VOI_FRACTION)
+    assert bad.derived_id not in {d.derived_id for d in maps}
+    assert bad.provenance["source_key"] in {d.provenance["source_key"] for d in maps}
+    assert len(maps) == len(VOIS)
