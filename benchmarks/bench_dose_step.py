@@ -16,7 +16,13 @@ grid, the dose, the statistics of the 15 VOIs, the save).  One warm-up run of
 each method comes first and is reported but not counted: with an empty kernel
 cache (``$MRTDOSE_KERNEL_CACHE`` or the user's cache, used as is) it computes the
 voxel S-value kernel for the nuclide and voxel size (once per machine, as on a
-workstation after its first dose; minutes), and it fills numba's cache.
+workstation after its first dose; minutes), it fills numba's cache, and the
+first dose of the case computes the fraction of every dose voxel each of the 15
+VOIs covers, which the case keeps for every later dose on that grid
+(:mod:`dosimetry_core.pipeline.grid_cache`; the CT on the dose grid was kept by
+``mrtdose tia-map``).  The timed runs are what a physicist pressing "compute
+dose" again pays; the warm-up of the first method is what the first dose of a
+case pays.
 
 Baseline, measured in the same run and interleaved with the commands: one bare
 float32 FFT convolution round trip of a 256^3 array in this process
