@@ -66,6 +66,16 @@ ACCOUNTS: dict[str, str] = {
 }
 """The tour's accounts: user name -> role."""
 
+ANALYSIS_TOUR_STEPS: tuple[tuple[str, str], ...] = (
+    ("contouring", "contouring"),
+    ("kinetics", "kinetics"),
+    ("dose", "dose"),
+    ("protocol-run", "protocol"),
+    ("qa", "qa"),
+)
+"""(tour step name, step package) of the physicist's analysis, in tour order, after
+registration: each runs when ``app.steps.<package>.tour`` exists, as the physicist."""
+
 TOUR_MARKER = ".mrt-tour-store"
 """File marking a store folder as made by the tour (only such a folder is replaced)."""
 
@@ -381,6 +391,23 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
         ("viewer", viewer),
         ("registration", registration),
     ]
+
+    def physicist_step(step_id: str) -> Callable[[], dict[str, Any]]:
+        def body() -> dict[str, Any]:
+            if not case_id:
+                raise TourError(f"no demo case for {step_id} (the demo step failed)")
+            if window.session.actor is None or window.session.actor.role != "physicist":
+                tour.log_in(_user("physicist"))
+            if window.session.case is None or window.session.case.case_id != case_id[0]:
+                tour.open_case_from_list(case_id[0])
+            return tour.step_driver(step_id, f"app.steps.{step_id}.tour")
+
+        return body
+
+    # the physicist's analysis (issue 15), each step driven by its package's tour.py
+    for name, step_id in ANALYSIS_TOUR_STEPS:
+        if _module_exists(f"app.steps.{step_id}.tour"):
+            steps.append((name, physicist_step(step_id)))
     if _module_exists("app.steps.importing.tour"):
         steps.append(
             ("importing", lambda: tour.step_driver("importing", "app.steps.importing.tour"))

@@ -24,11 +24,12 @@ STEP_ORDER: tuple[str, ...] = (
     "contouring",
     "kinetics",
     "dose",
+    "protocol",
     "review",
     "qa",
 )
 """Workflow order: Import → Data entry → Registration → Contouring → Kinetics → Dose →
-Review & sign → QA."""
+Protocol run & planning (with the calculators) → Review & sign → QA."""
 
 
 class StepView(QWidget):
