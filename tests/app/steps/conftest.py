@@ -68,3 +68,47 @@ def entry_session(qapp: Any, entry_store: Any) -> Any:
     session = CaseSession(entry_store, entry_store.path)
     session.open_case(ENTRY_CASE_ID)
     return session
+
+
+# ---------------------------------------------- the physicist's analysis (issue 15)
+@pytest.fixture(scope="session")
+def analysis_store_dir(small_demo_dirs: Any, tmp_path_factory: Any) -> Any:
+    """A store folder built once per session: the small noise-free demo imported (its
+    RTSTRUCT as draft VOIs), every time point registered to TP1, and a voxel-wise TIA
+    map on the SPECT grid.  No accounts (a single-user store: every action allowed).
+    Never open it directly: ``analysis_session`` hands each test its own copy."""
+    from dosimetry_core.pipeline.importing import import_directory
+    from dosimetry_core.pipeline.registration import register_case
+    from dosimetry_core.pipeline.tia_map import compute_tia_map
+
+    folder = tmp_path_factory.mktemp("analysis") / "store"
+    with CaseStore(folder) as store:
+        case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
+        register_case(store, case_id)
+        compute_tia_map(store, case_id)
+    (folder / "CASE_ID").write_text(case_id)
+    return folder
+
+
+@pytest.fixture()
+def analysis_store(analysis_store_dir: Any, tmp_path: Any) -> Any:
+    """A private copy of ``analysis_store_dir`` (a CaseStore); ``store.case_id`` names its case."""
+    import shutil
+
+    folder = tmp_path / "analysis-store"
+    shutil.copytree(analysis_store_dir, folder)
+    store = CaseStore(folder)
+    store.case_id = (folder / "CASE_ID").read_text()  # type: ignore[attr-defined]
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def analysis_session(qapp: Any, analysis_store: Any) -> Any:
+    """A CaseSession on ``analysis_store`` with its demo case open."""
+    from app.session import CaseSession
+
+    session = CaseSession(analysis_store, analysis_store.path)
+    session.open_case(analysis_store.case_id)
+    yield session
+    session.cancel_jobs()
