@@ -9,10 +9,12 @@ dialog is filled and accepted through its widgets (the physicist first: the
 demo's RTSTRUCT becomes draft VOIs, which needs the "contour" permission),
 the demo patient is imported by the window's "Open demo case" action, the
 technologist logs in for data entry and the physicist again for
-registration (log-out and log-in through the dialog), and each workflow step is
-driven by its package's ``tour.drive(view, ctx)`` (``app.steps.<id>.tour``;
-the viewer's is ``app.viewer.tour``), which clicks and types (QTest events or
-``QAction.trigger()``) and returns the figures read back from the screen.
+registration (log-out and log-in through the dialog), then the physicist's analysis
+(:data:`ANALYSIS_TOUR_STEPS`: contouring, kinetics, dose, protocol run, QA), and each
+workflow step is driven by its package's ``tour.drive(view, ctx)``
+(``app.steps.<id>.tour``; the viewer's is ``app.viewer.tour``), which clicks and
+types (QTest events or ``QAction.trigger()``) and returns the figures read back
+from the screen.
 
 After each step the window's frame is grabbed from the screen
 (``QScreen.grabWindow``: it captures the VTK view, ``QWidget.grab`` does not)
