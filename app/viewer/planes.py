@@ -386,14 +386,26 @@ class _PlaneViewBox(pg.ViewBox):
 
     sigPick = Signal(float, float)
     sigScroll = Signal(int)
+    sigTool = Signal(str, float, float)
+    """A drawing tool is active: (``press``/``move``/``release``, x mm, y mm) of the left button."""
 
     def __init__(self, invert_y: bool) -> None:
         super().__init__(lockAspect=True, enableMenu=False, invertY=invert_y)
         self._wheel_accum = 0.0
+        self.tool_active = False
+        """True while a drawing tool owns the left button (it no longer moves the crosshair)."""
+
+    def _tool(self, phase: str, pos: Any) -> None:
+        p = self.mapToView(pos)
+        self.sigTool.emit(phase, p.x(), p.y())
 
     def mouseClickEvent(self, ev: Any) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
+            if self.tool_active:  # a click is a stroke of one dab
+                self._tool("press", ev.pos())
+                self._tool("release", ev.pos())
+                return
             p = self.mapToView(ev.pos())
             self.sigPick.emit(p.x(), p.y())
         else:
@@ -402,6 +414,13 @@ class _PlaneViewBox(pg.ViewBox):
     def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
+            if self.tool_active:
+                if ev.isStart():
+                    self._tool("press", ev.buttonDownPos())
+                self._tool("move", ev.pos())
+                if ev.isFinish():
+                    self._tool("release", ev.pos())
+                return
             p = self.mapToView(ev.pos())
             self.sigPick.emit(p.x(), p.y())
         else:
@@ -438,6 +457,8 @@ class PlaneView(QWidget):
     sigScroll = Signal(str, int)
     sigHover = Signal(str, object)
     """(plane, (h_mm, v_mm) or None when the cursor left the image)."""
+    sigTool = Signal(str, str, float, float)
+    """(plane, phase, horizontal mm, vertical mm) of a drawing tool (see _PlaneViewBox)."""
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -463,6 +484,10 @@ class PlaneView(QWidget):
         self.vb.addItem(self.ct_item)
         self.vb.addItem(self.overlay_item)
         self.vb.addItem(self.voi_item)
+        # the mask being edited (drawing tools, threshold preview) above the outlines
+        self.edit_item = pg.ImageItem(axisOrder="row-major")
+        self.edit_item.setZValue(16)
+        self.vb.addItem(self.edit_item)
         self.extra_items: dict[str, pg.ImageItem] = {}
         """Image items of further layers (TIA, dose) by layer key, created on first use."""
         self.isodose_items: list[pg.PlotCurveItem] = []
@@ -497,6 +522,7 @@ class PlaneView(QWidget):
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigPick.connect(lambda h, v: self.sigPick.emit(self.plane, h, v))
         self.vb.sigScroll.connect(lambda n: self.sigScroll.emit(self.plane, n))
+        self.vb.sigTool.connect(lambda ph, h, v: self.sigTool.emit(self.plane, ph, h, v))
 
     @staticmethod
     def _line_pen(axis: int) -> Any:
@@ -652,6 +678,9 @@ class FusedViewer(QWidget):
     """The crosshair moved; argument: LPS position (mm) as a length-3 array."""
     cursorInfo = Signal(str)
     """Text describing the voxel under the mouse (empty when the mouse left the images)."""
+    toolEvent = Signal(str, str, object)
+    """A drawing tool's mouse event: (plane, ``press``/``move``/``release``, LPS point mm as a
+    length-3 array on the plane's current slice); only while :meth:`set_tool_active`."""
 
     MODE_PERCENT = "% of max"
     MODE_ABSOLUTE = "absolute"
@@ -667,6 +696,9 @@ class FusedViewer(QWidget):
         self._spect_max = 0.0
         self._vois: list[VoiOutline] = []
         self._vois_visible = True
+        self._edit_mask: NDArray[np.bool_] | None = None
+        self._edit_rgb: tuple[int, int, int] = (255, 255, 0)
+        self._tool_active = False
         self._world: NDArray[np.float64] | None = None
         self._last_emitted: NDArray[np.float64] | None = None
         self._ct_width, self._ct_level = CT_PRESETS["Soft tissue"]
@@ -693,6 +725,8 @@ class FusedViewer(QWidget):
             "Maximum-intensity projection of the functional image, seen from the front.\n"
             "Click: move the crosshair to the hottest voxel along that line."
         )
+        for view in self.planes.values():
+            view.sigTool.connect(self._on_tool)
         for view in (*self.planes.values(), self.mip_view):
             view.sigPick.connect(self._on_pick)
             view.sigScroll.connect(self._on_scroll)
@@ -945,6 +979,83 @@ class FusedViewer(QWidget):
             ]
         self._refresh()
 
+    # ------------------------------------------------ drawing tool hooks
+    def set_tool_active(self, active: bool) -> None:
+        """Give the left button of the three planes to a drawing tool (:attr:`toolEvent`)
+        instead of the crosshair; the wheel, zoom and pan keep working."""
+        self._tool_active = bool(active)
+        for view in self.planes.values():
+            view.vb.tool_active = self._tool_active
+            view.vb.setCursor(
+                Qt.CursorShape.CrossCursor if self._tool_active else Qt.CursorShape.ArrowCursor
+            )
+
+    def tool_active(self) -> bool:
+        return self._tool_active
+
+    def set_edit_overlay(
+        self, mask: NDArray[np.bool_] | None, color_rgb: tuple[int, int, int] | None = None
+    ) -> None:
+        """Show ``mask`` (``[k, j, i]`` on the displayed grid, or None) filled and outlined.
+
+        The array is kept by reference: after changing it in place call
+        :meth:`refresh_edit_overlay` (a stroke redraws three slices, nothing more).
+        """
+        if mask is not None and (self._grid is None or mask.shape != self._grid.geometry.shape_zyx):
+            mask = None
+        self._edit_mask = mask
+        if color_rgb is not None:
+            self._edit_rgb = (int(color_rgb[0]), int(color_rgb[1]), int(color_rgb[2]))
+        self.refresh_edit_overlay()
+
+    def edit_overlay(self) -> NDArray[np.bool_] | None:
+        return self._edit_mask
+
+    def edit_overlay_image(self, plane: str) -> NDArray[np.uint8] | None:
+        """RGBA of the edited mask on ``plane``'s current slice (fill and outline), or None."""
+        if self._grid is None or self._edit_mask is None:
+            return None
+        m = self._cut(self._grid.canonical(self._edit_mask), plane, self._slices())
+        rgba = outline_rgba([(m, self._edit_rgb)])
+        inside = m & (rgba[..., 3] == 0)
+        rgba[inside, 0], rgba[inside, 1], rgba[inside, 2] = self._edit_rgb
+        rgba[inside, 3] = 90
+        return rgba
+
+    def refresh_edit_overlay(self, planes: Sequence[str] | None = None) -> None:
+        """Redraw the edited mask in ``planes`` (default: all three)."""
+        for plane in planes or PLANES:
+            view = self.planes[plane]
+            rgba = self.edit_overlay_image(plane)
+            if rgba is None:
+                view.edit_item.clear()
+            else:
+                if self._grid is not None:
+                    view.edit_item.setTransform(self._grid.transform(*PLANE_AXES[plane]))
+                view.edit_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def _on_tool(self, plane: str, phase: str, h_mm: float, v_mm: float) -> None:
+        if self._grid is None or self._world is None or not self._tool_active:
+            return
+        mm = self._grid.mm_of_world(self._world)
+        c = NORMAL_AXIS[plane]
+        mm[c] = self._grid.mm_of_slice(c, self._slices()[c])
+        h, v = PLANE_AXES[plane]
+        mm[h], mm[v] = h_mm, v_mm
+        self.toolEvent.emit(plane, phase, self._grid.world_of_mm(mm))
+
+    def array_plane(self, plane: str) -> tuple[str, int]:
+        """The displayed grid's own plane and slice index shown in ``plane``.
+
+        The core's slice tools (``paint_disc``, ``fill_polygon``) name planes by
+        array axis (axial = k, coronal = j, sagittal = i); for an axis-aligned
+        head-first grid they are the screen's planes.
+        """
+        if self._grid is None:
+            raise RuntimeError("no image shown")
+        n = self._grid.perm[NORMAL_AXIS[plane]]
+        return ("axial", "coronal", "sagittal")[n], self.slice_index()[n]
+
     def voi_names(self) -> list[str]:
         """Names of the outlined VOIs, in drawing order."""
         return [v.name for v in self._vois]
@@ -971,6 +1082,7 @@ class FusedViewer(QWidget):
     def clear(self) -> None:
         """Show nothing (no case open)."""
         self._vois = []
+        self._edit_mask = None
         self._ct = self._spect = self._overlay = None
         self._grid = None
         self._ct_c = self._ov_c = None
@@ -987,6 +1099,7 @@ class FusedViewer(QWidget):
             view.ct_item.clear()
             view.overlay_item.clear()
             view.voi_item.clear()
+            view.edit_item.clear()
         self._set_empty_texts()
         self._update_colorbar()
 
@@ -1179,6 +1292,7 @@ class FusedViewer(QWidget):
                     view.voi_item.clear()
                 else:
                     view.voi_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+                self.refresh_edit_overlay([plane])
             h, v = PLANE_AXES[plane]
             view.vline.setPos(grid.mm_of_slice(h, q[h]))
             view.hline.setPos(grid.mm_of_slice(v, q[v]))
