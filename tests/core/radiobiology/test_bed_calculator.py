@@ -1,4 +1,4 @@
-"""The BED calculator (used by the workstation's calculators form) computes what ``mrtdose bed`` does."""
+"""The BED calculator (used by the calculators form) computes what ``mrtdose bed`` does."""
 
 from __future__ import annotations
 
