@@ -186,8 +186,13 @@ def dose_for_bed_calculation(
     """
     ab, tr, _, _, _ = resolve_tissue(tissue, alpha_beta_gy, t_repair_h, tissue_table)
     check_bed_ranges(
-        {"bed_gy": bed_gy, "t_eff_h": t_eff_h, "alpha_beta_gy": ab, "t_repair_h": tr}
-        | ({} if t_uptake_h is None else {"t_uptake_h": t_uptake_h})
+        {
+            "bed_gy": bed_gy,
+            "t_eff_h": t_eff_h,
+            "alpha_beta_gy": ab,
+            "t_repair_h": tr,
+            "t_uptake_h": t_uptake_h,
+        }
     )
     dose = float(dose_for_bed(bed_gy, t_eff_h, ab, tr, t_uptake_h))
     return bed_calculation(
