@@ -108,7 +108,7 @@ class RunSettings:
         return self.method == "mc"
 
     def compute_dose_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``compute_dose`` (the core validates them and says what is wrong)."""
+        """Keyword arguments of ``compute_dose`` (the core validates them, says what is wrong)."""
         kw: dict[str, Any] = {"method": self.method, "dvh_bins": int(self.dvh_bins)}
         if self.is_mc:
             kw["mc_histories"] = int(self.mc_histories)
