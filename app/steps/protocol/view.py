@@ -1,0 +1,432 @@
+"""The protocol run and planning step: choose a protocol, check the case, run it, read the result.
+
+Two tabs.  "Protocol run" (this module) gathers the choice and shows what
+:mod:`app.steps.protocol.model` announces; the core computes
+(:func:`dosimetry_core.pipeline.protocol_run.run_protocol` in a worker through
+``session.run``, with progress and cancel; the core saves the run and the
+session reloads the case).  When the step opens it shows the case's newest
+stored run (never recomputed).  "Calculators" holds the calculators panel of
+:mod:`app.steps.protocol.calculators_view` when it exists.
+
+A physician or technologist sees everything with Run disabled
+(``session.may("compute")``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.common import error_display
+from app.session import CaseSession
+from app.steps.base import StepView
+from app.steps.protocol.model import (
+    CHECK_COLUMNS,
+    LIMIT_COLUMNS,
+    LIMIT_RESULT_COLUMN,
+    ORGAN_COLUMNS,
+    VOI_COLUMNS,
+    Budget,
+    ProtocolModel,
+)
+from app.workers import Task
+from dosimetry_core.model.case import Case
+from dosimetry_core.pipeline.protocol_run import run_protocol
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ProtocolRunPanel", "ProtocolStepView"]
+
+_PASS_COLOUR = QColor("#2e7d32")
+_FAIL_COLOUR = QColor("#c62828")
+_STATE_COLOURS = {
+    "ok": QColor("#2e7d32"),
+    "missing": QColor("#c62828"),
+    "warning": QColor("#ef6c00"),
+}
+
+
+_W = TypeVar("_W", bound=QWidget)
+
+
+def _named(widget: _W, name: str) -> _W:
+    widget.setObjectName(name)
+    return widget
+
+
+def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
+    t = _named(QTableWidget(0, len(columns)), name)
+    t.setHorizontalHeaderLabels(list(columns))
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.verticalHeader().setVisible(False)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    return t
+
+
+def _fill(table: QTableWidget, rows: list[list[str]], numeric: set[int]) -> None:
+    table.setRowCount(len(rows))
+    for i, row in enumerate(rows):
+        for j, text in enumerate(row):
+            item = QTableWidgetItem(text)
+            if j in numeric:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(i, j, item)
+
+
+class ProtocolRunPanel(QWidget):
+    """The "Protocol run" tab (module docstring)."""
+
+    def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.model = ProtocolModel(None, False)
+        self._task: Task | None = None
+        self._updating = False
+        self._budget_voi: str | None = None
+        self._build()
+
+    # ------------------------------------------------------------- building
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Protocol:"))
+        self.protocol_box = _named(QComboBox(), "protocolChoice")
+        self.protocol_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.protocol_box.currentIndexChanged.connect(self._on_protocol)
+        row.addWidget(self.protocol_box, 1)
+        self.run_button = _named(QPushButton("Run"), "protocolRun")
+        self.run_button.clicked.connect(self.run)
+        row.addWidget(self.run_button)
+        self.progress_bar = _named(QProgressBar(), "protocolProgress")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setVisible(False)
+        row.addWidget(self.progress_bar, 1)
+        self.cancel_button = _named(QPushButton("Cancel"), "protocolCancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the run; nothing is saved")
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.cancel_button)
+        root.addLayout(row)
+        self.description_label = _named(QLabel(""), "protocolDescription")
+        self.description_label.setWordWrap(True)
+        root.addWidget(self.description_label)
+        self.status_label = _named(QLabel(""), "protocolStatus")
+        self.status_label.setWordWrap(True)
+        root.addWidget(self.status_label)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        root.addWidget(split, 1)
+
+        check_box = QGroupBox("Checklist: what the run reads from this case")
+        check_l = QVBoxLayout(check_box)
+        self.checklist_table = _table("protocolChecklist", CHECK_COLUMNS)
+        check_l.addWidget(self.checklist_table)
+        split.addWidget(check_box)
+
+        result = QGroupBox("Result of the newest run")
+        res_l = QVBoxLayout(result)
+        self.header_label = _named(QLabel(""), "protocolHeader")
+        self.header_label.setWordWrap(True)
+        res_l.addWidget(self.header_label)
+        self.next_cycle_label = _named(QLabel(""), "protocolNextCycle")
+        font = QFont(self.next_cycle_label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.next_cycle_label.setFont(font)
+        res_l.addWidget(self.next_cycle_label)
+        self.binding_label = _named(QLabel(""), "protocolBinding")
+        self.binding_label.setWordWrap(True)
+        res_l.addWidget(self.binding_label)
+
+        tables = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        left_l = QVBoxLayout(left)
+        left_l.setContentsMargins(0, 0, 0, 0)
+        left_l.addWidget(QLabel("Organs (mass-weighted over their VOIs)"))
+        self.organ_table = _table("protocolOrgans", ORGAN_COLUMNS)
+        left_l.addWidget(self.organ_table, 2)
+        self.limits_label = QLabel("Limits, cumulative over the patient's cycles")
+        self.limits_label.setObjectName("protocolLimitsSummary")
+        left_l.addWidget(self.limits_label)
+        self.limit_table = _table("protocolLimits", LIMIT_COLUMNS)
+        left_l.addWidget(self.limit_table, 2)
+        left_l.addWidget(QLabel("VOIs (select one for its uncertainty budget)"))
+        self.voi_table = _table("protocolVois", VOI_COLUMNS)
+        self.voi_table.itemSelectionChanged.connect(self._on_voi_selection)
+        left_l.addWidget(self.voi_table, 3)
+        tables.addWidget(left)
+
+        right = QWidget()
+        right_l = QVBoxLayout(right)
+        right_l.setContentsMargins(0, 0, 0, 0)
+        self.budget_plot = _named(pg.PlotWidget(), "protocolBudget")
+        self.budget_plot.setMenuEnabled(False)
+        self.budget_plot.setMouseEnabled(False, False)
+        self.budget_plot.setLabel("left", "Relative SD of the dose (%)")
+        self.budget_plot.setTitle("Uncertainty budget")
+        self.budget_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#4c8bd6")
+        self.budget_plot.addItem(self.budget_bars)
+        self.total_bar = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#d08a2c")
+        self.budget_plot.addItem(self.total_bar)
+        right_l.addWidget(self.budget_plot, 1)
+        self.budget_caption = _named(QLabel(""), "protocolBudgetCaption")
+        self.budget_caption.setWordWrap(True)
+        right_l.addWidget(self.budget_caption)
+        tables.addWidget(right)
+        tables.setSizes([760, 420])
+        res_l.addWidget(tables, 1)
+
+        self.warnings_label = _named(QLabel(""), "protocolWarnings")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #b26a00;")
+        res_l.addWidget(self.warnings_label)
+        split.addWidget(result)
+        split.setSizes([200, 640])
+
+    # ------------------------------------------------------------ refreshing
+    def refresh(self) -> None:
+        """Rebuild choice, checklist and result from the open case (stored run, no recompute)."""
+        keep = self.model.selected_id if self.model.case is not None else None
+        case = self.session.case
+        if case is not None and self.model.case is not None:
+            if case.case_id != self.model.case.case_id:
+                keep = None
+        self.model = ProtocolModel(case, self.session.may("compute"), selected=keep)
+        self._updating = True
+        try:
+            self.protocol_box.clear()
+            for c in self.model.choices:
+                self.protocol_box.addItem(c.text, c.protocol_id)
+            self.protocol_box.setCurrentIndex(self.model.index_of(self.model.selected_id))
+        finally:
+            self._updating = False
+        self._show_protocol()
+        self._show_result()
+
+    def _on_protocol(self, _index: int) -> None:
+        if self._updating:
+            return
+        self.model.select(self.protocol_box.currentData())
+        self._show_protocol()
+
+    def _show_protocol(self) -> None:
+        self.description_label.setText(self.model.description())
+        rows = self.model.checklist_rows()
+        _fill(self.checklist_table, rows, set())
+        for i, item in enumerate(self.model.readiness):
+            colour = _STATE_COLOURS.get(item.state)
+            cell = self.checklist_table.item(i, 0)
+            if colour is not None and cell is not None:
+                cell.setForeground(colour)
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._update_buttons()
+
+    def _show_result(self) -> None:
+        m = self.model
+        self.header_label.setText(m.header())
+        self.next_cycle_label.setText(m.next_cycle_text())
+        self.binding_label.setText(m.binding_text())
+        self.limits_label.setText(
+            "Limits, cumulative over the patient's cycles. " + m.limits_text()
+        )
+        self.warnings_label.setText(m.warnings_text())
+        _fill(self.organ_table, m.organ_rows(), {2, 3, 4, 5, 6, 7})
+        _fill(self.limit_table, m.limit_rows(), {2, 3, 4, 5, 6})
+        for i, r in enumerate(m.limits):
+            cell = self.limit_table.item(i, LIMIT_RESULT_COLUMN)
+            if cell is not None:
+                cell.setForeground(_PASS_COLOUR if r.passed else _FAIL_COLOUR)
+                f = cell.font()
+                f.setBold(True)
+                cell.setFont(f)
+        self._updating = True
+        try:
+            _fill(self.voi_table, m.voi_rows(), {2, 3, 4, 5, 6, 7})
+            names = [row[0] for row in m.voi_rows()]
+            voi = self._budget_voi if self._budget_voi in names else m.default_budget_voi()
+            self._budget_voi = voi
+            if voi is not None:
+                self.voi_table.selectRow(names.index(voi))
+            else:
+                self.voi_table.clearSelection()
+        finally:
+            self._updating = False
+        self._show_budget(m.budget(self._budget_voi))
+
+    def _on_voi_selection(self) -> None:
+        if self._updating:
+            return
+        items = self.voi_table.selectedItems()
+        if not items:
+            return
+        cell = self.voi_table.item(items[0].row(), 0)
+        if cell is None:
+            return
+        name = cell.text()
+        self._budget_voi = name
+        self._show_budget(self.model.budget(name))
+
+    def _show_budget(self, budget: Budget | None) -> None:
+        axis = self.budget_plot.getAxis("bottom")
+        if budget is None:
+            self.budget_bars.setOpts(x=[], height=[])
+            self.total_bar.setOpts(x=[], height=[])
+            axis.setTicks([[]])
+            self.budget_caption.setText(
+                "" if self.model.summary is None else "No uncertainty budget for this VOI."
+            )
+            return
+        n = len(budget.names)
+        self.budget_bars.setOpts(x=list(range(n)), height=list(budget.rel_sd_percent))
+        ticks = [(i, name) for i, name in enumerate(budget.names)]
+        if budget.total_percent is not None:
+            self.total_bar.setOpts(x=[n], height=[budget.total_percent])
+            ticks.append((n, "combined"))
+        else:
+            self.total_bar.setOpts(x=[], height=[])
+        axis.setTicks([ticks])
+        self.budget_plot.setTitle(f"Uncertainty budget: {budget.voi_name}")
+        self.budget_plot.setXRange(-0.6, len(ticks) - 0.4, padding=0)
+        top = max([*budget.rel_sd_percent, budget.total_percent or 0.0, 1.0])
+        self.budget_plot.setYRange(0.0, top * 1.1, padding=0)
+        self.budget_caption.setText(budget.caption())
+
+    def _update_buttons(self) -> None:
+        running = self._task is not None
+        self.run_button.setEnabled(self.model.can_run and not running)
+        self.protocol_box.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        refusal = self.model.run_refusal()
+        self.run_button.setToolTip(
+            refusal or "Run the case end to end: kinetics, TIA map, dose, BED, uncertainty, limits"
+        )
+        if refusal and not running:
+            self.status_label.setText(refusal)
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> None:
+        """Run the chosen protocol on the open case in a worker (progress, cancel)."""
+        case, store = self.session.case, self.session.store
+        pid = self.model.selected_id
+        if case is None or store is None or pid is None or self._task is not None:
+            return
+        if not self.model.can_run:
+            return
+        actor = self.session.actor
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(True)
+        self.status_label.setText(f"Running {pid}…")
+        self._task = self.session.run(
+            run_protocol,
+            store,
+            case.case_id,
+            pid,
+            user=actor.username if actor is not None else "",
+            description=f"Protocol run {pid}",
+            on_success=self._run_succeeded,
+            on_failure=self._run_failed,
+            on_progress=self._run_progress,
+            on_cancelled=self._run_cancelled,
+        )
+        self._task.finished.connect(self._run_finished)
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        """Stop the running protocol run (the core saves nothing when cancelled)."""
+        if self._task is not None:
+            self._task.cancel()
+            self.status_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def is_running(self) -> bool:
+        return self._task is not None
+
+    def _run_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(round(1000 * fraction)))
+        self.status_label.setText(message)
+
+    def _run_succeeded(self, result: Any) -> None:
+        # the session reloaded the case (caseChanged -> refresh) before this
+        verdict = "all limits pass" if result.all_limits_passed else "a limit is EXCEEDED"
+        self.status_label.setText(f"Protocol {result.protocol_id} run and saved: {verdict}.")
+
+    def _run_failed(self, message: str, details: str) -> None:
+        self.status_label.setText("The protocol run failed: nothing was saved.")
+        error_display.show_error(self, "Protocol run", message, details)
+
+    def _run_cancelled(self) -> None:
+        self.status_label.setText("Protocol run cancelled: nothing was saved.")
+
+    def _run_finished(self) -> None:
+        self._task = None
+        self.progress_bar.setVisible(False)
+        self._update_buttons()
+
+
+class ProtocolStepView(StepView):
+    """Protocol run & planning step: the run tab and the calculators tab (module docstring)."""
+
+    step_id = "protocol"
+    title = "Protocol run & planning"
+    action = None
+
+    def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.tabs = _named(QTabWidget(), "protocolTabs")
+        layout.addWidget(self.tabs)
+        self.run_panel = ProtocolRunPanel(session)
+        self.tabs.addTab(self.run_panel, "Protocol run")
+        self.calculators = self._calculators()
+        self.tabs.addTab(self.calculators, "Calculators")
+        session.caseChanged.connect(self._on_case_changed)
+        session.userChanged.connect(self.run_panel.refresh)
+        self.run_panel.refresh()
+
+    def _calculators(self) -> QWidget:
+        try:
+            from app.steps.protocol.calculators_view import CalculatorsPanel
+        except ImportError:
+            log.info("the calculators panel is not available")
+            label = _named(QLabel("calculators not available"), "protocolNoCalculators")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            return label
+        try:
+            panel: QWidget = CalculatorsPanel(self.session)
+        except Exception:  # a bug in the calculators must not take the run tab with it
+            log.exception("the calculators panel cannot be built")
+            label = _named(QLabel("calculators not available"), "protocolNoCalculators")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            return label
+        return panel
+
+    def activated(self) -> None:
+        self.run_panel.refresh()
+
+    def _on_case_changed(self, _case: Case | None) -> None:
+        self.run_panel.refresh()
