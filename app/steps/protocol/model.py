@@ -81,12 +81,12 @@ VOI_COLUMNS: tuple[str, ...] = (
 LIMIT_COLUMNS: tuple[str, ...] = (
     "Organ",
     "Quantity",
-    "This cycle (Gy)",
-    "Earlier cycles (Gy)",
     "Cumulative (Gy)",
     "Limit (Gy)",
     "Of limit (%)",
     "Result",
+    "This cycle (Gy)",
+    "Earlier cycles (Gy)",
     "Source",
 )
 LIMIT_RESULT_COLUMN = LIMIT_COLUMNS.index("Result")
@@ -300,16 +300,18 @@ class ProtocolModel:
         rows = []
         for r in self.limits:
             q = r.quantity_label + (f" ({r.when})" if r.when else "")
+            if r.scope != "cumulative":
+                q += f", per {r.scope}"
             rows.append(
                 [
                     r.organ_label,
-                    f"{q}, {r.scope}",
-                    f"{r.this_cycle_gy:.2f}",
-                    f"{r.previous_cycles_gy:.2f}",
+                    q,
                     f"{r.cumulative_gy:.2f}",
                     f"{r.limit_gy:g}",
                     f"{r.percent_of_limit:.0f}",
                     "PASS" if r.passed else "FAIL",
+                    f"{r.this_cycle_gy:.2f}",
+                    f"{r.previous_cycles_gy:.2f}",
                     r.source,
                 ]
             )

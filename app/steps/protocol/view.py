@@ -83,6 +83,8 @@ def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
     t.verticalHeader().setVisible(False)
     t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 6)
+    t.setWordWrap(False)
     return t
 
 
@@ -186,18 +188,18 @@ class ProtocolRunPanel(QWidget):
         self.budget_plot = _named(pg.PlotWidget(), "protocolBudget")
         self.budget_plot.setMenuEnabled(False)
         self.budget_plot.setMouseEnabled(False, False)
-        self.budget_plot.setLabel("left", "Relative SD of the dose (%)")
-        self.budget_plot.setTitle("Uncertainty budget")
-        self.budget_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#4c8bd6")
+        self.budget_plot.setLabel("bottom", "Relative SD of the dose (%, 1 SD)")
+        self.budget_plot.setTitle("Budget")
+        self.budget_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#4c8bd6")
         self.budget_plot.addItem(self.budget_bars)
-        self.total_bar = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#d08a2c")
+        self.total_bar = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#d08a2c")
         self.budget_plot.addItem(self.total_bar)
         right_l.addWidget(self.budget_plot, 1)
         self.budget_caption = _named(QLabel(""), "protocolBudgetCaption")
         self.budget_caption.setWordWrap(True)
         right_l.addWidget(self.budget_caption)
         tables.addWidget(right)
-        tables.setSizes([760, 420])
+        tables.setSizes([800, 380])
         res_l.addWidget(tables, 1)
 
         self.warnings_label = _named(QLabel(""), "protocolWarnings")
@@ -205,7 +207,7 @@ class ProtocolRunPanel(QWidget):
         self.warnings_label.setStyleSheet("color: #b26a00;")
         res_l.addWidget(self.warnings_label)
         split.addWidget(result)
-        split.setSizes([200, 640])
+        split.setSizes([250, 650])
 
     # ------------------------------------------------------------ refreshing
     def refresh(self) -> None:
@@ -255,7 +257,7 @@ class ProtocolRunPanel(QWidget):
         )
         self.warnings_label.setText(m.warnings_text())
         _fill(self.organ_table, m.organ_rows(), {2, 3, 4, 5, 6, 7})
-        _fill(self.limit_table, m.limit_rows(), {2, 3, 4, 5, 6})
+        _fill(self.limit_table, m.limit_rows(), {2, 3, 4, 6, 7})
         for i, r in enumerate(m.limits):
             cell = self.limit_table.item(i, LIMIT_RESULT_COLUMN)
             if cell is not None:
@@ -291,28 +293,33 @@ class ProtocolRunPanel(QWidget):
         self._show_budget(self.model.budget(name))
 
     def _show_budget(self, budget: Budget | None) -> None:
-        axis = self.budget_plot.getAxis("bottom")
+        """Horizontal bars, one per component (names on the left axis), the combined SD last."""
+        axis = self.budget_plot.getAxis("left")
         if budget is None:
-            self.budget_bars.setOpts(x=[], height=[])
-            self.total_bar.setOpts(x=[], height=[])
+            self.budget_bars.setOpts(x0=[], y=[], width=[], height=0.6)
+            self.total_bar.setOpts(x0=[], y=[], width=[], height=0.6)
             axis.setTicks([[]])
+            self.budget_plot.setTitle("Budget")
             self.budget_caption.setText(
                 "" if self.model.summary is None else "No uncertainty budget for this VOI."
             )
             return
         n = len(budget.names)
-        self.budget_bars.setOpts(x=list(range(n)), height=list(budget.rel_sd_percent))
-        ticks = [(i, name) for i, name in enumerate(budget.names)]
+        # top to bottom in the order of the budget, the combined SD at the bottom
+        ys = [float(n - i) for i in range(n)]
+        self.budget_bars.setOpts(x0=[0.0] * n, y=ys, width=list(budget.rel_sd_percent), height=0.6)
+        ticks = [(y, name) for y, name in zip(ys, budget.names, strict=True)]
         if budget.total_percent is not None:
-            self.total_bar.setOpts(x=[n], height=[budget.total_percent])
-            ticks.append((n, "combined"))
+            self.total_bar.setOpts(x0=[0.0], y=[0.0], width=[budget.total_percent], height=0.6)
+            ticks.append((0.0, "combined"))
         else:
-            self.total_bar.setOpts(x=[], height=[])
+            self.total_bar.setOpts(x0=[], y=[], width=[], height=0.6)
         axis.setTicks([ticks])
-        self.budget_plot.setTitle(f"Uncertainty budget: {budget.voi_name}")
-        self.budget_plot.setXRange(-0.6, len(ticks) - 0.4, padding=0)
-        top = max([*budget.rel_sd_percent, budget.total_percent or 0.0, 1.0])
-        self.budget_plot.setYRange(0.0, top * 1.1, padding=0)
+        self.budget_plot.setTitle(f"Budget: {budget.voi_name}")
+        axis.setWidth(max(60, 7 * max(len(t) for _, t in ticks)))
+        self.budget_plot.setYRange(-0.6, n + 0.6, padding=0)
+        right = max([*budget.rel_sd_percent, budget.total_percent or 0.0, 1.0])
+        self.budget_plot.setXRange(0.0, right * 1.1, padding=0)
         self.budget_caption.setText(budget.caption())
 
     def _update_buttons(self) -> None:
