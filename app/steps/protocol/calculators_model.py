@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dosimetry_core.errors import DosimetryError, InvalidInputError
 from dosimetry_core.model.case import Case
@@ -92,7 +92,7 @@ class ResultRow:
         if math.isinf(v):
             return "no limit"
         s = f"{v:.{self.digits}g}"
-        if "e" not in s and abs(v) >= 10 ** (self.digits - 1):
+        if 10 ** (self.digits - 1) <= abs(v) < 1e9:
             s = f"{v:.0f}"
         return f"{s} {self.unit}".rstrip()
 
@@ -155,7 +155,7 @@ class _Values:
         try:
             return float(t)
         except ValueError:
-            unit = f" {f.unit}" if f.unit else ""
+            unit = f" (in {f.unit})" if f.unit else ""
             raise InvalidInputError(
                 f"{f.label} must be a number{unit}, got {t!r}", field=name
             ) from None
@@ -282,7 +282,7 @@ def _thyroid(v: _Values) -> CalcOutcome:
     method = v.choice("tia_method")
     nuclide = v.text("nuclide") or "I-131"
     assumed = v.number("assumed_t_eff_d")
-    tia = "fit" if method == "fit" else "sop"
+    tia: Literal["fit", "sop"] = "fit" if method == "fit" else "sop"
     rows: list[ResultRow] = []
     if mode == "prescribe":
         p = prescribe(
@@ -303,14 +303,11 @@ def _thyroid(v: _Values) -> CalcOutcome:
         ]  # fmt: skip
     else:
         fit = fit_uptake(times, uptake, nuclide, assumed_t_eff_d=assumed)
-        from dosimetry_core.protocols.thyroid import _thyroid_mass_g  # the core's mass check
-
-        m = _thyroid_mass_g(mass)
-        e = absorbed_energy_per_decay(fit.nuclide, m)
-        k, af = k_from_energy(e.absorbed_mev), e.photon_absorbed_fraction
         a = v.required("activity_mbq")
-        dose = thyroid_dose_from_fit(a, m, fit, tia_method=tia, k=k)
-        dose_sop = thyroid_dose_from_fit(a, m, fit, tia_method="sop", k=k)
+        dose = thyroid_dose_from_fit(a, mass, fit, tia_method=tia)  # checks the mass first
+        dose_sop = thyroid_dose_from_fit(a, mass, fit, tia_method="sop")
+        e = absorbed_energy_per_decay(fit.nuclide, mass)
+        k, af = k_from_energy(e.absorbed_mev), e.photon_absorbed_fraction
         data = {"dose_gy": dose, "dose_sop_gy": dose_sop, "marinelli_k": k, "fit": fit.to_dict()}
         rows += [
             ResultRow("dose_gy", f"Thyroid dose ({tia} integral)", dose, "Gy"),
@@ -763,8 +760,8 @@ def _mibg(v: _Values) -> CalcOutcome:
     d = r.to_dict()
     rows = [
         ResultRow("whole_body_dose_gy", "Whole-body dose", r.dose_gy, "Gy"),
-        ResultRow("dose_per_activity_mgy_per_mbq", "Dose per activity",
-                  r.dose_per_activity_gy_per_mbq * 1e3, "mGy/MBq"),
+        ResultRow("dose_per_activity_gy_per_mbq", "Dose per activity",
+                  r.dose_per_activity_gy_per_mbq, "Gy/MBq"),
         ResultRow("model", "Retention model", r.fit.model),
         ResultRow("tia_mbq_h", "Whole-body TIA", r.tia_mbq_h, "MBq h", 5),
         ResultRow("tiac_h", "TIA coefficient", d["tiac_h"], "h"),
@@ -784,7 +781,7 @@ def _mibg(v: _Values) -> CalcOutcome:
     if total is not None:
         plan = plan_second_administration(r.administered_activity_mbq, r.dose_gy, total)
         d["second_administration"] = plan.to_dict()
-        rows.insert(1, ResultRow("second_activity_mbq",
+        rows.insert(2 if target is not None else 1, ResultRow("second_activity_mbq",
                                  f"Second administration for {total:g} Gy total",
                                  plan.activity_mbq, "MBq"))  # fmt: skip
     return CalcOutcome(tuple(rows), MIBG_SOURCE, _warnings(r.fit.warnings), data=d)
@@ -1112,5 +1109,7 @@ def prefill(case: Case | None) -> dict[str, dict[str, str]]:
             out["thyroid"]["nuclide"] = nuc
             out["mibg"]["nuclide"] = nuc
         elif nuc == "Y-90":
-            out["sirt"]["activity_gbq"] = f"{a_mbq / 1000.0:.6g}"
+            from dosimetry_core.model.quantities import ACTIVITY, from_stored
+
+            out["sirt"]["activity_gbq"] = f"{from_stored(ACTIVITY, a_mbq, 'GBq'):.6g}"
     return out
