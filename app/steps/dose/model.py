@@ -210,9 +210,9 @@ def _row(summary: DoseSummary, v: VoiDose, checks: list[VoiLimitCheck]) -> DoseR
     draft = bool(v.review_flag)
     review = v.review_flag or "approved"
     if s is None:
-        cells = [v.voi_name] + ["-"] * (len(COLUMNS) - 3) + [review, "-", "-"]
-        cells[COL["Mean (Gy)"]] = v.error or "no dose"
-        return DoseRow(v.voi_id, v.voi_name, tuple(cells[: len(COLUMNS)]), {}, False, False, draft)
+        empty = [v.voi_name] + ["-"] * (len(COLUMNS) - 4) + [review, "-", "-"]
+        empty[COL["Mean (Gy)"]] = v.error or "no dose"
+        return DoseRow(v.voi_id, v.voi_name, tuple(empty), {}, False, False, draft)
     sd_text, sd_tip = _sd_of_mean(summary, v)
     tips[COL["SD of mean (Gy)"]] = sd_tip
     limit, verdict, limit_tip, failed = _limit_cells(checks)
@@ -227,7 +227,7 @@ def _row(summary: DoseSummary, v: VoiDose, checks: list[VoiLimitCheck]) -> DoseR
         tips[COL["MC voxel unc. (%)"]] = (
             "dose-weighted mean of the voxels' relative 1-SD Monte Carlo uncertainty"
         )
-    cells = (
+    cells: tuple[str, ...] = (
         v.voi_name,
         fmt_gy(s.mean_gy),
         fmt_gy(s.d2_gy),
