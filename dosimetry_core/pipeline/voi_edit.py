@@ -16,6 +16,7 @@ change are also appended to ``VOI.history``.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "OPERATIONS",
     "contour_and_save",
     "delete_voi",
+    "import_contours",
     "rename_voi",
     "restore_voi_mask",
     "set_voi_style",
@@ -184,6 +186,40 @@ def submit_voi(store: CaseRepository, case: Case, voi_id: str, comment: str = ""
     voi_review.submit(voi, c.acting_user(store), comment)
     _save(store, case, "submit", voi=voi.name)
     return voi
+
+
+def import_contours(
+    store: CaseRepository,
+    case: Case,
+    fmt: str,
+    path: str | Path,
+    time_point: str | None = None,
+) -> list[str]:
+    """``mrtdose contour import-rtstruct|import-seg|import-nifti`` and save; the VOI names.
+
+    ``fmt`` is ``rtstruct``, ``seg`` or ``nifti`` (NIfTI needs ``time_point``:
+    it has no DICOM frame of reference).
+    """
+    from dosimetry_core.pipeline import contour_io
+
+    user = c.acting_user(store)
+    file = Path(path)
+    if fmt == "rtstruct":
+        vois, _warnings = contour_io.import_rtstruct_into_case(
+            store, case, file, time_point=time_point, user=user
+        )
+    elif fmt == "seg":
+        vois = contour_io.import_seg_into_case(store, case, file, time_point=time_point, user=user)
+    elif fmt == "nifti":
+        if not time_point:
+            raise InvalidInputError("a NIfTI import needs the time point (it has no DICOM frame)")
+        vois = contour_io.import_nifti_into_case(
+            store, case, file, time_point=time_point, user=user
+        )
+    else:
+        raise InvalidInputError(f"unknown contour format {fmt!r} (rtstruct, seg, nifti)")
+    _save(store, case, f"import-{fmt}", file=file.name, vois=[v.name for v in vois])
+    return [v.name for v in vois]
 
 
 def _entry(action: str, voi: VOI, user: str, comment: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The contouring step: VOI list, threshold with live preview, drawing tools, undo."""
