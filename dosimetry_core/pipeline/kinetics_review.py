@@ -117,7 +117,7 @@ def _f(x: Any) -> float | None:
 
 def akaike_weights(aicc_by_model: Mapping[str, float | None]) -> dict[str, float]:
     """Akaike weights of the models that have an AICc (module docstring); they sum to 1."""
-    vals = {m: float(a) for m, a in aicc_by_model.items() if _f(a) is not None}
+    vals = {m: v for m, a in aicc_by_model.items() if (v := _f(a)) is not None}
     if not vals:
         return {}
     best = min(vals.values())

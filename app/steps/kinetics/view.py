@@ -12,7 +12,7 @@ buttons that compute disabled.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
@@ -67,8 +67,17 @@ DEFAULT_FWHM_MM = 11.0
 """Starting value of the PSF FWHM box (a typical Lu-177 SPECT resolution, mm)."""
 
 
+W = TypeVar("W", bound=QWidget)
+
+
+def _named(widget: W, name: str) -> W:
+    """``widget`` with its object name set (tests and the tour find widgets by it)."""
+    widget.setObjectName(name)
+    return widget
+
+
 def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
-    t = QTableWidget(0, len(columns), objectName=name)
+    t = _named(QTableWidget(0, len(columns)), name)
     t.setHorizontalHeaderLabels(list(columns))
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -108,44 +117,44 @@ class KineticsStepView(StepView):
         root = QVBoxLayout(self)
 
         run = QHBoxLayout()
-        self.fit_button = QPushButton("Fit all VOIs", objectName="kineticsFitAll")
+        self.fit_button = _named(QPushButton("Fit all VOIs"), "kineticsFitAll")
         self.fit_button.clicked.connect(self._fit_all)
         run.addWidget(self.fit_button)
         run.addWidget(QLabel("Partial volume:"))
-        self.recovery_box = QComboBox(objectName="kineticsRecoveryMode")
+        self.recovery_box = _named(QComboBox(), "kineticsRecoveryMode")
         for key, label in RECOVERY_MODES:
             self.recovery_box.addItem(label, key)
         self.recovery_box.currentIndexChanged.connect(self._update_options)
         run.addWidget(self.recovery_box)
-        self.fwhm_spin = QDoubleSpinBox(objectName="kineticsRecoveryFwhm")
+        self.fwhm_spin = _named(QDoubleSpinBox(), "kineticsRecoveryFwhm")
         self.fwhm_spin.setRange(1.0, 50.0)
         self.fwhm_spin.setDecimals(1)
         self.fwhm_spin.setSuffix(" mm")
         self.fwhm_spin.setValue(DEFAULT_FWHM_MM)
         self.fwhm_spin.setToolTip("SPECT resolution (FWHM, mm): shape-specific recovery per VOI")
         run.addWidget(self.fwhm_spin)
-        self.record_box = QComboBox(objectName="kineticsRecoveryRecord")
+        self.record_box = _named(QComboBox(), "kineticsRecoveryRecord")
         self.record_box.setToolTip("RC(volume) curve of a stored sphere-phantom measurement")
         self.record_box.setMinimumContentsLength(24)
         run.addWidget(self.record_box)
-        self.tia_map_button = QPushButton("Voxel-wise TIA map", objectName="kineticsTiaMap")
+        self.tia_map_button = _named(QPushButton("Voxel-wise TIA map"), "kineticsTiaMap")
         self.tia_map_button.clicked.connect(self._tia_map)
         run.addWidget(self.tia_map_button)
-        self.progress_bar = QProgressBar(objectName="kineticsProgress")
+        self.progress_bar = _named(QProgressBar(), "kineticsProgress")
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setVisible(False)
         run.addWidget(self.progress_bar, 1)
-        self.cancel_button = QPushButton("Cancel", objectName="kineticsCancel")
+        self.cancel_button = _named(QPushButton("Cancel"), "kineticsCancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the computation; nothing is saved")
         self.cancel_button.clicked.connect(self.cancel)
         run.addWidget(self.cancel_button)
         run.addStretch(0)
         root.addLayout(run)
-        self.status_label = QLabel("", objectName="kineticsStatus")
+        self.status_label = _named(QLabel(""), "kineticsStatus")
         self.status_label.setWordWrap(True)
         root.addWidget(self.status_label)
-        self.tia_map_label = QLabel("", objectName="kineticsTiaMapLabel")
+        self.tia_map_label = _named(QLabel(""), "kineticsTiaMapLabel")
         root.addWidget(self.tia_map_label)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -162,14 +171,14 @@ class KineticsStepView(StepView):
         plots = QWidget()
         pl = QVBoxLayout(plots)
         pl.setContentsMargins(0, 0, 0, 0)
-        self.summary_label = QLabel("", objectName="kineticsSummary")
+        self.summary_label = _named(QLabel(""), "kineticsSummary")
         self.summary_label.setWordWrap(True)
         pl.addWidget(self.summary_label)
-        self.warning_label = QLabel("", objectName="kineticsWarnings")
+        self.warning_label = _named(QLabel(""), "kineticsWarnings")
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet("color: #b26a00;")
         pl.addWidget(self.warning_label)
-        self.tac_plot = pg.PlotWidget(objectName="kineticsTacPlot")
+        self.tac_plot = _named(pg.PlotWidget(), "kineticsTacPlot")
         self.tac_plot.setLabel("bottom", "Time after administration", units="h")
         self.tac_plot.setLabel("left", "Activity", units="MBq")
         self.tac_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -177,7 +186,7 @@ class KineticsStepView(StepView):
         self.tac_plot.showGrid(x=True, y=True, alpha=0.25)
         self.legend = self.tac_plot.addLegend(offset=(-10, 10))
         pl.addWidget(self.tac_plot, 3)
-        self.residual_plot = pg.PlotWidget(objectName="kineticsResidualPlot")
+        self.residual_plot = _named(pg.PlotWidget(), "kineticsResidualPlot")
         self.residual_plot.setLabel("bottom", "Time after administration", units="h")
         self.residual_plot.setLabel("left", "Fit − data", units="MBq")
         self.residual_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -194,11 +203,11 @@ class KineticsStepView(StepView):
         ll.addWidget(self.model_table, 2)
         over = QHBoxLayout()
         over.addWidget(QLabel("Model for the selected VOI:"))
-        self.override_box = QComboBox(objectName="kineticsOverrideModel")
+        self.override_box = _named(QComboBox(), "kineticsOverrideModel")
         for m in MODEL_CHOICES:
             self.override_box.addItem("auto (AICc)" if m == "auto" else m, m)
         over.addWidget(self.override_box)
-        self.override_button = QPushButton("Refit this VOI", objectName="kineticsOverride")
+        self.override_button = _named(QPushButton("Refit this VOI"), "kineticsOverride")
         self.override_button.setToolTip(
             "Fit the selected VOI again with this model (auto: AICc selection); the choice "
             "is stored with its kinetics and kept when all VOIs are refitted"
@@ -212,13 +221,13 @@ class KineticsStepView(StepView):
         sl = QVBoxLayout(stp)
         row = QHBoxLayout()
         row.addWidget(QLabel("Method:"))
-        self.stp_box = QComboBox(objectName="kineticsStpMethod")
+        self.stp_box = _named(QComboBox(), "kineticsStpMethod")
         for key, label in STP_METHODS:
             self.stp_box.addItem(label, key)
         self.stp_box.currentIndexChanged.connect(self._update_stp)
         row.addWidget(self.stp_box)
         row.addWidget(QLabel("T_eff:"))
-        self.teff_spin = QDoubleSpinBox(objectName="kineticsStpTeff")
+        self.teff_spin = _named(QDoubleSpinBox(), "kineticsStpTeff")
         self.teff_spin.setRange(0.1, 10000.0)
         self.teff_spin.setDecimals(1)
         self.teff_spin.setSuffix(" h")
@@ -226,14 +235,14 @@ class KineticsStepView(StepView):
         self.teff_spin.setToolTip("Effective half-life for Madsen (the population's when known)")
         self.teff_spin.valueChanged.connect(self._update_stp)
         row.addWidget(self.teff_spin)
-        self.stp_note = QLabel("", objectName="kineticsStpNote")
+        self.stp_note = _named(QLabel(""), "kineticsStpNote")
         self.stp_note.setWordWrap(True)
         row.addWidget(self.stp_note, 1)
         sl.addLayout(row)
         self.stp_table = _table("kineticsStpTable", STP_COLUMNS)
         self.stp_table.setMaximumHeight(150)
         sl.addWidget(self.stp_table)
-        self.population_label = QLabel("", objectName="kineticsPopulation")
+        self.population_label = _named(QLabel(""), "kineticsPopulation")
         self.population_label.setWordWrap(True)
         sl.addWidget(self.population_label)
         ll.addWidget(stp, 2)
