@@ -1,0 +1,1 @@
+"""The QA and commissioning step: camera calibration, recovery curves, QA records."""
