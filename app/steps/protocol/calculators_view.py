@@ -290,8 +290,9 @@ class CalculatorPage(QWidget):
         while self.results_grid.count():
             item = self.results_grid.takeAt(0)
             w = item.widget() if item is not None else None
-            if w is not None:
+            if w is not None:  # gone at once: findChild must not find an old result
                 w.hide()
+                w.setParent(None)
                 w.deleteLater()
         self.result_labels.clear()
         for i, r in enumerate(outcome.rows):
@@ -305,6 +306,8 @@ class CalculatorPage(QWidget):
                 name.setStyleSheet("font-weight: bold;")
             self.results_grid.addWidget(name, i, 0, Qt.AlignmentFlag.AlignTop)
             self.results_grid.addWidget(value, i, 1)
+            name.show()
+            value.show()
             self.result_labels[r.key] = value
         self.source_label.setText(f"Method and source: {outcome.source or self.form.source}")
         self.warnings_label.setText("\n".join(f"⚠ {w}" for w in outcome.warnings))
