@@ -66,7 +66,6 @@ KIND_FILTERS: tuple[str, ...] = (
 """Kind filter of the record list; "" = every kind."""
 RECORD_COLUMNS: tuple[str, ...] = (
     "Kind",
-    "Device",
     "Nuclide",
     "Measured",
     "Valid until",
@@ -75,6 +74,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "Constancy",
     "Made by",
     "Signature",
+    "Device",
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -455,7 +455,6 @@ class RecordsModel:
         """The text of each column of :data:`RECORD_COLUMNS`."""
         return [
             row.kind,
-            row.device_key,
             row.nuclide,
             _date(row.measured_at),
             _date(row.valid_until),
@@ -464,6 +463,7 @@ class RecordsModel:
             row.status,
             row.created_by or "-",
             "verified" if row.hash_ok else "ALTERED",
+            row.device_key,
         ]
 
     def summary(self) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.steps.qa.model import (
+    RECORD_COLUMNS,
     CalibrationForm,
     CalibrationSummary,
     ConstancyChart,
@@ -104,8 +105,8 @@ def test_calibration_summary_equals_cli_and_truth(cylinders, tmp_path, capsys):
 
 def test_constancy_pass_then_fail_and_the_band(cylinders, tmp_path):
     with CaseStore(tmp_path / "s") as store:
-        first = run_camera_calibration(store, **_form(cylinders[0]).arguments())
-        second = run_camera_calibration(store, **_form(cylinders[1]).arguments())
+        first = run_camera_calibration(store, **_form(cylinders[0]).arguments(), created_by="ann")
+        second = run_camera_calibration(store, **_form(cylinders[1]).arguments(), created_by="bob")
         s2 = CalibrationSummary.from_run(second)
         assert s2.verdict == "PASS"
         assert "vs previous" in s2.verdict_text and "± 5 %" in s2.verdict_text
@@ -118,17 +119,19 @@ def test_constancy_pass_then_fail_and_the_band(cylinders, tmp_path):
         )
         # the same scan entered with 10 % less activity: a 10 % higher factor fails
         f = _form(cylinders[1], activity="90")
-        third = run_camera_calibration(store, **f.arguments())
+        third = run_camera_calibration(store, **f.arguments(), created_by="bob")
         s3 = CalibrationSummary.from_run(third)
         assert s3.verdict == "FAIL" and s3.chart.statuses[-1] == "warning"
         # the records: newest first, the earlier measurement superseded
         rec = RecordsModel()
         rec.load(store, "camera-calibration")
-        cells = [rec.cells(r) for r in rec.rows]
-        assert [c[5] for c in cells] == ["valid", "valid", "superseded"]
-        assert [c[7] for c in cells] == ["warning", "ok", "ok"]
-        assert cells[2][6] == f"CF {first.cps_per_mbq:.4g} cps/MBq"
-        assert all(c[9] == "verified" for c in cells)
+        cells = [dict(zip(RECORD_COLUMNS, rec.cells(r), strict=True)) for r in rec.rows]
+        assert [c["Validity"] for c in cells] == ["valid", "valid", "superseded"]
+        assert [c["Constancy"] for c in cells] == ["warning", "ok", "ok"]
+        assert cells[2]["Value"] == f"CF {first.cps_per_mbq:.4g} cps/MBq"
+        assert all(c["Signature"] == "verified" for c in cells)
+        assert [c["Made by"] for c in cells] == ["bob", "bob", "ann"]
+        assert cells[0]["Device"] == third.record.device_key
         assert "3 record(s), 2 valid" in rec.summary()
         rec.load(store, "recovery")
         assert rec.rows == [] and "recovery" in rec.summary()
