@@ -51,6 +51,9 @@ __all__ = ["CalculatorPage", "CalculatorsPanel"]
 
 ACTION = "compute"
 """Permission needed to compute (store.permissions.ACTIONS)."""
+LABEL_WIDTH = 215
+UNIT_WIDTH = 48
+"""Pixel widths of the input labels and unit labels (the boxes line up)."""
 
 
 class _ChoiceRow(QWidget):
@@ -60,11 +63,12 @@ class _ChoiceRow(QWidget):
         super().__init__(parent)
         self.box = box
         self.label = QLabel(label, self)
-        self.label.setMinimumWidth(170)
+        self.label.setFixedWidth(LABEL_WIDTH)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 2)
         lay.addWidget(self.label)
         lay.addWidget(box, 1)
+        lay.addSpacing(UNIT_WIDTH + lay.spacing())  # boxes end where the number boxes end
         box.setParent(self)
 
 
@@ -83,6 +87,7 @@ class CalculatorPage(QWidget):
         self.boxes: dict[str, QComboBox] = {}
         self.result_labels: dict[str, QLabel] = {}
         self.outcome: CalcOutcome | None = None
+        self.results_placeholder: QLabel | None = None
         self._task: Task | None = None
         fid = form.form_id
 
@@ -110,6 +115,10 @@ class CalculatorPage(QWidget):
                     editor.edit.setToolTip(f.tip)
                 editor.edited.connect(self._on_edited)
                 row = FieldRow(f.label, editor, self)
+                row.label.setFixedWidth(LABEL_WIDTH)
+                unit = editor.findChild(QLabel, f"{fid}_{f.name}UnitLabel")
+                if unit is not None:
+                    unit.setFixedWidth(UNIT_WIDTH)
                 self.inputs[f.name] = editor
             self.rows[f.name] = row
             inputs.addWidget(row)
@@ -154,8 +163,6 @@ class CalculatorPage(QWidget):
         self.results_box = QGroupBox("Results", self)
         self.results_grid = QGridLayout(self.results_box)
         self.results_grid.setColumnStretch(1, 1)
-        self.results_placeholder = QLabel("Fill in the inputs and press Compute.", self)
-        self.results_grid.addWidget(self.results_placeholder, 0, 0, 1, 2)
         self.warnings_label = QLabel("", self)
         self.warnings_label.setObjectName(f"{fid}Warnings")
         self.warnings_label.setWordWrap(True)
@@ -164,7 +171,7 @@ class CalculatorPage(QWidget):
         self.source_label = QLabel(f"Method and source: {form.source}", self)
         self.source_label.setObjectName(f"{fid}Source")
         self.source_label.setWordWrap(True)
-        self.source_label.setStyleSheet("color: palette(mid); font-size: small;")
+        self.source_label.setStyleSheet("color: #616161;")
         right = QVBoxLayout()
         right.addWidget(self.error_label)
         right.addWidget(self.results_box)
@@ -204,6 +211,9 @@ class CalculatorPage(QWidget):
         """Defaults, then what the open case supplies."""
         self.set_texts({**self.form.defaults(), **prefill(self.session.case)[self.form.form_id]})
         self._clear_problems()
+        self.outcome = None
+        self._clear_results("Fill in the inputs and press Compute.")
+        self.status_label.setText("")
 
     def _update_visibility(self) -> None:
         shown = set(self.form.visible_fields(self.texts()))
@@ -215,8 +225,9 @@ class CalculatorPage(QWidget):
         self._on_edited()
 
     def _on_edited(self) -> None:
-        if self.outcome is not None and self.outcome.ok and self._task is None:
-            self.status_label.setText("Inputs changed since these results: press Compute.")
+        if self.result_labels and self._task is None:
+            self.status_label.setText("Inputs changed since the results: press Compute.")
+            self.results_box.setTitle("Results of the inputs before your last change")
 
     def _clear_problems(self) -> None:
         for row in self.rows.values():
@@ -275,6 +286,24 @@ class CalculatorPage(QWidget):
         self.status_label.setText("The calculation failed; your inputs are kept.")
         error_display.show_error(self, self.form.title, message, details)
 
+    def _clear_results(self, placeholder: str) -> None:
+        """Remove the shown results (a refused or changed input must not leave old numbers)."""
+        while self.results_grid.count():
+            item = self.results_grid.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:  # gone at once: findChild must not find an old result
+                w.hide()
+                w.setParent(None)
+                w.deleteLater()
+        self.result_labels.clear()
+        self.results_box.setTitle("Results")
+        self.warnings_label.hide()
+        if placeholder:
+            self.results_placeholder = QLabel(placeholder, self.results_box)
+            self.results_placeholder.setObjectName(f"{self.form.form_id}NoResult")
+            self.results_grid.addWidget(self.results_placeholder, 0, 0, 1, 2)
+            self.results_placeholder.show()
+
     def _show(self, outcome: Any) -> None:
         assert isinstance(outcome, CalcOutcome)
         if not outcome.ok:
@@ -284,17 +313,12 @@ class CalculatorPage(QWidget):
             row = self.rows.get(outcome.error_field or "")
             if isinstance(row, FieldRow):
                 row.show_problem(outcome.error, None)
+            self.outcome = None
+            self._clear_results("No result: the core refused an input (message above).")
             return
         self.outcome = outcome
         self.status_label.setText("")
-        while self.results_grid.count():
-            item = self.results_grid.takeAt(0)
-            w = item.widget() if item is not None else None
-            if w is not None:  # gone at once: findChild must not find an old result
-                w.hide()
-                w.setParent(None)
-                w.deleteLater()
-        self.result_labels.clear()
+        self._clear_results("")
         for i, r in enumerate(outcome.rows):
             name = QLabel(r.label, self.results_box)
             value = QLabel(r.text(), self.results_box)

@@ -224,19 +224,26 @@ def test_bad_input_shows_the_core_message_on_its_box_and_keeps_the_inputs(
     _type(panel, form, bad[0], "")  # the user corrects it: the red goes at the next Compute
 
 
-def test_a_corrected_value_clears_the_refusal_and_shows_results(
+def test_a_refusal_removes_old_results_and_a_correction_brings_new_ones(
     qtbot: Any, panel: CalculatorsPanel
 ) -> None:
     _tab(panel, "BED / EQD2")
-    _type(panel, "bed", "dose_gy", "-5")
+    _type(panel, "bed", "dose_gy", "5")
     _type(panel, "bed", "t_eff_h", "50")
     _compute(qtbot, panel, "bed")
+    assert _result(panel, "bed", "dose_gy") == "5 Gy"
+    _type(panel, "bed", "dose_gy", "-5")
+    assert "before your last change" in panel.page("bed").results_box.title()
+    _compute(qtbot, panel, "bed")
     assert panel.findChild(QLabel, "bed_dose_gyMessage").isVisible()
-    _type(panel, "bed", "dose_gy", "5")
+    assert panel.findChild(QLabel, "bed_dose_gyResult") is None  # no stale numbers
+    assert panel.findChild(QLabel, "bedNoResult").isVisible()
+    _type(panel, "bed", "dose_gy", "7")
     _compute(qtbot, panel, "bed")
     assert not panel.findChild(QLabel, "bed_dose_gyMessage").isVisible()
     assert not panel.findChild(QLabel, "bedError").isVisible()
-    assert _result(panel, "bed", "dose_gy") == "5 Gy"
+    assert _result(panel, "bed", "dose_gy") == "7 Gy"
+    assert panel.page("bed").results_box.title() == "Results"
 
 
 # ------------------------------------------------------------------ case and roles
