@@ -850,7 +850,7 @@ _MIBG = CalculatorForm(
         ),
         Field(
             "target_total_gy",
-            "Cumulative target after a 2nd (optional)",
+            "Total target, 2nd admin. (opt.)",
             "Gy",
             optional=True,
             aliases=("cumulative whole-body dose target", "target"),
