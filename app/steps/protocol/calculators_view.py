@@ -51,8 +51,8 @@ __all__ = ["CalculatorPage", "CalculatorsPanel"]
 
 ACTION = "compute"
 """Permission needed to compute (store.permissions.ACTIONS)."""
-LABEL_WIDTH = 215
-UNIT_WIDTH = 48
+LABEL_WIDTH = 235
+UNIT_WIDTH = 72
 """Pixel widths of the input labels and unit labels (the boxes line up)."""
 
 
