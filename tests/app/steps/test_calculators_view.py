@@ -274,3 +274,46 @@ def test_compute_needs_the_right_to_compute(qtbot: Any, entry_store: Any) -> Non
         assert "permission" in compute.toolTip()
         assert _edit(panel, "mibg", "body_mass_kg").text() == "70"  # they may still look
         session.logout()
+
+
+def test_cancel_stops_waiting_and_the_window_stays_live(
+    qtbot: Any, panel: CalculatorsPanel
+) -> None:
+    import dataclasses
+    import threading
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    page = panel.show_form("bed")
+    release = threading.Event()
+    real = page.form
+
+    def slow(values: Any) -> Any:  # a core call that takes long (a table computed first)
+        deadline = time.monotonic() + 10.0
+        while not release.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real._compute(values)
+
+    page.form = dataclasses.replace(real, _compute=slow)
+    _type(panel, "bed", "dose_gy", "20")
+    _type(panel, "bed", "t_eff_h", "50")
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(20)
+    QTest.mouseClick(panel.findChild(QPushButton, "bedCompute"), Qt.MouseButton.LeftButton)
+    cancel = panel.findChild(QPushButton, "bedCancel")
+    qtbot.waitUntil(cancel.isVisible, timeout=5000)
+    assert not panel.findChild(QPushButton, "bedCompute").isEnabled()  # one run at a time
+    qtbot.wait(300)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    release.set()
+    qtbot.waitUntil(lambda: not page.is_running(), timeout=10_000)
+    timer.stop()
+    assert len(ticks) >= 5  # the event loop kept running while the call worked
+    assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 1.0
+    assert "Cancelled" in panel.findChild(QLabel, "bedStatus").text()
+    assert panel.findChild(QLabel, "bed_bed_gyResult") is None  # a cancelled result is dropped
+    assert not cancel.isVisible() and panel.findChild(QPushButton, "bedCompute").isEnabled()
+    assert _edit(panel, "bed", "dose_gy").text() == "20"
