@@ -125,7 +125,7 @@ def drive(view: DoseStepView, ctx: TourContext) -> dict[str, Any]:
 
         try:
             ctx.wait_until(dose_shown, 60.0, "the viewer to show the dose map")
-            viewer_dose = viewer.view_data().layers["dose"].description
+            viewer_dose = viewer.view_data().layers["dose"].label
         except TourError:
             viewer_dose = ""
     ctx.settle(0.5)
