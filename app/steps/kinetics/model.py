@@ -52,9 +52,9 @@ MODEL_CHOICES: tuple[str, ...] = ("auto", "mono", "biexp-uptake", "biexp", "trie
 """Model requests of the core fit (``auto``: AICc selection)."""
 
 RECOVERY_MODES: tuple[tuple[str, str], ...] = (
-    ("none", "No partial-volume correction"),
-    ("fwhm", "Gaussian PSF, FWHM"),
-    ("record", "QA recovery record"),
+    ("none", "none"),
+    ("fwhm", "PSF FWHM"),
+    ("record", "QA record"),
 )
 STP_METHODS: tuple[tuple[str, str], ...] = (("haenscheid", "Hänscheid"), ("madsen", "Madsen"))
 
@@ -214,10 +214,10 @@ class KineticsModel:
         """Cells of :data:`TABLE_COLUMNS`, one row per candidate; the selected one marked."""
         out = []
         for c in self.candidates(voi_id):
-            params = "; ".join(
+            params = "\n".join(
                 f"{p.name} = {fmt_value_sd(p.value, p.sd, p.unit)}" for p in c.parameters
             )
-            half = "; ".join(
+            half = "\n".join(
                 f"{k.removeprefix('T_half_')} {v:.4g}" for k, v in c.half_lives_h if v is not None
             )
             status = "ok" if c.converged and c.well_conditioned else "; ".join(c.warnings) or "no"

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
 from app.steps.base import TourContext, TourError
 from app.steps.kinetics.model import VOI_COLUMNS
@@ -35,8 +36,15 @@ def _click(widget: Any) -> None:
     QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
 
 
+def _item(table: QTableWidget, row: int, col: int) -> QTableWidgetItem:
+    item = table.item(row, col)
+    if item is None:
+        raise TourError(f"kinetics: {table.objectName()} has no cell ({row}, {col})")
+    return item
+
+
 def _kidney_row(view: KineticsStepView) -> int:
-    names = [view.voi_table.item(i, 0).text() for i in range(view.voi_table.rowCount())]
+    names = [_item(view.voi_table, i, 0).text() for i in range(view.voi_table.rowCount())]
     for want in KIDNEY_NAMES:
         for i, n in enumerate(names):
             if n.lower() == want.lower():
@@ -69,7 +77,7 @@ def drive(view: KineticsStepView, ctx: TourContext) -> dict[str, Any]:
         raise TourError(f"kinetics: the fit did not succeed ({view.status_label.text()})")
 
     row = _kidney_row(view)
-    item = view.voi_table.item(row, 0)
+    item = _item(view.voi_table, row, 0)
     view.voi_table.scrollToItem(item)
     rect = view.voi_table.visualItemRect(item)
     QTest.mouseClick(view.voi_table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -90,21 +98,21 @@ def drive(view: KineticsStepView, ctx: TourContext) -> dict[str, Any]:
         raise TourError(f"kinetics: the TIA map was not made ({view.status_label.text()})")
     ctx.settle(0.3)
 
-    voi = view.voi_table.item(row, 0).text()
-    tia_text = view.voi_table.item(row, _TIA).text()
+    voi = _item(view.voi_table, row, 0).text()
+    tia_text = _item(view.voi_table, row, _TIA).text()
     try:
         value, sd = (float(v) for v in tia_text.split("±"))
     except ValueError as exc:
         raise TourError(f"kinetics: no TIA ± SD shown for {voi} ({tia_text!r})") from exc
     selected = ""
     for i in range(view.model_table.rowCount()):
-        text = view.model_table.item(i, 0).text()
+        text = _item(view.model_table, i, 0).text()
         if text.startswith("✔"):
             selected = text.removeprefix("✔").strip()
     return {
         "voi": voi,
         "selected_model": selected,
-        "voi_list_model": view.voi_table.item(row, _MODEL).text(),
+        "voi_list_model": _item(view.voi_table, row, _MODEL).text(),
         "tia_mbq_h": value,
         "tia_sd_mbq_h": sd,
         "tia_map": made and view.model.tia_map_id() not in (None, old_map),

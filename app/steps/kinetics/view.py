@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -63,6 +63,7 @@ CURVE_COLOURS: dict[str, tuple[int, int, int]] = {
     "triexp": (148, 103, 189),
     "trapezoid": (140, 140, 140),
 }
+_BAR_PEN = pg.mkPen((170, 170, 170), width=1.5)
 DEFAULT_FWHM_MM = 11.0
 """Starting value of the PSF FWHM box (a typical Lu-177 SPECT resolution, mm)."""
 
@@ -149,24 +150,20 @@ class KineticsStepView(StepView):
         self.cancel_button.setToolTip("Stop the computation; nothing is saved")
         self.cancel_button.clicked.connect(self.cancel)
         run.addWidget(self.cancel_button)
-        run.addStretch(0)
         root.addLayout(run)
         self.status_label = _named(QLabel(""), "kineticsStatus")
         self.status_label.setWordWrap(True)
         root.addWidget(self.status_label)
         self.tia_map_label = _named(QLabel(""), "kineticsTiaMapLabel")
+        self.tia_map_label.setWordWrap(True)
         root.addWidget(self.tia_map_label)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(split, 1)
 
         self.voi_table = _table("kineticsVoiTable", VOI_COLUMNS)
         self.voi_table.itemSelectionChanged.connect(self._on_voi_selection)
         split.addWidget(self.voi_table)
-
-        right = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(right)
-        split.setSizes([420, 860])
 
         plots = QWidget()
         pl = QVBoxLayout(plots)
@@ -176,7 +173,7 @@ class KineticsStepView(StepView):
         pl.addWidget(self.summary_label)
         self.warning_label = _named(QLabel(""), "kineticsWarnings")
         self.warning_label.setWordWrap(True)
-        self.warning_label.setStyleSheet("color: #b26a00;")
+        self.warning_label.setStyleSheet("color: #e0a030;")
         pl.addWidget(self.warning_label)
         self.tac_plot = _named(pg.PlotWidget(), "kineticsTacPlot")
         self.tac_plot.setLabel("bottom", "Time after administration", units="h")
@@ -193,16 +190,23 @@ class KineticsStepView(StepView):
         self.residual_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.residual_plot.showGrid(x=True, y=True, alpha=0.25)
         self.residual_plot.setXLink(self.tac_plot)
+        self.residual_plot.setMinimumHeight(110)
         pl.addWidget(self.residual_plot, 1)
-        right.addWidget(plots)
+        self.sd_label = _named(QLabel(""), "kineticsPointSd")
+        pl.addWidget(self.sd_label)
+        split.addWidget(plots)
 
-        lower = QWidget()
-        ll = QVBoxLayout(lower)
-        ll.setContentsMargins(0, 0, 0, 0)
+        self.tabs = _named(QTabWidget(), "kineticsTabs")
+        models = QWidget()
+        ml = QVBoxLayout(models)
+        ml.setContentsMargins(2, 2, 2, 2)
         self.model_table = _table("kineticsModelTable", TABLE_COLUMNS)
-        ll.addWidget(self.model_table, 2)
+        self.model_table.verticalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        ml.addWidget(self.model_table, 1)
         over = QHBoxLayout()
-        over.addWidget(QLabel("Model for the selected VOI:"))
+        over.addWidget(QLabel("Model for this VOI:"))
         self.override_box = _named(QComboBox(), "kineticsOverrideModel")
         for m in MODEL_CHOICES:
             self.override_box.addItem("auto (AICc)" if m == "auto" else m, m)
@@ -215,12 +219,14 @@ class KineticsStepView(StepView):
         self.override_button.clicked.connect(self._override)
         over.addWidget(self.override_button)
         over.addStretch(1)
-        ll.addLayout(over)
+        ml.addLayout(over)
+        self.tabs.addTab(models, "Models")
 
-        stp = QGroupBox("Single-time-point comparison and population half-life")
+        stp = QWidget()
         sl = QVBoxLayout(stp)
+        sl.setContentsMargins(2, 2, 2, 2)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Method:"))
+        row.addWidget(QLabel("Single time point:"))
         self.stp_box = _named(QComboBox(), "kineticsStpMethod")
         for key, label in STP_METHODS:
             self.stp_box.addItem(label, key)
@@ -235,19 +241,19 @@ class KineticsStepView(StepView):
         self.teff_spin.setToolTip("Effective half-life for Madsen (the population's when known)")
         self.teff_spin.valueChanged.connect(self._update_stp)
         row.addWidget(self.teff_spin)
+        row.addStretch(1)
+        sl.addLayout(row)
         self.stp_note = _named(QLabel(""), "kineticsStpNote")
         self.stp_note.setWordWrap(True)
-        row.addWidget(self.stp_note, 1)
-        sl.addLayout(row)
+        sl.addWidget(self.stp_note)
         self.stp_table = _table("kineticsStpTable", STP_COLUMNS)
-        self.stp_table.setMaximumHeight(150)
-        sl.addWidget(self.stp_table)
+        sl.addWidget(self.stp_table, 1)
         self.population_label = _named(QLabel(""), "kineticsPopulation")
         self.population_label.setWordWrap(True)
         sl.addWidget(self.population_label)
-        ll.addWidget(stp, 2)
-        right.addWidget(lower)
-        right.setSizes([430, 380])
+        self.tabs.addTab(stp, "Single time point · population")
+        split.addWidget(self.tabs)
+        split.setSizes([170, 380, 230])
 
     # ------------------------------------------------------------ refreshing
     def activated(self) -> None:
@@ -400,6 +406,7 @@ class KineticsStepView(StepView):
         self.curve_items = {}
         self.points_item = self.error_item = self.residual_item = None
         if data is None:
+            self.sd_label.setText("")
             return
         for c in data.curves:
             colour = CURVE_COLOURS.get(c.model, (0, 0, 0))
@@ -415,7 +422,7 @@ class KineticsStepView(StepView):
         x = np.asarray(data.time_h, dtype=float)
         y = np.asarray(data.activity_mbq, dtype=float)
         sd = np.asarray(data.sd_mbq, dtype=float)
-        self.error_item = pg.ErrorBarItem(x=x, y=y, top=sd, bottom=sd, beam=2.0, pen=pg.mkPen("k"))
+        self.error_item = pg.ErrorBarItem(x=x, y=y, top=sd, bottom=sd, beam=2.0, pen=_BAR_PEN)
         self.tac_plot.addItem(self.error_item)
         self.points_item = self.tac_plot.plot(
             x,
@@ -424,16 +431,17 @@ class KineticsStepView(StepView):
             symbol="o",
             symbolSize=8,
             symbolBrush=(220, 40, 40),
-            name=f"measured (± 1 SD, {data.sd_source})",
+            name="measured ± 1 SD",
         )
+        self.sd_label.setText(f"Error bars: 1 SD of each point ({data.sd_source}).")
         if data.residuals_mbq:
             r = np.asarray(data.residuals_mbq, dtype=float)
-            self.residual_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("k")))
+            self.residual_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=_BAR_PEN))
             self.residual_item = self.residual_plot.plot(
                 x, r, pen=None, symbol="o", symbolSize=7, symbolBrush=(220, 40, 40)
             )
             self.residual_plot.addItem(
-                pg.ErrorBarItem(x=x, y=r, top=sd, bottom=sd, beam=2.0, pen=pg.mkPen("k"))
+                pg.ErrorBarItem(x=x, y=r, top=sd, bottom=sd, beam=2.0, pen=_BAR_PEN)
             )
         self.tac_plot.enableAutoRange()
 
@@ -532,9 +540,10 @@ class KineticsStepView(StepView):
     def _tia_map_succeeded(self, result: Any) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
         self.status_label.setText(
-            f"Voxel-wise TIA map made: {result.total_tia_mbq_h:.1f} MBq·h in "
-            f"{result.n_voxels} voxels ({counts}); the viewer shows it as the TIA layer."
+            f"Voxel-wise TIA map made: {result.total_tia_mbq_h:,.1f} MBq·h in "
+            f"{result.n_voxels:,} voxels; shown in the viewer's TIA layer."
         )
+        self.status_label.setToolTip(f"Voxels by model: {counts}")
 
     def _failed(self, title: str, message: str, details: str) -> None:
         self.status_label.setText(f"{title} failed: nothing was saved.")
