@@ -36,13 +36,16 @@ from dosimetry_core.errors import DosimetryError, InvalidInputError
 from dosimetry_core.model.case import Case
 
 __all__ = [
+    "ACTIVITY_UNITS",
     "FORMS",
     "CalcOutcome",
     "CalculatorForm",
     "Field",
     "ResultRow",
+    "choices_of",
     "form_by_id",
     "prefill",
+    "unit_key",
 ]
 
 
@@ -57,6 +60,10 @@ class Field:
     empty box means "not given".  ``when``: shown (and used) only while each
     named choice field has one of the listed values.  ``aliases``: the words
     the core uses for this value in its messages (to put a refusal on the box).
+    ``units``: an activity may be typed in any unit of
+    :data:`dosimetry_core.model.quantities.ACTIVITY` (MBq, GBq, kBq, mCi, Ci; the
+    unit chosen comes in the texts as ``"<name>:unit"``) and is converted by the
+    core's :func:`~dosimetry_core.model.quantities.to_stored` to ``unit``.
     """
 
     name: str
@@ -69,6 +76,16 @@ class Field:
     when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     aliases: tuple[str, ...] = ()
     tip: str = ""
+    units: tuple[str, ...] = ()
+
+
+ACTIVITY_UNITS: tuple[str, ...] = ("MBq", "GBq", "mCi")
+"""Units offered for an activity input (each in ``dosimetry_core.model.quantities.ACTIVITY``)."""
+
+
+def unit_key(name: str) -> str:
+    """The key of a field's chosen unit in the texts of a form."""
+    return f"{name}:unit"
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,7 @@ class _Values:
     def __init__(self, form: CalculatorForm, texts: Mapping[str, str]) -> None:
         self.form = form
         self.texts = {f.name: str(texts.get(f.name, f.default)).strip() for f in form.fields}
+        self.units = {f.name: str(texts.get(unit_key(f.name)) or f.unit) for f in form.fields}
 
     def _field(self, name: str) -> Field:
         return self.form.field(name)
@@ -153,12 +171,20 @@ class _Values:
                 return None
             raise InvalidInputError(f"{f.label} is missing", field=name)
         try:
-            return float(t)
+            value = float(t)
         except ValueError:
-            unit = f" (in {f.unit})" if f.unit else ""
+            unit = f" (in {self.units[name]})" if f.unit else ""
             raise InvalidInputError(
                 f"{f.label} must be a number{unit}, got {t!r}", field=name
             ) from None
+        chosen = self.units[name]
+        if f.units and chosen != f.unit:
+            from dosimetry_core.model.quantities import ACTIVITY, from_stored, to_stored
+
+            if chosen not in ACTIVITY.units:
+                raise InvalidInputError(f"{f.label}: unknown unit {chosen!r}", field=name)
+            value = from_stored(ACTIVITY, to_stored(ACTIVITY, value, chosen), f.unit)
+        return value
 
     def required(self, name: str) -> float:
         v = self.number(name)
@@ -216,7 +242,10 @@ class CalculatorForm:
         raise KeyError(name)
 
     def defaults(self) -> dict[str, str]:
-        return {f.name: f.default for f in self.fields}
+        """Default texts, and the unit of each field that offers several."""
+        out = {f.name: f.default for f in self.fields}
+        out.update({unit_key(f.name): f.unit for f in self.fields if f.units})
+        return out
 
     def visible_fields(self, texts: Mapping[str, str]) -> list[str]:
         """Names of the fields shown for the chosen methods (``when`` conditions met)."""
@@ -352,6 +381,7 @@ _THYROID = CalculatorForm(
             "activity_mbq",
             "Administered activity",
             "MBq",
+            units=ACTIVITY_UNITS,
             when=(("mode", ("verify",)),),
             aliases=("administered activity",),
         ),
@@ -555,6 +585,7 @@ _SIRT = CalculatorForm(
             "activity_gbq",
             "Activity",
             "GBq",
+            units=ACTIVITY_UNITS,
             when=_w("partition-forward", "single-forward"),
             aliases=("activity (gbq)", "activity"),
         ),
@@ -819,6 +850,7 @@ _MIBG = CalculatorForm(
             "administered_activity_mbq",
             "Administered activity",
             "MBq",
+            units=ACTIVITY_UNITS,
             aliases=("administered activity",),
         ),
         Field("body_mass_kg", "Body mass", "kg", aliases=("body mass",)),

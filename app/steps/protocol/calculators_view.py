@@ -43,6 +43,7 @@ from app.steps.protocol.calculators_model import (
     CalculatorForm,
     choices_of,
     prefill,
+    unit_key,
 )
 from app.workers import Task
 from dosimetry_core.model.case import Case
@@ -109,7 +110,8 @@ class CalculatorPage(QWidget):
                 if f.kind == "text":
                     editor = TextInput(f"{fid}_{f.name}")
                 else:
-                    editor = QuantityInput(f"{fid}_{f.name}", (f.unit,) if f.unit else ())
+                    units = f.units or ((f.unit,) if f.unit else ())
+                    editor = QuantityInput(f"{fid}_{f.name}", units)
                 if f.tip:
                     editor.edit.setPlaceholderText(f.tip)
                     editor.edit.setToolTip(f.tip)
@@ -189,6 +191,10 @@ class CalculatorPage(QWidget):
     def texts(self) -> dict[str, str]:
         """What the user typed and chose, by field name (choice: its value)."""
         out = {name: ed.text() for name, ed in self.inputs.items()}
+        for f in self.form.fields:
+            editor = self.inputs.get(f.name)
+            if f.units and isinstance(editor, QuantityInput):
+                out[unit_key(f.name)] = editor.unit()
         for name, box in self.boxes.items():
             out[name] = str(box.currentData() or "")
         return out
@@ -196,7 +202,11 @@ class CalculatorPage(QWidget):
     def set_texts(self, texts: dict[str, str]) -> None:
         """Show ``texts`` in the boxes without announcing edits (the view writes, not the user)."""
         for name, text in texts.items():
-            if name in self.inputs:
+            field_name = name.removesuffix(unit_key(""))
+            editor = self.inputs.get(field_name)
+            if name != field_name and isinstance(editor, QuantityInput):
+                editor.set_unit(text)
+            elif name in self.inputs:
                 self.inputs[name].set_text(text)
             elif name in self.boxes:
                 box = self.boxes[name]

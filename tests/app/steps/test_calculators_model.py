@@ -250,3 +250,14 @@ def test_the_model_imports_no_qt() -> None:
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not [n for n in names if n.split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph")]
+
+
+def test_an_activity_in_mci_or_gbq_is_converted_by_the_core() -> None:
+    mbq = _ok("thyroid", {**THYROID, "mode": "verify", "activity_mbq": "3700"})
+    mci = _ok("thyroid", {**THYROID, "mode": "verify", "activity_mbq": "100",
+                          "activity_mbq:unit": "mCi"})  # fmt: skip
+    assert mci.value("dose_gy") == pytest.approx(mbq.value("dose_gy"), rel=1e-12)
+    gbq = _ok("sirt", {**SIRT, "activity_gbq": "2"})
+    mbq_sirt = _ok("sirt", {**SIRT, "activity_gbq": "2000", "activity_gbq:unit": "MBq"})
+    assert mbq_sirt.value("lung_dose_gy") == pytest.approx(gbq.value("lung_dose_gy"), rel=1e-12)
+    assert form_by_id("sirt").defaults()["activity_gbq:unit"] == "GBq"
