@@ -27,12 +27,13 @@ from numpy.typing import NDArray
 
 from dosimetry_core.errors import DosimetryError
 from dosimetry_core.model import Case, DerivedKind
-from dosimetry_core.model.results import DoseSummary, VoiDose
+from dosimetry_core.model.results import DoseSummary, DvhCurve, VoiDose
 from dosimetry_core.protocols.dose_limits import VoiLimitCheck, check_dose_limits
 
 __all__ = [
     "COLUMNS",
     "COMPONENTS",
+    "MC_COLUMNS",
     "DVH_BINS",
     "ENGINES",
     "DoseModel",
@@ -66,13 +67,16 @@ COLUMNS: tuple[str, ...] = (
     "Max (Gy)",
     "SD of mean (Gy)",
     "MC voxel unc. (%)",
+    "Limit (Gy)",
+    "Limit check",
     "Volume (mL)",
     "Mass (g)",
     "Review",
-    "Limit (Gy)",
-    "Limit check",
 )
 """Header of the dose table (Gy to 3 decimals as ``mrtdose dose`` prints them)."""
+
+MC_COLUMNS: tuple[str, ...] = ("SD of mean (Gy)", "MC voxel unc. (%)")
+"""Columns only a Monte Carlo summary fills (hidden for the deterministic engines)."""
 
 COL = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -152,8 +156,11 @@ class DoseRow:
     cells: tuple[str, ...]
     tooltips: Mapping[int, str]
     has_dvh: bool
+    """A DVH is stored with the summary (else one can be computed from the dose map)."""
     limit_failed: bool
     draft: bool
+    has_dose: bool = True
+    """The VOI has dose statistics (it overlaps the dose grid)."""
 
 
 def _mc_component(summary: DoseSummary, voi_name: str) -> Mapping[str, Any] | None:
@@ -210,9 +217,9 @@ def _row(summary: DoseSummary, v: VoiDose, checks: list[VoiLimitCheck]) -> DoseR
     draft = bool(v.review_flag)
     review = v.review_flag or "approved"
     if s is None:
-        empty = [v.voi_name] + ["-"] * (len(COLUMNS) - 4) + [review, "-", "-"]
+        empty = [v.voi_name] + ["-"] * (len(COLUMNS) - 2) + [review]
         empty[COL["Mean (Gy)"]] = v.error or "no dose"
-        return DoseRow(v.voi_id, v.voi_name, tuple(empty), {}, False, False, draft)
+        return DoseRow(v.voi_id, v.voi_name, tuple(empty), {}, False, False, draft, False)
     sd_text, sd_tip = _sd_of_mean(summary, v)
     tips[COL["SD of mean (Gy)"]] = sd_tip
     limit, verdict, limit_tip, failed = _limit_cells(checks)
@@ -236,11 +243,11 @@ def _row(summary: DoseSummary, v: VoiDose, checks: list[VoiLimitCheck]) -> DoseR
         fmt_gy(s.max_gy),
         sd_text,
         mc_voxel,
+        limit,
+        verdict,
         _fmt(s.volume_ml, 1),
         _fmt(s.mass_g, 1),
         review,
-        limit,
-        verdict,
     )
     return DoseRow(v.voi_id, v.voi_name, cells, tips, v.dvh is not None, failed, draft)
 
@@ -285,6 +292,7 @@ class DoseModel:
         self.limits_error = ""
         self.selected: DoseSummary | None = None
         self.rows: list[DoseRow] = []
+        self._computed: dict[str, dict[str, DvhCurve]] = {}
         self.select(self.summaries[0].result_id if self.summaries else None)
 
     # ------------------------------------------------------------ choices
@@ -337,6 +345,24 @@ class DoseModel:
             self.rows.append(_row(s, v, [c for c in checks if c.voi_id == v.voi_id]))
 
     # ------------------------------------------------------------ queries
+    def hidden_columns(self) -> list[int]:
+        """Columns with nothing to show for the chosen summary (the MC ones unless MC)."""
+        if self.selected is not None and self.selected.method == "mc":
+            return []
+        return [COL[c] for c in MC_COLUMNS]
+
+    @property
+    def needs_dvh(self) -> bool:
+        """The chosen summary was stored without DVHs and none were computed for it yet."""
+        s = self.selected
+        if s is None or any(v.dvh is not None for v in s.vois):
+            return False
+        return s.dose_map_id not in self._computed
+
+    def set_computed_dvhs(self, dose_map_id: str, curves: Mapping[str, DvhCurve]) -> None:
+        """DVHs computed by the core for a summary stored without them (``dvh_of_dose_map``)."""
+        self._computed[dose_map_id] = dict(curves)
+
     def row(self, voi_name: str) -> DoseRow:
         for r in self.rows:
             if r.voi_name == voi_name:
@@ -351,13 +377,18 @@ class DoseModel:
         return (200, 200, 200)
 
     def dvh(self, voi_id: str) -> DvhPlot | None:
-        """The stored cumulative DVH of a VOI of the chosen summary (None if not stored)."""
+        """The cumulative DVH of a VOI of the chosen summary: stored, else computed, else None."""
         s = self.selected
         v = None if s is None else s.voi(voi_id)
-        if v is None or v.dvh is None:
+        if v is None or s is None:
             return None
-        edges = np.asarray(v.dvh.bin_edges_gy, dtype=np.float64)
-        cum = 100.0 * np.asarray(v.dvh.cumulative_fraction, dtype=np.float64)
+        curve = v.dvh
+        if curve is None:
+            curve = self._computed.get(s.dose_map_id, {}).get(voi_id)
+        if curve is None:
+            return None
+        edges = np.asarray(curve.bin_edges_gy, dtype=np.float64)
+        cum = 100.0 * np.asarray(curve.cumulative_fraction, dtype=np.float64)
         n = min(edges.size, cum.size)
         return DvhPlot(v.voi_id, v.voi_name, edges[:n], cum[:n], self.voi_color(v.voi_id))
 

@@ -43,6 +43,7 @@ from app.steps.base import StepView
 from app.steps.dose.model import (
     COLUMNS,
     COMPONENTS,
+    DVH_BINS,
     ENGINES,
     DoseModel,
     RunSettings,
@@ -58,6 +59,13 @@ _PASS_BRUSH = QBrush(QColor("#c8e6c9"))
 _DRAFT_BRUSH = QBrush(QColor("#fff3c4"))
 _NUMERIC = range(1, COLUMNS.index("Review"))
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_PEN_STYLES = (
+    Qt.PenStyle.SolidLine,
+    Qt.PenStyle.DashLine,
+    Qt.PenStyle.DotLine,
+    Qt.PenStyle.DashDotLine,
+)
+"""Curves of VOIs of similar colour (both kidneys) stay apart: the style cycles by tick order."""
 
 _W = TypeVar("_W", bound=QWidget)
 
@@ -83,6 +91,9 @@ class DoseStepView(StepView):
         self._checked: set[str] = set()
         """Names of the VOIs whose DVH is shown (kept across runs and summaries)."""
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._dvh_task: Task | None = None
+        self._dvh_cache: dict[str, Any] = {}
+        """DVHs the core computed for summaries stored without them, by dose map id."""
         self._updating = False
         self._build()
         session.caseChanged.connect(self._on_case_changed)
@@ -182,12 +193,18 @@ class DoseStepView(StepView):
         root.addWidget(split, 1)
 
         dvh_row = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
         self.voi_list = _named(QListWidget(), "doseDvhVois")
         self.voi_list.setToolTip("Tick the VOIs whose cumulative DVH is plotted")
         self.voi_list.itemChanged.connect(self._on_voi_item)
-        dvh_row.addWidget(self.voi_list)
+        ll.addWidget(self.voi_list, 1)
+        self.dvh_status = _named(QLabel(""), "doseDvhStatus")
+        self.dvh_status.setWordWrap(True)
+        ll.addWidget(self.dvh_status)
+        dvh_row.addWidget(left)
         self.plot = _named(pg.PlotWidget(), "doseDvhPlot")
-        self.plot.setBackground("w")
         self.plot.setLabel("bottom", "Dose", units="Gy")
         self.plot.setLabel("left", "Volume", units="%")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
@@ -253,6 +270,8 @@ class DoseStepView(StepView):
             limits_protocol=self._limits_protocol,
             risk_factors=self.risk_check.isChecked(),
         )
+        for dose_map_id, curves in self._dvh_cache.items():
+            self.model.set_computed_dvhs(dose_map_id, curves)
         self.model.select(keep)
         self._updating = True
         try:
@@ -328,6 +347,9 @@ class DoseStepView(StepView):
         self.caption_label.setText(self.model.caption())
 
     def _fill_table(self) -> None:
+        hidden = set(self.model.hidden_columns())
+        for j in range(len(COLUMNS)):
+            self.table.setColumnHidden(j, j in hidden)
         rows = self.model.rows
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
@@ -354,14 +376,19 @@ class DoseStepView(StepView):
             for row in self.model.rows:
                 item = QListWidgetItem(row.voi_name)
                 item.setData(Qt.ItemDataRole.UserRole, row.voi_id)
-                if row.has_dvh:
+                if row.has_dose:
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                     on = row.voi_name in self._checked
                     item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
                     item.setForeground(QBrush(QColor(*self.model.voi_color(row.voi_id))))
+                    if not row.has_dvh:
+                        item.setToolTip(
+                            "no DVH stored with this dose calculation: ticking computes the "
+                            "DVHs from its dose map"
+                        )
                 else:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
-                    item.setToolTip("no DVH stored with this dose calculation (run it here)")
+                    item.setToolTip("this VOI has no dose (it does not overlap the dose grid)")
                 self.voi_list.addItem(item)
         finally:
             self.voi_list.blockSignals(False)
@@ -371,10 +398,51 @@ class DoseStepView(StepView):
         voi_id = str(item.data(Qt.ItemDataRole.UserRole))
         if item.checkState() == Qt.CheckState.Checked:
             self._checked.add(name)
-            self._add_curve(voi_id)
+            if self.model.needs_dvh:
+                self._compute_dvhs()
+            else:
+                self._add_curve(voi_id)
         else:
             self._checked.discard(name)
             self._remove_curve(voi_id)
+
+    def _compute_dvhs(self) -> None:
+        """DVHs of every VOI from the chosen summary's dose map, by the core in a worker."""
+        store, case, s = self.session.store, self.session.case, self.model.selected
+        if store is None or case is None or s is None or self._dvh_task is not None:
+            return
+        from dosimetry_core.pipeline.dose_dvh import dvh_of_dose_map
+
+        dose_map_id = s.dose_map_id
+        self.dvh_status.setText("Computing the DVHs from the dose map…")
+
+        def done(curves: Any) -> None:
+            self._dvh_cache[dose_map_id] = curves
+            self.model.set_computed_dvhs(dose_map_id, curves)
+            self.dvh_status.setText("")
+            self._redraw_all()
+
+        def failed(message: str, details: str) -> None:
+            self.dvh_status.setText(f"DVH: {message}")
+
+        def finished() -> None:
+            self._dvh_task = None
+
+        self._dvh_task = self.session.run(
+            dvh_of_dose_map,
+            store,
+            case,
+            dose_map_id,
+            n_bins=DVH_BINS,
+            description="DVH",
+            reload_case=False,
+            on_success=done,
+            on_failure=failed,
+        )
+        self._dvh_task.finished.connect(finished)
+
+    def is_computing_dvh(self) -> bool:
+        return self._dvh_task is not None
 
     def _add_curve(self, voi_id: str) -> None:
         if voi_id in self._curves:
@@ -382,7 +450,8 @@ class DoseStepView(StepView):
         dvh = self.model.dvh(voi_id)
         if dvh is None:
             return
-        pen = pg.mkPen(color=dvh.color_rgb, width=2)
+        style = _PEN_STYLES[len(self._curves) % len(_PEN_STYLES)]
+        pen = pg.mkPen(color=dvh.color_rgb, width=2, style=style)
         curve = self.plot.plot(dvh.dose_gy, dvh.volume_percent, pen=pen, name=dvh.voi_name)
         self._curves[voi_id] = curve
 
@@ -395,9 +464,12 @@ class DoseStepView(StepView):
     def _redraw_all(self) -> None:
         for voi_id in list(self._curves):
             self._remove_curve(voi_id)
-        for row in self.model.rows:
-            if row.voi_name in self._checked and row.has_dvh:
-                self._add_curve(row.voi_id)
+        ticked = [r for r in self.model.rows if r.voi_name in self._checked and r.has_dose]
+        if ticked and self.model.needs_dvh:
+            self._compute_dvhs()  # draws when the core has them
+            return
+        for row in ticked:
+            self._add_curve(row.voi_id)
 
     def shown_dvh(self) -> dict[str, tuple[Any, Any]]:
         """VOI name -> (dose Gy, volume %) of every curve plotted (read from the plot items)."""

@@ -77,10 +77,18 @@ def test_kidney_cells_equal_the_cli_json(vsv_store: Any, tmp_path: Path, capsys:
     assert row.cells[C["Mass (g)"]] == f"{k['mass_g']:.1f}"
     assert row.cells[C["Review"]] == k["review_flag"] and row.draft  # draft RTSTRUCT contour
     assert row.cells[C["SD of mean (Gy)"]] == "-"  # deterministic engine
+    assert model.hidden_columns() == [C["SD of mean (Gy)"], C["MC voxel unc. (%)"]]
     # the CLI run superseded the step's summary: the model now shows the CLI's one
     again = DoseModel(store.load_case(case_id), may_compute=True)
     assert [s.result_id for s in again.summaries] == [cli["result_id"]]
     assert again.row("Kidney_L").cells == row.cells
+    kid_id = row.voi_id
+    assert again.needs_dvh and again.dvh(kid_id) is None  # the CLI stored no DVH
+    curve = model.selected.voi(kid_id).dvh  # type: ignore[union-attr]
+    assert curve is not None
+    again.set_computed_dvhs(again.selected.dose_map_id, {kid_id: curve})  # type: ignore[union-attr]
+    assert not again.needs_dvh
+    np.testing.assert_array_equal(again.dvh(kid_id).dose_gy, curve.bin_edges_gy)  # type: ignore[union-attr]
     store.close()
 
 

@@ -133,6 +133,23 @@ def test_kidney_row_equals_the_cli_json(qtbot: Any, dose_store: Any, capsys: Any
     assert shown["Mass (g)"] == f"{cli['mass_g']:.1f}"
     assert shown["Review"] == cli["review_flag"] == "contour not approved (draft)"
     assert float(shown["Mean (Gy)"]) > 0.1
+    assert view.table.isColumnHidden(C["SD of mean (Gy)"])  # nothing to show for vsv
+
+    # the CLI's summary (no DVHs stored) is shown after a reload; ticking a VOI makes
+    # the core compute its DVH from the dose map: the same curve as the step's own run
+    step_summary = dose_store.load_case(dose_store.case_id).dose_summary()
+    view.session.reload()
+    assert view.summary_box.count() == 1
+    _tick(view, "Kidney_L")
+    qtbot.waitUntil(lambda: not view.is_computing_dvh(), timeout=60_000)
+    x, y = view.shown_dvh()["Kidney_L"]
+    case = dose_store.load_case(dose_store.case_id)
+    old = next(r for r in case.results if r.superseded and isinstance(r, DoseSummary))
+    stored = next(v for v in old.vois if v.voi_name == "Kidney_L").dvh
+    assert stored is not None and step_summary is not None
+    assert step_summary.voi(next(v.voi_id for v in old.vois if v.voi_name == "Kidney_L"))
+    np.testing.assert_allclose(x, stored.bin_edges_gy[: len(x)], rtol=1e-6)
+    np.testing.assert_allclose(y, 100 * np.asarray(stored.cumulative_fraction[: len(x)]))
 
 
 def test_dvh_of_ticked_vois_is_the_core_curve(qtbot: Any, dose_store: Any) -> None:
