@@ -149,7 +149,7 @@ class ContouringStepView(StepView):
         self.table.verticalHeader().setVisible(False)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setStretchLastSection(True)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # the name takes the room
         self.table.setMinimumHeight(180)
         self.table.itemSelectionChanged.connect(self._on_selection)
         root.addWidget(self.table, 1)
@@ -169,9 +169,7 @@ class ContouringStepView(StepView):
         form.addWidget(self.kind_box, 0, 3)
         buttons = QHBoxLayout()
         self.new_button = QPushButton("New", objectName="contourNew")
-        self.new_button.setToolTip(
-            "New VOI with this name and kind on the time point shown"
-        )
+        self.new_button.setToolTip("New VOI with this name and kind on the time point shown")
         self.new_button.clicked.connect(self.new_voi)
         self.rename_button = QPushButton("Rename", objectName="contourRename")
         self.rename_button.clicked.connect(self.rename_selected)
@@ -336,9 +334,7 @@ class ContouringStepView(StepView):
         g.addWidget(self.grow_button, 4, 2)
         self.prop_to = QComboBox(objectName="opPropagateTo")
         self.prop_button = QPushButton("Propagate", objectName="opPropagate")
-        self.prop_button.setToolTip(
-            "Copy the selected VOI to another time point (registration)"
-        )
+        self.prop_button.setToolTip("Copy the selected VOI to another time point (registration)")
         self.prop_button.clicked.connect(self.propagate)
         g.addWidget(QLabel("To:"), 5, 0)
         g.addWidget(self.prop_to, 5, 1)
@@ -505,11 +501,18 @@ class ContouringStepView(StepView):
                 check.setToolTip(f"Show {row.name} in the viewer")
                 check.toggled.connect(lambda on, v=row.voi_id: self.set_visible(v, on))
                 self.table.setCellWidget(r, 0, check)
-                swatch = QTableWidgetItem("")
-                swatch.setBackground(QColor(*row.color_rgb))
-                swatch.setData(Qt.ItemDataRole.UserRole, row.voi_id)
+                item = QTableWidgetItem("")
+                item.setData(Qt.ItemDataRole.UserRole, row.voi_id)
+                self.table.setItem(r, 1, item)
+                swatch = QLabel()  # a widget keeps its colour on a selected line
+                swatch.setFixedSize(22, 14)
+                r_, g_, b_ = row.color_rgb
+                swatch.setStyleSheet(
+                    f"background-color: rgb({r_}, {g_}, {b_}); border: 1px solid #555;"
+                )
+                swatch.setProperty("rgb", row.color_rgb)
                 swatch.setToolTip("Colour (Colour… changes it)")
-                self.table.setItem(r, 1, swatch)
+                self.table.setCellWidget(r, 1, swatch)
                 for c, text in enumerate(row.cells(), start=2):
                     item = QTableWidgetItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, row.voi_id)
