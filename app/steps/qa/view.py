@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -139,6 +140,13 @@ class _Form:
 def _named(widget: _W, name: str) -> _W:
     widget.setObjectName(name)
     return widget
+
+
+def _no_height_hint(widget: QWidget) -> None:
+    """A plot takes the height left, not its 480 px size hint: in the step panel's scroll
+    area the preferred height of the page would otherwise push the chart's axis below
+    the screen."""
+    widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
 
 
 def _nuclide_items() -> list[tuple[str, str]]:
@@ -298,6 +306,7 @@ class QaStepView(StepView):
         self.cal_plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
         self.cal_plot.setObjectName("qaCalChart")
         self.cal_plot.setMinimumHeight(200)
+        _no_height_hint(self.cal_plot)
         self.cal_plot.getAxis("left").enableAutoSIPrefix(False)
         self.cal_plot.setLabel("left", "Calibration factor", units="cps/MBq")
         self.cal_plot.setLabel("bottom", "Measured")
@@ -365,6 +374,7 @@ class QaStepView(StepView):
         self.rec_plot = pg.PlotWidget()
         self.rec_plot.setObjectName("qaRecChart")
         self.rec_plot.setMinimumHeight(220)
+        _no_height_hint(self.rec_plot)
         self.rec_plot.setLogMode(x=True, y=False)
         self.rec_plot.getAxis("left").enableAutoSIPrefix(False)
         self.rec_plot.setLabel("left", "Recovery coefficient (1)")
