@@ -121,6 +121,8 @@ class CalculatorPage(QWidget):
                 unit = editor.findChild(QLabel, f"{fid}_{f.name}UnitLabel")
                 if unit is not None:
                     unit.setFixedWidth(UNIT_WIDTH)
+                if isinstance(editor, QuantityInput) and editor.unit_box is not None:
+                    editor.unit_box.setFixedWidth(UNIT_WIDTH)
                 self.inputs[f.name] = editor
             self.rows[f.name] = row
             inputs.addWidget(row)
