@@ -75,7 +75,12 @@ def drive(view: ProtocolStepView, ctx: TourContext) -> dict[str, Any]:
     if "run and saved" not in panel.status_label.text():
         raise TourError(f"protocol-run: the run did not succeed ({panel.status_label.text()})")
 
+    bar = panel.result_tabs.tabBar()
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    ctx.settle(0.2)
     _click_row(panel.voi_table, "Kidney_L")
+    ctx.settle(0.5)
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(0).center())
     ctx.settle(0.3)
 
     organs = panel.organ_table

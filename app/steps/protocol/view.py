@@ -117,16 +117,15 @@ class ProtocolRunPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Protocol:"))
         self.protocol_box = _named(QComboBox(), "protocolChoice")
-        self.protocol_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.protocol_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.protocol_box.setMinimumContentsLength(24)
         self.protocol_box.currentIndexChanged.connect(self._on_protocol)
         row.addWidget(self.protocol_box, 1)
         self.run_button = _named(QPushButton("Run"), "protocolRun")
         self.run_button.clicked.connect(self.run)
         row.addWidget(self.run_button)
-        self.progress_bar = _named(QProgressBar(), "protocolProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setVisible(False)
-        row.addWidget(self.progress_bar, 1)
         self.cancel_button = _named(QPushButton("Cancel"), "protocolCancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the run; nothing is saved")
@@ -136,9 +135,16 @@ class ProtocolRunPanel(QWidget):
         self.description_label = _named(QLabel(""), "protocolDescription")
         self.description_label.setWordWrap(True)
         root.addWidget(self.description_label)
+        status_row = QHBoxLayout()
+        self.progress_bar = _named(QProgressBar(), "protocolProgress")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setVisible(False)
+        status_row.addWidget(self.progress_bar)
         self.status_label = _named(QLabel(""), "protocolStatus")
         self.status_label.setWordWrap(True)
-        root.addWidget(self.status_label)
+        status_row.addWidget(self.status_label, 1)
+        root.addLayout(status_row)
 
         split = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(split, 1)
@@ -164,32 +170,34 @@ class ProtocolRunPanel(QWidget):
         self.binding_label.setWordWrap(True)
         res_l.addWidget(self.binding_label)
 
-        tables = QSplitter(Qt.Orientation.Horizontal)
+        self.result_tabs = _named(QTabWidget(), "protocolResultTabs")
+        organs = QWidget()
+        organs_l = QVBoxLayout(organs)
+        organs_l.addWidget(QLabel("Organs (mass-weighted over their VOIs)"))
+        self.organ_table = _table("protocolOrgans", ORGAN_COLUMNS)
+        organs_l.addWidget(self.organ_table, 1)
+        self.limits_label = _named(
+            QLabel("Limits, cumulative over the patient's cycles"), "protocolLimitsSummary"
+        )
+        organs_l.addWidget(self.limits_label)
+        self.limit_table = _table("protocolLimits", LIMIT_COLUMNS)
+        organs_l.addWidget(self.limit_table, 1)
+        self.result_tabs.addTab(organs, "Organs and limits")
+
+        vois = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
         left_l = QVBoxLayout(left)
-        left_l.setContentsMargins(0, 0, 0, 0)
-        left_l.addWidget(QLabel("Organs (mass-weighted over their VOIs)"))
-        self.organ_table = _table("protocolOrgans", ORGAN_COLUMNS)
-        left_l.addWidget(self.organ_table, 2)
-        self.limits_label = QLabel("Limits, cumulative over the patient's cycles")
-        self.limits_label.setObjectName("protocolLimitsSummary")
-        left_l.addWidget(self.limits_label)
-        self.limit_table = _table("protocolLimits", LIMIT_COLUMNS)
-        left_l.addWidget(self.limit_table, 2)
         left_l.addWidget(QLabel("VOIs (select one for its uncertainty budget)"))
         self.voi_table = _table("protocolVois", VOI_COLUMNS)
         self.voi_table.itemSelectionChanged.connect(self._on_voi_selection)
-        left_l.addWidget(self.voi_table, 3)
-        tables.addWidget(left)
-
+        left_l.addWidget(self.voi_table, 1)
+        vois.addWidget(left)
         right = QWidget()
         right_l = QVBoxLayout(right)
-        right_l.setContentsMargins(0, 0, 0, 0)
         self.budget_plot = _named(pg.PlotWidget(), "protocolBudget")
         self.budget_plot.setMenuEnabled(False)
         self.budget_plot.setMouseEnabled(False, False)
-        self.budget_plot.setLabel("bottom", "Relative SD of the dose (%, 1 SD)")
-        self.budget_plot.setTitle("Budget")
+        self.budget_plot.setLabel("bottom", "% of the dose (1 SD)")
         self.budget_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#4c8bd6")
         self.budget_plot.addItem(self.budget_bars)
         self.total_bar = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#d08a2c")
@@ -198,16 +206,17 @@ class ProtocolRunPanel(QWidget):
         self.budget_caption = _named(QLabel(""), "protocolBudgetCaption")
         self.budget_caption.setWordWrap(True)
         right_l.addWidget(self.budget_caption)
-        tables.addWidget(right)
-        tables.setSizes([800, 380])
-        res_l.addWidget(tables, 1)
+        vois.addWidget(right)
+        vois.setSizes([420, 440])
+        self.result_tabs.addTab(vois, "VOIs and uncertainty budget")
+        res_l.addWidget(self.result_tabs, 1)
 
         self.warnings_label = _named(QLabel(""), "protocolWarnings")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setStyleSheet("color: #b26a00;")
         res_l.addWidget(self.warnings_label)
         split.addWidget(result)
-        split.setSizes([250, 650])
+        split.setSizes([190, 620])
 
     # ------------------------------------------------------------ refreshing
     def refresh(self) -> None:
@@ -299,7 +308,6 @@ class ProtocolRunPanel(QWidget):
             self.budget_bars.setOpts(x0=[], y=[], width=[], height=0.6)
             self.total_bar.setOpts(x0=[], y=[], width=[], height=0.6)
             axis.setTicks([[]])
-            self.budget_plot.setTitle("Budget")
             self.budget_caption.setText(
                 "" if self.model.summary is None else "No uncertainty budget for this VOI."
             )
@@ -315,8 +323,7 @@ class ProtocolRunPanel(QWidget):
         else:
             self.total_bar.setOpts(x0=[], y=[], width=[], height=0.6)
         axis.setTicks([ticks])
-        self.budget_plot.setTitle(f"Budget: {budget.voi_name}")
-        axis.setWidth(max(60, 7 * max(len(t) for _, t in ticks)))
+        axis.setWidth(max(50, 6 * max(len(t) for _, t in ticks)))
         self.budget_plot.setYRange(-0.6, n + 0.6, padding=0)
         right = max([*budget.rel_sd_percent, budget.total_percent or 0.0, 1.0])
         self.budget_plot.setXRange(0.0, right * 1.1, padding=0)
@@ -398,7 +405,7 @@ class ProtocolStepView(StepView):
     """Protocol run & planning step: the run tab and the calculators tab (module docstring)."""
 
     step_id = "protocol"
-    title = "Protocol run & planning"
+    title = "Protocol run"
     action = None
 
     def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:

@@ -267,8 +267,10 @@ def test_budget_chart_shows_the_selected_vois_components(ran: Ran) -> None:
     ticks = [t for _, t in panel.budget_plot.getAxis("left")._tickLevels[0]]
     assert ticks == [c.name for c in by_name[first].uncertainty_budget] + ["combined"]
 
-    # the user clicks the row of a lesion: its budget replaces the kidney's
-    table = panel.voi_table
+    # the user opens the VOI tab and clicks the row of a lesion: its budget replaces the kidney's
+    bar = panel.result_tabs.tabBar()
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    assert panel.result_tabs.currentWidget().isAncestorOf(table := panel.voi_table)
     row = next(i for i in range(table.rowCount()) if table.item(i, 0).text() == "Tumour_1")
     table.scrollToItem(table.item(row, 0))
     rect = table.visualItemRect(table.item(row, 0))
