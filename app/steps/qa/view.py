@@ -438,7 +438,10 @@ class QaStepView(StepView):
         self._update_buttons()
         self._refresh_records()
         if self.calibration is None:
-            latest = latest_camera_chart(self.session.store) if self.session.store else None
+            try:
+                latest = latest_camera_chart(self.session.store)
+            except DosimetryError:  # a store without QA tables: nothing stored to chart
+                latest = None
             if latest is not None:
                 key, nuclide, chart = latest
                 self.cal_device_label.setText(f"{key} ({nuclide}): latest stored calibrations")
