@@ -51,6 +51,7 @@ __all__ = [
     "VoiListRow",
     "load_rows",
     "run_operation",
+    "save_mask",
     "standard_names",
 ]
 
@@ -234,6 +235,9 @@ class Stroke:
     radius_mm: float = 5.0
     points: list[NDArray[np.float64]] = field(default_factory=list)
 
+    changed: bool = False
+    """Some voxel changed during the stroke."""
+
     def add(self, world_mm: NDArray[np.float64]) -> bool:
         """A mouse position of the stroke (LPS mm); returns True when the mask changed."""
         p = np.asarray(world_mm, dtype=float).reshape(3)
@@ -246,6 +250,7 @@ class Stroke:
         )
         changed = not np.array_equal(new, self.mask[sl])
         self.mask[sl] = new
+        self.changed |= changed
         return changed
 
     def finish(self) -> None:
@@ -253,7 +258,9 @@ class Stroke:
         if self.tool != "outline":
             return
         sl, sub = _slab(self.geometry, _AXIS[self.plane], self.slice_index)
-        self.mask[sl] = ops.fill_polygon(self.mask[sl], sub, self.plane, 0, np.array(self.points))
+        new = ops.fill_polygon(self.mask[sl], sub, self.plane, 0, np.array(self.points))
+        self.changed |= not np.array_equal(new, self.mask[sl])
+        self.mask[sl] = new
 
     def description(self) -> str:
         what = {"brush": "brush", "eraser": "eraser", "outline": "freehand outline"}[self.tool]
@@ -417,6 +424,31 @@ def run_operation(
             )
         )
     return edits
+
+
+def save_mask(
+    store: Any,
+    case_id: str,
+    name: str,
+    mask: NDArray[np.bool_],
+    geometry: Geometry,
+    time_point_id: str,
+    operation: str,
+    before: NDArray[np.bool_] | None = None,
+) -> tuple[str, Edit]:
+    """Store a drawn mask as VOI ``name`` (one edit) on a freshly loaded case.
+
+    Runs in a worker: compressing and saving a 256³ mask takes longer than a
+    frame (:func:`~dosimetry_core.pipeline.voi_edit.restore_voi_mask`).
+    Returns the new mask's key and the :class:`Edit` for the undo stack
+    (``before`` None: the VOI did not exist).
+    """
+    from dosimetry_core.pipeline import voi_edit
+
+    case = store.load_case(case_id)
+    voi = voi_edit.restore_voi_mask(store, case, name, mask, geometry, time_point_id, operation)
+    edit = stroke_edit(name, time_point_id, geometry, before, mask, operation)
+    return str(voi.mask.key), edit
 
 
 def stroke_edit(

@@ -66,8 +66,8 @@ from app.steps.contouring.model import (
     VoiListRow,
     load_rows,
     run_operation,
+    save_mask,
     standard_names,
-    stroke_edit,
 )
 from app.viewer.panel import ViewerPanel
 from app.workers import Task
@@ -102,6 +102,9 @@ class ContouringStepView(StepView):
         self._rows_task: Task | None = None
         self._rows_again = False
         self._op_task: Task | None = None
+        self._stroke_task: Task | None = None
+        self._pending: list[Any] | None = None
+        """A stroke finished while the previous one was being saved (saved next)."""
         self._mask: NDArray[np.bool_] | None = None
         self._mask_before: NDArray[np.bool_] | None = None
         self._mask_key: tuple[str, str, str] | None = None
@@ -488,7 +491,11 @@ class ContouringStepView(StepView):
 
     def busy(self) -> bool:
         """An operation or the VOI list is being computed."""
-        return self._op_task is not None or self._rows_task is not None
+        return (
+            self._op_task is not None
+            or self._rows_task is not None
+            or self._stroke_task is not None
+        )
 
     def _show_rows(self) -> None:
         self._updating = True
@@ -630,6 +637,7 @@ class ContouringStepView(StepView):
 
     def _load_target(self) -> None:
         """The target VOI's mask in memory (zeros for a new VOI) on the display grid."""
+        keep, keep_key = self._mask, self._mask_key
         self._mask = self._mask_before = None
         self._mask_key = None
         t = self.target()
@@ -642,6 +650,11 @@ class ContouringStepView(StepView):
             (v for v in case.vois if v.name.lower() == t[0].lower() and v.time_point_id == t[1]),
             None,
         )
+        if keep is not None and keep_key is not None and keep_key[:2] == t:
+            if (voi is not None and keep_key[2] == voi.mask.key) or self._stroke_task is not None:
+                # what is in memory is stored (or being stored): no reload of the mask
+                self._mask, self._mask_key = keep, keep_key
+                return
         if voi is None:
             self._mask = np.zeros(display.geometry.shape_zyx, dtype=bool)
             self._mask_key = (t[0], t[1], "")
@@ -659,7 +672,7 @@ class ContouringStepView(StepView):
     def _update_enabled(self) -> None:
         may = self._may()
         case = self.session.case
-        running = self._op_task is not None
+        running = self._op_task is not None or self._stroke_task is not None
         row = self.selected_row()
         has_target = self.target() is not None
         on_tp = row is not None and row.time_point_id == self.shown_time_point_id()
@@ -1140,34 +1153,79 @@ class ContouringStepView(StepView):
         self._save_stroke(stroke)
 
     def _save_stroke(self, stroke: Stroke) -> None:
+        """Save the stroke's mask in a worker (one edit); strokes drawn meanwhile are queued."""
         t = self.target()
         if t is None or self._mask is None or self._geometry is None:
             return
+        if not stroke.changed:
+            return
         before = self._mask_before
-        created = self._mask_key is not None and self._mask_key[2] == ""
         after = self._mask.copy()
-        if before is not None and np.array_equal(before, after):
+        created = self._mask_key is not None and self._mask_key[2] == ""
+        if self._stroke_task is not None:  # one save at a time: the next one takes both
+            if self._pending is None:
+                self._pending = [t, before, after, stroke.description(), created]
+            else:
+                self._pending[2] = after
+                self._pending[3] += f", {stroke.description()}"
+            return
+        self._start_stroke_save(t, before, after, stroke.description(), created)
+
+    def _start_stroke_save(
+        self,
+        t: tuple[str, str],
+        before: NDArray[np.bool_] | None,
+        after: NDArray[np.bool_],
+        description: str,
+        created: bool,
+    ) -> None:
+        store, case, g = self.session.store, self.session.case, self._geometry
+        if store is None or case is None or g is None:
             return
         new_kind = self._new[1] if self._new is not None else None
-        description = stroke.description()
-        voi = self._change(
-            "Drawing",
-            voi_edit.restore_voi_mask,
+        if created:
+            self._mask_key = (t[0], t[1], "saving")
+
+        def done(result: tuple[str, Any]) -> None:
+            key, edit = result
+            self._stack().push(edit)
+            if self._mask_key is not None and self._mask_key[:2] == t:
+                self._mask_key = (t[0], t[1], key)  # the mask in memory is the stored one
+            self.status_label.setText(f"{description}: saved.")
+            self._after_save(new_kind)
+
+        def failed(message: str, details: str) -> None:
+            self._pending = None
+            self.status_label.setText(f"{description}: not saved.")
+            error_display.show_error(self, "Drawing", message, details)
+            self._load_target()  # the mask in memory goes back to what is stored
+            self._update_overlay()
+
+        def finished() -> None:
+            self._stroke_task = None
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self._start_stroke_save(*pending)
+            self._update_enabled()
+
+        self.status_label.setText(f"Saving {description}…")
+        self._stroke_task = self.session.run(
+            save_mask,
+            store,
+            case.case_id,
             t[0],
             after,
-            self._geometry,
+            g,
             t[1],
             description,
+            None if created else before,
+            description=f"contouring: {description}",
+            with_progress=False,
+            on_success=done,
+            on_failure=failed,
         )
-        if voi is None:  # refused: the in-memory mask goes back to what is stored
-            self._load_target()
-            self._update_overlay()
-            return
-        self._stack().push(
-            stroke_edit(t[0], t[1], self._geometry, None if created else before, after, description)
-        )
-        self.status_label.setText(f"{description}: saved.")
-        self._after_save(new_kind)
+        self._stroke_task.finished.connect(finished)
+        self._update_enabled()
 
     # =================================================================== undo
     def undo(self) -> None:
