@@ -356,3 +356,18 @@ def test_cancel_leaves_the_case_unchanged(qtbot: Any, analysis_session: Any) -> 
     assert after.version == before.version
     assert after.protocol_run is None and after.protocol == before.protocol
     assert panel.header_label.text().startswith("No protocol run stored")
+
+
+def test_calculators_tab_says_so_when_the_panel_is_missing(
+    qapp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "app.steps.protocol.calculators_view", None)  # ImportError
+    view = ProtocolStepView(CaseSession())
+    assert view.tabs.tabText(1) == "Calculators"
+    assert view.calculators.objectName() == "protocolNoCalculators"
+    assert view.calculators.text() == "calculators not available"  # type: ignore[attr-defined]
+    panel = view.run_panel
+    assert not panel.run_button.isEnabled() and panel.status_label.text() == "Open a case first."
+    view.close()
