@@ -160,6 +160,10 @@ class CalculatorPage(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(left)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(  # the inputs never need a sideways scroll
+            left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        )
 
         # ---- results
         self.error_label = error_display.inline_error_label(self, f"{fid}Error")
