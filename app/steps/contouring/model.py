@@ -200,12 +200,15 @@ class ThresholdPreview:
 
 
 # ------------------------------------------------------------------ strokes
-def _slab(geometry: Geometry, axis: int, index: int) -> tuple[tuple[slice, ...], Geometry]:
-    """Array slices and the one-slice grid of slice ``index`` along ``axis``."""
+def _slab(
+    geometry: Geometry, axis: int, index: int, stop: int | None = None
+) -> tuple[tuple[slice, ...], Geometry]:
+    """Array slices and the grid of slices ``index`` to ``stop`` (default: one) along ``axis``."""
+    stop = index + 1 if stop is None else stop
     start = [0, 0, 0]
     start[axis] = index
     shape = list(geometry.shape_zyx)
-    shape[axis] = 1
+    shape[axis] = stop - index
     origin = geometry.index_to_world(np.asarray(start, dtype=float))
     sub = dataclasses.replace(
         geometry,
@@ -213,7 +216,7 @@ def _slab(geometry: Geometry, axis: int, index: int) -> tuple[tuple[slice, ...],
         origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
     )
     sl = [slice(None)] * 3
-    sl[axis] = slice(index, index + 1)
+    sl[axis] = slice(index, stop)
     return tuple(sl), sub
 
 
@@ -233,6 +236,9 @@ class Stroke:
     plane: str
     slice_index: int
     radius_mm: float = 5.0
+    sphere: bool = False
+    """Brush and eraser paint a ball (:func:`~dosimetry_core.segmentation.brush.paint_sphere`)
+    instead of a disc on the slice."""
     points: list[NDArray[np.float64]] = field(default_factory=list)
 
     changed: bool = False
@@ -244,10 +250,19 @@ class Stroke:
         self.points.append(p)
         if self.tool not in ("brush", "eraser"):
             return False
-        sl, sub = _slab(self.geometry, _AXIS[self.plane], self.slice_index)
-        new = ops.paint_disc(
-            self.mask[sl], sub, self.plane, 0, p, self.radius_mm, erase=self.tool == "eraser"
-        )
+        erase = self.tool == "eraser"
+        if self.sphere:
+            from dosimetry_core.segmentation.brush import paint_sphere
+
+            axis = _AXIS[self.plane]
+            reach = int(np.ceil(self.radius_mm / self.geometry.spacing_mm[2 - axis])) + 1
+            lo = max(self.slice_index - reach, 0)
+            hi = min(self.slice_index + reach + 1, self.geometry.shape_zyx[axis])
+            sl, sub = _slab(self.geometry, axis, lo, hi)
+            new = paint_sphere(self.mask[sl], sub, p, self.radius_mm, erase=erase)
+        else:
+            sl, sub = _slab(self.geometry, _AXIS[self.plane], self.slice_index)
+            new = ops.paint_disc(self.mask[sl], sub, self.plane, 0, p, self.radius_mm, erase=erase)
         changed = not np.array_equal(new, self.mask[sl])
         self.mask[sl] = new
         self.changed |= changed
@@ -265,6 +280,8 @@ class Stroke:
     def description(self) -> str:
         what = {"brush": "brush", "eraser": "eraser", "outline": "freehand outline"}[self.tool]
         size = f" {2 * self.radius_mm:g} mm" if self.tool != "outline" else ""
+        if self.sphere and self.tool != "outline":
+            size += " sphere"
         return f"{what}{size} on {self.plane} slice {self.slice_index + 1}"
 
 

@@ -278,6 +278,9 @@ class ContouringStepView(StepView):
         self.brush_spin.setSuffix(" mm")
         self.brush_spin.setToolTip("Brush diameter")
         f.addRow("Brush diameter:", self.brush_spin)
+        self.sphere_box = QCheckBox("3D sphere (paints the neighbouring slices too)")
+        self.sphere_box.setObjectName("brushSphere")
+        f.addRow(self.sphere_box)
         hint = QLabel("Each stroke is saved as one edit; Ctrl+Z undoes it.")
         hint.setObjectName("hint")
         f.addRow(hint)
@@ -1132,13 +1135,14 @@ class ContouringStepView(StepView):
                 core_plane,
                 index,
                 radius_mm=self.brush_spin.value() / 2.0,
+                sphere=self.sphere_box.isChecked(),
             )
         stroke = self._stroke
         if stroke is None:
             return
         if phase in ("press", "move"):
             if stroke.add(world):
-                viewer.refresh_edit_overlay([plane])
+                viewer.refresh_edit_overlay(None if stroke.sphere else [plane])
             return
         self._stroke = None
         try:

@@ -172,3 +172,16 @@ def test_threshold_preview_absolute_on_ct_units():
     m = p.preview(10.0, False, {0: 1})
     assert np.array_equal(m[1], a[1] >= 10) and not m[0].any()
     assert p.units == "HU"
+
+
+def test_sphere_brush_equals_paint_sphere_on_the_whole_volume():
+    from dosimetry_core.segmentation.brush import paint_sphere
+
+    g = Geometry((12, 30, 30), (1.5, 1.5, 2.5), origin_mm=(-20.0, 10.0, 5.0))
+    mask = np.zeros(g.shape_zyx, dtype=bool)
+    centre = g.index_to_world(np.array([5.0, 14.0, 16.0]))
+    stroke = Stroke(mask, g, "brush", "axial", 5, radius_mm=6.0, sphere=True)
+    assert stroke.add(centre) and stroke.changed
+    expected = paint_sphere(np.zeros(g.shape_zyx, bool), g, centre, 6.0)
+    assert np.array_equal(mask, expected) and mask[3].any() and mask[7].any()
+    assert stroke.description() == "brush 12 mm sphere on axial slice 6"
