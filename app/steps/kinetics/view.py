@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -113,6 +113,15 @@ class KineticsStepView(StepView):
         session.userChanged.connect(self.refresh)
         self.refresh()
 
+    def sizeHint(self) -> QSize:
+        """Modest: the step panel's scroll area then fits the view instead of scrolling it."""
+        return QSize(640, 720)
+
+    def heightForWidth(self, width: int) -> int:
+        """None (-1): the word-wrapped labels would make the step panel's scroll area
+        size the view to the (tall) preferred heights of its plots, not the panel's."""
+        return -1
+
     # ------------------------------------------------------------- building
     def _build(self) -> None:
         root = QVBoxLayout(self)
@@ -181,7 +190,7 @@ class KineticsStepView(StepView):
         self.tac_plot.getAxis("left").enableAutoSIPrefix(False)
         self.tac_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.tac_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.legend = self.tac_plot.addLegend(offset=(-10, 10))
+        self.legend = self.tac_plot.addLegend(offset=(-10, 10), brush=(20, 20, 20, 170))
         pl.addWidget(self.tac_plot, 3)
         self.residual_plot = _named(pg.PlotWidget(), "kineticsResidualPlot")
         self.residual_plot.setLabel("bottom", "Time after administration", units="h")
@@ -190,7 +199,9 @@ class KineticsStepView(StepView):
         self.residual_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.residual_plot.showGrid(x=True, y=True, alpha=0.25)
         self.residual_plot.setXLink(self.tac_plot)
-        self.residual_plot.setMinimumHeight(110)
+        self.residual_plot.setMinimumHeight(125)
+        self.residual_plot.setMaximumHeight(150)
+        self.tac_plot.setMinimumHeight(200)
         pl.addWidget(self.residual_plot, 1)
         self.sd_label = _named(QLabel(""), "kineticsPointSd")
         pl.addWidget(self.sd_label)
@@ -253,7 +264,10 @@ class KineticsStepView(StepView):
         sl.addWidget(self.population_label)
         self.tabs.addTab(stp, "Single time point · population")
         split.addWidget(self.tabs)
-        split.setSizes([170, 380, 230])
+        split.setSizes([150, 430, 220])
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 0)
 
     # ------------------------------------------------------------ refreshing
     def activated(self) -> None:
