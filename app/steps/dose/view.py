@@ -57,6 +57,8 @@ __all__ = ["DoseStepView"]
 _FAIL_BRUSH = QBrush(QColor("#ffcdd2"))
 _PASS_BRUSH = QBrush(QColor("#c8e6c9"))
 _DRAFT_BRUSH = QBrush(QColor("#fff3c4"))
+_INK = QBrush(QColor("#1a1a1a"))
+"""Text on the light PASS/FAIL/draft backgrounds (readable in the dark and the light theme)."""
 _NUMERIC = range(1, COLUMNS.index("Review"))
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _PEN_STYLES = (
@@ -365,8 +367,13 @@ class DoseStepView(StepView):
                     item.setToolTip(tip)
                 if j == COLUMNS.index("Limit check") and text != "-":
                     item.setBackground(_FAIL_BRUSH if row.limit_failed else _PASS_BRUSH)
+                    item.setForeground(_INK)
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
                 if j == COLUMNS.index("Review") and row.draft:
                     item.setBackground(_DRAFT_BRUSH)
+                    item.setForeground(_INK)
                 self.table.setItem(i, j, item)
 
     def _fill_voi_list(self) -> None:

@@ -206,6 +206,9 @@ def test_run_local_deposition_adds_a_summary_and_limits(
     assert _cell(view, "Kidney_L", "Limit (Gy)") == "23 (cumulative)"
     assert _cell(view, "Kidney_L", "Limit check") == ("PASS" if float(vsv_mean) <= 23.0 else "FAIL")
     assert _cell(view, "Liver", "Limit check") == "-"
+    check = view.table.item(_row(view, "Kidney_L"), C["Limit check"])
+    colour = check.background().color().name()
+    assert colour == ("#c8e6c9" if check.text() == "PASS" else "#ffcdd2")  # green / red
     assert "lu177-dotatate" in view.caption_label.text()
 
 
