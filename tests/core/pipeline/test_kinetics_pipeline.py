@@ -28,6 +28,7 @@ from dosimetry_core.pipeline.importing import import_directory
 from dosimetry_core.pipeline.kinetics import compute_kinetics
 from dosimetry_core.pipeline.registration import register_case
 from dosimetry_core.store import CaseStore
+from tests.conftest import copy_store
 
 ORGANS = ("Kidney_L", "Kidney_R", "Liver", "Spleen")
 
@@ -51,9 +52,15 @@ def _truth_tia(truth, roi_name: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def small_case(small_demo_dirs, tmp_path_factory):
-    store = CaseStore(tmp_path_factory.mktemp("kin-pipe"))
-    return store, _prepare(store, small_demo_dirs["siemens-bqml"])
+def small_case(small_demo_dirs, small_demo_registered_store, tmp_path_factory):
+    """``_prepare`` on the small demo, the import and registration copied from the session's."""
+    template, case_id = small_demo_registered_store
+    store = CaseStore(copy_store(template, tmp_path_factory.mktemp("kin-pipe") / "store"))
+    case = store.load_case(case_id)
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    import_rtstruct_into_case(store, case, rt, time_point=case.sorted_time_points()[0].label)
+    store.save_case(case)
+    return store, case_id
 
 
 def test_compute_kinetics_stores_results(small_case, small_demo_truth):

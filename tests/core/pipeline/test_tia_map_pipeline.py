@@ -9,16 +9,16 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.kinetics.fitting import fit_tac
 from dosimetry_core.model import DerivedKind, ImageUnits
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.registration import register_case
 from dosimetry_core.pipeline.tia_map import compute_tia_map, dosimetry_grid
 from dosimetry_core.store import CaseStore
+from tests.conftest import copy_store
 
 
 @pytest.fixture(scope="module")
-def registered(small_demo_dirs, tmp_path_factory):
-    store = CaseStore(tmp_path_factory.mktemp("tia-map"))
-    case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
-    register_case(store, case_id)
+def registered(small_demo_registered_store, tmp_path_factory):
+    """The demo imported and registered: a copy of the session's template store."""
+    template, case_id = small_demo_registered_store
+    store = CaseStore(copy_store(template, tmp_path_factory.mktemp("tia-map") / "store"))
     return store, case_id
 
 

@@ -19,6 +19,7 @@ from dosimetry_core.errors import InvalidInputError, PermissionDeniedError
 from dosimetry_core.pipeline.timepoints import remove_time_point
 from dosimetry_core.store import CaseStore, audit
 from dosimetry_core.store.users import authenticate, bootstrap_admin, create_user
+from tests.conftest import copy_store
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORDS = {
@@ -35,14 +36,13 @@ def _logged_out(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def imported(small_demo_dirs, tmp_path: Path, capsys) -> tuple[Path, str]:
-    """The demo patient (4 time points, RTSTRUCT VOIs on TP1) in a fresh store."""
-    store = tmp_path / "store"
-    assert (
-        main(["--store", str(store), "--json", "import", str(small_demo_dirs["siemens-bqml"])]) == 0
-    )
-    case_id = json.loads(capsys.readouterr().out)["cases"][0]["case_id"]
-    return store, case_id
+def imported(small_demo_cli_store, tmp_path: Path) -> tuple[Path, str]:
+    """The demo patient (4 time points, RTSTRUCT VOIs on TP1) in a fresh store.
+
+    A copy of the session's ``mrtdose import`` of the demo (the same command, run once).
+    """
+    template, case_id = small_demo_cli_store
+    return copy_store(template, tmp_path / "store"), case_id
 
 
 def _state(store: Path, case_id: str) -> tuple[int, list[str], int]:
