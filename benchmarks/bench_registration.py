@@ -234,11 +234,13 @@ def main() -> None:
         f"yardstick: one linear resample of a CT onto the reference grid {yard_med:.3f} s; "
         f"goal: total < {GOAL_S:g} s ({met})"
     )
-    ratio = rows["ours"]["ratio_vs_baseline"]
-    verdict = "slower than" if ratio > 1.0 else "as fast as or faster than"
-    print(
-        f"ours (as mrtdose register runs it) is {verdict} the stock SimpleITK recipe: {ratio:.2f}x"
-    )
+    for key, what in (
+        ("ratio_vs_baseline", "the stock SimpleITK recipe"),
+        ("ratio_vs_masked_baseline", "the stock recipe with the same body mask"),
+    ):
+        ratio = rows["ours"][key]
+        verdict = "SLOWER than" if ratio > 1.0 else "as fast as or faster than"
+        print(f"ours (as mrtdose register runs it) is {verdict} {what}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
