@@ -244,6 +244,12 @@ class Stroke:
     changed: bool = False
     """Some voxel changed during the stroke."""
 
+    @property
+    def _plane(self) -> ops.Plane:
+        if self.plane not in _AXIS:
+            raise InvalidInputError(f"unknown plane {self.plane!r}")
+        return self.plane  # type: ignore[return-value]
+
     def add(self, world_mm: NDArray[np.float64]) -> bool:
         """A mouse position of the stroke (LPS mm); returns True when the mask changed."""
         p = np.asarray(world_mm, dtype=float).reshape(3)
@@ -262,7 +268,7 @@ class Stroke:
             new = paint_sphere(self.mask[sl], sub, p, self.radius_mm, erase=erase)
         else:
             sl, sub = _slab(self.geometry, _AXIS[self.plane], self.slice_index)
-            new = ops.paint_disc(self.mask[sl], sub, self.plane, 0, p, self.radius_mm, erase=erase)
+            new = ops.paint_disc(self.mask[sl], sub, self._plane, 0, p, self.radius_mm, erase=erase)
         changed = not np.array_equal(new, self.mask[sl])
         self.mask[sl] = new
         self.changed |= changed
@@ -273,7 +279,7 @@ class Stroke:
         if self.tool != "outline":
             return
         sl, sub = _slab(self.geometry, _AXIS[self.plane], self.slice_index)
-        new = ops.fill_polygon(self.mask[sl], sub, self.plane, 0, np.array(self.points))
+        new = ops.fill_polygon(self.mask[sl], sub, self._plane, 0, np.array(self.points))
         self.changed |= not np.array_equal(new, self.mask[sl])
         self.mask[sl] = new
 

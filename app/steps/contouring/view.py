@@ -163,7 +163,9 @@ class ContouringStepView(StepView):
         self.name_box.setEditable(True)
         self.name_box.addItems(standard_names())
         self.name_box.setCurrentText("")
-        self.name_box.lineEdit().setPlaceholderText("standard organ name or your own")
+        line = self.name_box.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("standard organ name or your own")
         form.addWidget(self.name_box, 0, 1)
         form.addWidget(QLabel("Kind:"), 0, 2)
         self.kind_box = QComboBox(objectName="contourKind")
@@ -696,10 +698,10 @@ class ContouringStepView(StepView):
         )
         self.grow_button.setEnabled(may and has_target and not running)
         self.prop_button.setEnabled(may and on_tp and self.prop_to.count() > 0 and not running)
-        for b in self.import_buttons.values():
-            b.setEnabled(may and case is not None and not running)
-        for b in self.export_buttons.values():
-            b.setEnabled(self.session.may("export") and bool(self.rows) and not running)
+        for button in self.import_buttons.values():
+            button.setEnabled(may and case is not None and not running)
+        for button in self.export_buttons.values():
+            button.setEnabled(self.session.may("export") and bool(self.rows) and not running)
         stack = self._stack()
         visible = self.isVisible()
         self.undo_action.setEnabled(may and visible and stack.can_undo() and not running)
