@@ -236,3 +236,29 @@ def test_recovery_plots_the_measured_rc_and_the_core_fit(qtbot, qa_store, iec, e
     view.tabs.setCurrentIndex(2)
     col = RECORD_COLUMNS.index("Value")
     assert view.records_table.item(0, col).text() == f"FWHM {fit.parameters['fwhm_mm']:.4g} mm"
+
+
+def test_cancel_stops_the_run_and_stores_nothing(qtbot, qa_store, cylinder, monkeypatch):
+    """The Cancel button reaches the core call's cancel check (a slow stand-in for the core)."""
+    import time
+
+    import app.steps.qa.view as qa_view
+    from dosimetry_core.progress import check_cancel, report
+
+    def slow(store: Any, *args: Any, progress: Any = None, cancel: Any = None, **kw: Any) -> Any:
+        for i in range(200):
+            report(progress, i / 200, "working")
+            check_cancel(cancel)
+            time.sleep(0.02)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(qa_view, "run_camera_calibration", slow)
+    view = _open(qtbot, qa_store, "phys")
+    _fill_calibration(view, cylinder)
+    _click(view.cal_run_button)
+    qtbot.waitUntil(lambda: view.cal_progress.value() > 0, timeout=10_000)
+    _click(view.cal_cancel_button)
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=10_000)
+    assert view.cal_status.text() == "Calibration cancelled: nothing stored."
+    assert view.cal_run_button.isEnabled() and not view.cal_cancel_button.isEnabled()
+    assert view.records_table.rowCount() == 0
