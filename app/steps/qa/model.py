@@ -293,6 +293,10 @@ class RecoveryForm:
     valid_until: str = ""
     tolerance_percent: str = "5"
     store_result: bool = True
+    diameters_mm: str = ""
+    """Sphere inner diameters separated by spaces; "" = the NEMA IEC six (``--diameter-mm``)."""
+    centers_json: str = ""
+    """JSON file of sphere centres [[x, y, z], ...] (LPS mm); "" = found (``--centers-json``)."""
 
     def arguments(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~dosimetry_core.qa.qa_runs.run_recovery` (no store)."""
@@ -322,7 +326,37 @@ class RecoveryForm:
                 self.tolerance_percent, "tolerance_percent", "tolerance", "%", required=True
             ),
             "store_result": bool(self.store_result),
+            "diameters_mm": self._diameters(),
+            "centers_lps_mm": self._centres(),
         }
+
+    def _diameters(self) -> list[float] | None:
+        words = self.diameters_mm.replace(",", " ").split()
+        if not words:
+            return None
+        try:
+            values = [float(w) for w in words]
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"sphere diameters {self.diameters_mm!r}: numbers in mm separated by spaces",
+                field="diameters_mm",
+            ) from exc
+        return values
+
+    def _centres(self) -> list[list[float]] | None:
+        import json
+
+        path = self.centers_json.strip()
+        if not path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"cannot read sphere centres {path}: {exc}", field="centers_json"
+            ) from exc
+        return data
 
 
 CURVE_POINTS = 120

@@ -351,7 +351,11 @@ class QaStepView(StepView):
         self.rec_store_box.setObjectName("qaRecStore")
         self.rec_store_box.setChecked(True)
         f.grid.addWidget(self.rec_store_box, 4, 3, 1, 3)
-        f.finish(5)
+        self.rec_diameters = f.line(5, 0, "Sphere diameters", "DiametersMm", "mm", "NEMA IEC six")
+        self.rec_centres = f.line(
+            6, 0, "Sphere centres", "CentersJson", "", "found (or a JSON file)"
+        )
+        f.finish(7)
         lay.addWidget(f.widget)
         (
             self.rec_run_button,
@@ -596,6 +600,8 @@ class QaStepView(StepView):
             valid_until=self.rec_valid.text(),
             tolerance_percent=self.rec_tolerance.text(),
             store_result=self.rec_store_box.isChecked(),
+            diameters_mm=self.rec_diameters.text(),
+            centers_json=self.rec_centres.text(),
         )
 
     _REC_FIELDS = {
@@ -605,6 +611,8 @@ class QaStepView(StepView):
         "activity_time": "ActivityTime",
         "valid_until": "ValidUntil",
         "tolerance_percent": "TolerancePercent",
+        "diameters_mm": "DiametersMm",
+        "centers_json": "CentersJson",
     }
 
     def run_recovery(self) -> None:

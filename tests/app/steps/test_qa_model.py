@@ -159,6 +159,26 @@ def test_recovery_form_and_summary_equal_the_core_fit(tmp_path):
         100.0,
         False,
     )
+    assert args["diameters_mm"] is None and args["centers_lps_mm"] is None
+    centres = tmp_path / "centres.json"
+    centres.write_text("[[0, 0, 0], [1, 2, 3]]")
+    args = RecoveryForm(
+        folder=str(tmp_path),
+        sphere_kbq_ml="800",
+        background_kbq_ml="100",
+        diameters_mm="28 37",
+        centers_json=str(centres),
+    ).arguments()
+    assert args["diameters_mm"] == [28.0, 37.0]
+    assert args["centers_lps_mm"] == [[0, 0, 0], [1, 2, 3]]
+    for bad, field in (
+        ({"diameters_mm": "ten"}, "diameters_mm"),
+        ({"centers_json": "x"}, "centers_json"),
+    ):
+        form = RecoveryForm(folder=str(tmp_path), sphere_kbq_ml="8", background_kbq_ml="1", **bad)
+        with pytest.raises(InvalidInputError) as e:
+            form.arguments()
+        assert e.value.field == field
     vols = [0.52, 1.15, 2.57, 5.58, 11.5, 26.5]
     rcs = [float(gaussian_sphere_rc([v], 12.0)[0]) for v in vols]
     curve = fit_recovery_curve(vols, rcs)
