@@ -104,19 +104,33 @@ def small_demo_cli_store(small_demo_dirs, tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
-def small_demo_registered_store(small_demo_dirs, tmp_path_factory) -> tuple[Path, str]:
-    """The small demo (siemens-bqml) imported and registered once: (closed store folder, case id).
+def small_demo_imported_store(small_demo_dirs, tmp_path_factory) -> tuple[Path, str]:
+    """``import_directory`` of the small demo (siemens-bqml) once: (closed store folder, case id).
+
+    A template: copy the folder (:func:`copy_store`) before changing anything in it.
+    """
+    from dosimetry_core.pipeline.importing import import_directory
+    from dosimetry_core.store import CaseStore
+
+    path = tmp_path_factory.mktemp("template-imported") / "store"
+    with CaseStore(path) as store:
+        case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
+    return path, case_id
+
+
+@pytest.fixture(scope="session")
+def small_demo_registered_store(small_demo_imported_store, tmp_path_factory) -> tuple[Path, str]:
+    """The small demo imported and registered once: (closed store folder, case id).
 
     ``import_directory`` then ``register_case``, as the pipeline tests did in each module;
     copy the folder (:func:`copy_store`) before changing anything in it.
     """
-    from dosimetry_core.pipeline.importing import import_directory
     from dosimetry_core.pipeline.registration import register_case
     from dosimetry_core.store import CaseStore
 
-    path = tmp_path_factory.mktemp("template-registered") / "store"
+    template, case_id = small_demo_imported_store
+    path = copy_store(template, tmp_path_factory.mktemp("template-registered") / "store")
     with CaseStore(path) as store:
-        case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
         register_case(store, case_id)
     return path, case_id
 

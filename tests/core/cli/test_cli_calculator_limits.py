@@ -310,7 +310,8 @@ def test_calculator_json_is_strict(capsys, argv):
         assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
 
 
-def test_kernel_json_is_strict_and_out_is_written(capsys, tmp_path):
+def test_kernel_json_is_strict_and_out_is_written(capsys, tmp_path, use_shared_kernel_cache):
+    # the kernel is the session's Y-90 6 mm one (tests/core/dose/test_kernels.py computes it too)
     out = tmp_path / "k.npz"
     assert (
         main(["kernel", "--nuclide", "Y-90", "--voxel-mm", "6", "--out", str(out), "--json"]) == 0

@@ -43,13 +43,20 @@ REFERENCE = json.loads(
 
 
 @pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    """Kernels of this module go to a private cache (shared by its tests)."""
+def _session_kernel_cache(shared_kernel_cache):
+    """Kernels of this module go to the session's shared cache (each computed once)."""
     mp = pytest.MonkeyPatch()
-    d = tmp_path_factory.mktemp("kernel-cache")
-    mp.setenv("MRTDOSE_KERNEL_CACHE", str(d))
-    yield d
+    mp.setenv("MRTDOSE_KERNEL_CACHE", str(shared_kernel_cache))
+    yield shared_kernel_cache
     mp.undo()
+
+
+@pytest.fixture()
+def kernel_cache(tmp_path, monkeypatch):
+    """A private, empty cache for a test of the cache itself (it corrupts an entry)."""
+    d = tmp_path / "kernel-cache"
+    monkeypatch.setenv("MRTDOSE_KERNEL_CACHE", str(d))
+    return d
 
 
 def _ratios(k: VoxelKernel, ref: dict[str, float]) -> dict[str, float]:

@@ -25,21 +25,21 @@ from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 from dosimetry_core.pipeline.dose import compute_dose
 from dosimetry_core.pipeline.export import export_case
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.registration import register_case
 from dosimetry_core.pipeline.tia_map import compute_tia_map
 from dosimetry_core.store import CaseStore
+from tests.conftest import copy_store
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 
 
 @pytest.fixture(scope="module")
-def prepared(small_demo_dirs, tmp_path_factory):
+def prepared(small_demo_dirs, small_demo_registered_store, shared_kernel_cache, tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("MRTDOSE_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+    mp.setenv("MRTDOSE_KERNEL_CACHE", str(shared_kernel_cache))
     root = small_demo_dirs["siemens-bqml"]
-    store = CaseStore(tmp_path_factory.mktemp("export-store"))
-    case_id = import_directory(store, root).cases[0].case_id
-    register_case(store, case_id)
+    # the demo imported and registered: a copy of the session's template store
+    template, case_id = small_demo_registered_store
+    store = CaseStore(copy_store(template, tmp_path_factory.mktemp("export-store") / "store"))
     case = store.load_case(case_id)
     rt = next(root.glob("tp1*/RTSTRUCT/*.dcm"))
     tp1 = case.sorted_time_points()[0].label

@@ -160,9 +160,14 @@ def test_tiac_is_per_net_administered_activity(small_case):
     assert "net" in r.administered_activity_definition
 
 
-def test_unknown_voi_and_unregistered_refused(small_demo_dirs, tmp_path):
-    store = CaseStore(tmp_path / "s")
-    case_id = _prepare(store, small_demo_dirs["siemens-bqml"], register=False)
+def test_unknown_voi_and_unregistered_refused(small_demo_dirs, small_demo_imported_store, tmp_path):
+    # ``_prepare(..., register=False)``: the session's import copied, then the RTSTRUCT VOIs
+    template, case_id = small_demo_imported_store
+    store = CaseStore(copy_store(template, tmp_path / "s"))
+    case = store.load_case(case_id)
+    rt = next(small_demo_dirs["siemens-bqml"].glob("tp1*/RTSTRUCT/*.dcm"))
+    import_rtstruct_into_case(store, case, rt, time_point=case.sorted_time_points()[0].label)
+    store.save_case(case)
     with pytest.raises(InvalidInputError, match="register first"):
         compute_kinetics(store, case_id, vois=["Liver"])
     with pytest.raises(InvalidInputError, match="no VOI"):

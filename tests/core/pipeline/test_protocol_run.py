@@ -44,9 +44,9 @@ def _new_case(store, root, residual_mbq: float = RESIDUAL_MBQ):
 
 
 @pytest.fixture(scope="module")
-def run(small_demo_dirs, tmp_path_factory):
+def run(small_demo_dirs, shared_kernel_cache, tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("MRTDOSE_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+    mp.setenv("MRTDOSE_KERNEL_CACHE", str(shared_kernel_cache))
     store_dir = tmp_path_factory.mktemp("run-store")
     store = CaseStore(store_dir)
     case_id = _new_case(store, small_demo_dirs["siemens-bqml"])

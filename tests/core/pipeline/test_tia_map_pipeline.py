@@ -8,7 +8,6 @@ import pytest
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.kinetics.fitting import fit_tac
 from dosimetry_core.model import DerivedKind, ImageUnits
-from dosimetry_core.pipeline.importing import import_directory
 from dosimetry_core.pipeline.tia_map import compute_tia_map, dosimetry_grid
 from dosimetry_core.store import CaseStore
 from tests.conftest import copy_store
@@ -103,9 +102,9 @@ def test_recomputing_supersedes_the_earlier_map(registered):
     assert len(case.derived_maps(DerivedKind.TIA_MAP, current_only=False)) >= 2
 
 
-def test_tia_map_refusals(small_demo_dirs, tmp_path):
-    store = CaseStore(tmp_path / "s")
-    case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
+def test_tia_map_refusals(small_demo_imported_store, tmp_path):
+    template, case_id = small_demo_imported_store  # imported, not registered
+    store = CaseStore(copy_store(template, tmp_path / "s"))
     with pytest.raises(InvalidInputError, match="register"):
         compute_tia_map(store, case_id)
     with pytest.raises(InvalidInputError, match="unknown grid"):

@@ -32,9 +32,9 @@ SECTIONS = {
 
 
 @pytest.fixture(scope="module")
-def demo(small_demo_dirs, tmp_path_factory):
+def demo(small_demo_dirs, shared_kernel_cache, tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("MRTDOSE_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+    mp.setenv("MRTDOSE_KERNEL_CACHE", str(shared_kernel_cache))
     store = CaseStore(tmp_path_factory.mktemp("report-store"))
     root = small_demo_dirs["siemens-bqml"]
     case_id = import_directory(store, root).cases[0].case_id
