@@ -23,12 +23,15 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -85,6 +88,10 @@ def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
     t.horizontalHeader().setStretchLastSection(True)
     t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 6)
     t.setWordWrap(False)
+    # the panel sits in a scroll area: a table takes the room there is, its size hint
+    # must not make the step taller than the window (it scrolls its rows instead)
+    t.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+    t.setMinimumHeight(3 * t.verticalHeader().defaultSectionSize() + 30)
     return t
 
 
@@ -197,6 +204,8 @@ class ProtocolRunPanel(QWidget):
         self.budget_plot = _named(pg.PlotWidget(), "protocolBudget")
         self.budget_plot.setMenuEnabled(False)
         self.budget_plot.setMouseEnabled(False, False)
+        self.budget_plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.budget_plot.setMinimumHeight(170)
         self.budget_plot.setLabel("bottom", "% of the dose (1 SD)")
         self.budget_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#4c8bd6")
         self.budget_plot.addItem(self.budget_bars)
@@ -417,7 +426,12 @@ class ProtocolStepView(StepView):
         self.run_panel = ProtocolRunPanel(session)
         self.tabs.addTab(self.run_panel, "Protocol run")
         self.calculators = self._calculators()
-        self.tabs.addTab(self.calculators, "Calculators")
+        # in a scroll area of its own: the forms' minimum width must not widen the run tab
+        calc_scroll = _named(QScrollArea(), "protocolCalculatorsScroll")
+        calc_scroll.setWidgetResizable(True)
+        calc_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        calc_scroll.setWidget(self.calculators)
+        self.tabs.addTab(calc_scroll, "Calculators")
         session.caseChanged.connect(self._on_case_changed)
         session.userChanged.connect(self.run_panel.refresh)
         self.run_panel.refresh()
