@@ -106,38 +106,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_recovery(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit, _open_store
-    from dosimetry_core.model import ImageUnits
-    from dosimetry_core.physics.decay import decay_factor, hours_between
-    from dosimetry_core.qa.calibration import check_nuclide, read_nm_scan
-    from dosimetry_core.qa.records import lookup_calibration, store_record
-    from dosimetry_core.qa.recovery import measure_recovery
+    from dosimetry_core.qa.qa_runs import run_recovery
 
     store = _open_store(args)
     created_by = _user(args, store)
-    scan = read_nm_scan(args.dicom_dir)
-    nuclide = check_nuclide(args.nuclide, scan.nuclide)
-    cs, cb = args.sphere_activity_concentration_kbq_ml, args.background_kbq_ml
-    t_act = _when(args.activity_time, "--activity-time")
-    if t_act is not None:
-        if t_act > scan.acquired_at:
-            raise InvalidInputError(
-                f"activity time {t_act.isoformat(sep=' ')} is after the scan start "
-                f"{scan.acquired_at.isoformat(sep=' ')}"
-            )
-        f = decay_factor(nuclide, hours_between(t_act, scan.acquired_at))
-        cs, cb = cs * f, cb * f
-    volume = scan.volume
-    calibration_record = None
-    if cb == 0 and volume.units == ImageUnits.COUNTS:
-        calibration_record = lookup_calibration(store, scan.device.key, nuclide, scan.acquired_at)
-        if calibration_record is None or not scan.duration_s:
-            raise InvalidInputError(
-                "spheres without background need a calibrated image and no camera calibration "
-                f"is stored for {scan.device.key} ({nuclide}): run 'mrtdose qa calibrate' first"
-            )
-        cf = float(calibration_record.payload["cps_per_mbq"])
-        arr = volume.array / (scan.duration_s * cf) * 1e6 / volume.geometry.voxel_volume_ml
-        volume = volume.with_array(arr.astype("float32"), ImageUnits.BQML)
     centers = None
     if args.centers_json:
         import json
@@ -149,46 +121,24 @@ def cmd_recovery(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"cannot read sphere centres {args.centers_json}: {exc}"
             ) from exc
-    analysis = measure_recovery(
-        volume,
-        cs,
-        cb,
+    # the same core call as the workstation's QA step (dosimetry_core.qa.qa_runs)
+    run = run_recovery(
+        store,
+        args.dicom_dir,
+        args.sphere_activity_concentration_kbq_ml,
+        args.background_kbq_ml,
+        activity_time=_when(args.activity_time, "--activity-time"),
+        nuclide=args.nuclide,
         diameters_mm=args.diameter_mm,
         centers_lps_mm=centers,
         model=args.model,
+        valid_until=_when(args.valid_until, "--valid-until"),
+        tolerance_percent=args.tolerance_percent,
+        store_result=not args.no_store,
+        created_by=created_by,
     )
-    payload = analysis.to_payload()
-    payload["device"] = scan.device.to_dict()
-    payload["series_instance_uid"] = scan.series_instance_uid
-    payload["calibration_record_id"] = (
-        calibration_record.record_id if calibration_record is not None else None
-    )
-    record = None
-    if not args.no_store:
-        record = store_record(
-            store,
-            "recovery",
-            scan.device.key,
-            nuclide,
-            scan.acquired_at,
-            payload,
-            valid_until=_when(args.valid_until, "--valid-until"),
-            created_by=created_by,
-            actor=store.actor,
-            tolerance_percent=args.tolerance_percent,
-        )
-    data: dict[str, Any] = {
-        "spheres": payload["spheres"],
-        "curve": payload["curve"],
-        "sphere_to_background_ratio": payload["sphere_to_background_ratio"],
-        "method": analysis.method,
-        "nuclide": nuclide,
-        "device_key": scan.device.key,
-        "record_id": record.record_id if record else None,
-        "status": record.status if record else None,
-        "measured_at": scan.acquired_at.isoformat(),
-        "warnings": analysis.warnings,
-    }
+    payload, record, analysis = run.payload, run.record, run.analysis
+    data: dict[str, Any] = run.to_cli_dict()
     lines = [f"{'SPHERE mm':>9} {'VOLUME mL':>10} {'RC':>7} {'SD':>7}  CENTRE (LPS mm)"]
     for s in payload["spheres"]:
         sd = s["recovery_sd"]

@@ -222,7 +222,8 @@ def run_recovery(
         if calibration_record is None or not scan.duration_s:
             raise InvalidInputError(
                 "spheres without background need a calibrated image and no camera calibration "
-                f"is stored for {scan.device.key} ({nuc}): run the camera calibration first"
+                f"is stored for {scan.device.key} ({nuc}): run the camera calibration first "
+                "('mrtdose qa calibrate' or the QA step)"
             )
         cf = float(calibration_record.payload["cps_per_mbq"])
         arr = volume.array / (scan.duration_s * cf) * 1e6 / volume.geometry.voxel_volume_ml
