@@ -62,7 +62,7 @@ VOI_COLUMNS: tuple[str, ...] = ("VOI", "Kind", "Review", "Model", "TIA ± SD (MB
 TABLE_COLUMNS: tuple[str, ...] = (
     "Model",
     "AICc",
-    "Akaike weight",
+    "Weight",
     "Parameters ± SD",
     "Half-lives (h)",
     "TIA ± SD (MBq·h)",

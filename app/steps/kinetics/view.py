@@ -194,7 +194,7 @@ class KineticsStepView(StepView):
         pl.addWidget(self.tac_plot, 3)
         self.residual_plot = _named(pg.PlotWidget(), "kineticsResidualPlot")
         self.residual_plot.setLabel("bottom", "Time after administration", units="h")
-        self.residual_plot.setLabel("left", "Fit − data", units="MBq")
+        self.residual_plot.setLabel("left", "Fit−data", units="MBq")
         self.residual_plot.getAxis("left").enableAutoSIPrefix(False)
         self.residual_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.residual_plot.showGrid(x=True, y=True, alpha=0.25)
@@ -212,6 +212,9 @@ class KineticsStepView(StepView):
         ml = QVBoxLayout(models)
         ml.setContentsMargins(2, 2, 2, 2)
         self.model_table = _table("kineticsModelTable", TABLE_COLUMNS)
+        weight = self.model_table.horizontalHeaderItem(TABLE_COLUMNS.index("Weight"))
+        if weight is not None:
+            weight.setToolTip("Akaike weight: exp(-ΔAICc/2), normalised (Burnham & Anderson 2002)")
         self.model_table.verticalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )

@@ -62,7 +62,7 @@ def test_kidney_tia_and_model_equal_the_cli(fitted, capsys):
     # parameters with units, AICc and weight
     params = selected[0][TABLE_COLUMNS.index("Parameters ± SD")]
     assert "MBq" in params and "1/h" in params
-    assert selected[0][TABLE_COLUMNS.index("Akaike weight")] != "-"
+    assert selected[0][TABLE_COLUMNS.index("Weight")] != "-"
     assert "MBq·h" in model.summary(kid.voi_id) and "TIAC" in model.summary(kid.voi_id)
 
 
