@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -70,6 +70,13 @@ _PEN_STYLES = (
 """Curves of VOIs of similar colour (both kidneys) stay apart: the style cycles by tick order."""
 
 _W = TypeVar("_W", bound=QWidget)
+
+
+def _swatch(rgb: tuple[int, int, int]) -> QIcon:
+    """A square of the VOI's colour (coloured text is unreadable for dark VOI colours)."""
+    pix = QPixmap(12, 12)
+    pix.fill(QColor(*rgb))
+    return QIcon(pix)
 
 
 def _named(widget: _W, name: str) -> _W:
@@ -387,7 +394,7 @@ class DoseStepView(StepView):
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                     on = row.voi_name in self._checked
                     item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-                    item.setForeground(QBrush(QColor(*self.model.voi_color(row.voi_id))))
+                    item.setIcon(_swatch(self.model.voi_color(row.voi_id)))
                     if not row.has_dvh:
                         item.setToolTip(
                             "no DVH stored with this dose calculation: ticking computes the "
