@@ -80,7 +80,7 @@ __all__ = ["ContouringStepView"]
 PERCENT = "% of max"
 ABSOLUTE = "absolute"
 WHOLE_IMAGE = "(whole image)"
-NEW_COLOUR = (255, 220, 0)
+NEW_COLOUR = (0, 230, 255)
 """Colour of the mask being drawn or previewed (before it is saved with its own colour)."""
 
 
@@ -237,7 +237,7 @@ class ContouringStepView(StepView):
         f.addRow("Lower limit:", srow)
         self.largest_box = QCheckBox("Keep the largest connected part")
         self.largest_box.setObjectName("thresholdLargest")
-        self.preview_box = QCheckBox("Live preview")
+        self.preview_box = QCheckBox("Live preview (cyan)")
         self.preview_box.setObjectName("thresholdPreview")
         self.preview_box.setChecked(True)
         self.preview_box.toggled.connect(lambda _on: self._update_overlay())
