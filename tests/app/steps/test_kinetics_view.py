@@ -182,3 +182,36 @@ def test_tia_map_is_made_and_cancel_saves_nothing(qtbot, analysis_session, error
     assert "Voxel-wise TIA map made" in view.status_label.text()
     assert "MBq·h" in view.status_label.text()
     assert "Voxel-wise TIA map: TIA map" in view.tia_map_label.text()
+
+
+def test_a_stored_qa_recovery_record_feeds_the_fit(qtbot, analysis_session, errors):
+    from datetime import datetime, timedelta
+
+    from dosimetry_core.qa.records import store_record
+
+    store = analysis_session.store
+    curve = {"model": "gaussian-psf", "parameters": {"fwhm_mm": 11.0}, "covariance": [[0.04]]}
+    rec = store_record(
+        store,
+        "recovery",
+        "CAM-1",
+        "Lu-177",
+        datetime.now() - timedelta(days=1),
+        {"fwhm_mm": 11.0, "curve": curve},
+    )
+    fit_case_kinetics(store, store.case_id, vois=["Kidney_L"])
+    analysis_session.reload()
+    view = _view(qtbot, analysis_session)
+    _select(view, "Kidney_L")
+    before = float(view.voi_table.item(_row(view, "Kidney_L"), V_TIA).text().split(" ")[0])
+    view.recovery_box.setCurrentIndex(view.recovery_box.findData("record"))
+    assert view.record_box.isVisible() and not view.fwhm_spin.isVisible()
+    idx = view.record_box.findData(rec.record_id)
+    assert idx >= 0 and "CAM-1" in view.record_box.itemText(idx)
+    assert "valid" in view.record_box.itemText(idx)
+    view.record_box.setCurrentIndex(idx)
+    _click_and_wait(qtbot, view, view.override_button)
+    assert errors == []
+    assert "RC(volume)" in view.summary_label.text()
+    after = float(view.voi_table.item(_row(view, "Kidney_L"), V_TIA).text().split(" ")[0])
+    assert after > before  # the phantom's RC < 1 at the kidney's volume
