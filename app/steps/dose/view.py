@@ -100,6 +100,8 @@ class DoseStepView(StepView):
         self._checked: set[str] = set()
         """Names of the VOIs whose DVH is shown (kept across runs and summaries)."""
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._spare: list[pg.PlotDataItem] = []
+        """Plot items of unticked VOIs, hidden, reused for the next tick."""
         self._dvh_task: Task | None = None
         self._dvh_cache: dict[str, Any] = {}
         """DVHs the core computed for summaries stored without them, by dose map id."""
@@ -466,14 +468,23 @@ class DoseStepView(StepView):
             return
         style = _PEN_STYLES[len(self._curves) % len(_PEN_STYLES)]
         pen = pg.mkPen(color=dvh.color_rgb, width=2, style=style)
-        curve = self.plot.plot(dvh.dose_gy, dvh.volume_percent, pen=pen, name=dvh.voi_name)
+        if self._spare:  # reuse a hidden item: cheaper than a new one in the scene
+            curve = self._spare.pop()
+            curve.opts["name"] = dvh.voi_name
+            curve.setPen(pen)
+            curve.setData(dvh.dose_gy, dvh.volume_percent)
+            curve.setVisible(True)
+            self.legend.addItem(curve, dvh.voi_name)
+        else:
+            curve = self.plot.plot(dvh.dose_gy, dvh.volume_percent, pen=pen, name=dvh.voi_name)
         self._curves[voi_id] = curve
 
     def _remove_curve(self, voi_id: str) -> None:
         curve = self._curves.pop(voi_id, None)
         if curve is not None:
-            self.plot.removeItem(curve)
             self.legend.removeItem(curve)
+            curve.setVisible(False)  # hidden items are left out of the auto range
+            self._spare.append(curve)
 
     def _redraw_all(self) -> None:
         for voi_id in list(self._curves):

@@ -174,6 +174,11 @@ def test_dvh_of_ticked_vois_is_the_core_curve(qtbot: Any, dose_store: Any) -> No
     assert view.plot.getAxis("left").labelUnits == "%"
     _tick(view, "Kidney_R")
     assert set(view.shown_dvh()) == {"Kidney_L"}
+    _tick(view, "Liver")  # reuses the hidden item of Kidney_R: Liver's curve and name
+    liver = next(v for v in summary.vois if v.voi_name == "Liver").dvh
+    assert liver is not None
+    np.testing.assert_allclose(view.shown_dvh()["Liver"][0], liver.bin_edges_gy)
+    assert sorted(label.text for _, label in view.legend.items) == ["Kidney_L", "Liver"]
 
 
 def test_run_local_deposition_adds_a_summary_and_limits(
