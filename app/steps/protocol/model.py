@@ -39,6 +39,7 @@ from dosimetry_core.protocols.registry import Protocol, list_protocols
 __all__ = [
     "CHECK_COLUMNS",
     "LIMIT_COLUMNS",
+    "NUMERIC_COLUMNS",
     "ORGAN_COLUMNS",
     "RUNNABLE_THERAPIES",
     "STATE_MARKS",
@@ -58,26 +59,44 @@ STATE_MARKS = {"ok": "✓", "missing": "✗", "warning": "!", "optional": "–"}
 
 ORGAN_COLUMNS: tuple[str, ...] = (
     "Organ",
-    "VOIs",
-    "Mass (g)",
     "Dose (Gy)",
-    "SD (Gy)",
-    "Dose/activity (Gy/GBq)",
     "BED (Gy)",
     "EQD2 (Gy)",
+    "Per activity (Gy/GBq)",
+    "SD (Gy)",
+    "Mass (g)",
+    "VOIs",
     "Contours",
 )
+"""Most read first: a narrow step panel scrolls the last columns."""
 VOI_COLUMNS: tuple[str, ...] = (
     "VOI",
-    "Role",
     "Dose (Gy)",
-    "SD (Gy)",
-    "Dose/activity (Gy/GBq)",
     "BED (Gy)",
     "EQD2 (Gy)",
+    "Per activity (Gy/GBq)",
+    "SD (Gy)",
     "TIA (MBq·h)",
+    "Role",
     "Contour",
 )
+NUMERIC_COLUMNS: frozenset[str] = frozenset(
+    {
+        "Dose (Gy)",
+        "BED (Gy)",
+        "EQD2 (Gy)",
+        "Per activity (Gy/GBq)",
+        "SD (Gy)",
+        "Mass (g)",
+        "TIA (MBq·h)",
+        "Cumulative (Gy)",
+        "Limit (Gy)",
+        "Of limit (%)",
+        "This cycle (Gy)",
+        "Earlier cycles (Gy)",
+    }
+)
+"""Columns aligned right."""
 LIMIT_COLUMNS: tuple[str, ...] = (
     "Organ",
     "Quantity",
@@ -262,13 +281,13 @@ class ProtocolModel:
             rows.append(
                 [
                     o.label,
-                    ", ".join(o.vois),
-                    fmt(o.mass_g, 1),
                     fmt(o.dose_gy, 3),
-                    fmt(o.dose_sd_gy, 3),
-                    fmt(o.dose_per_activity_gy_per_gbq, 3),
                     fmt(o.bed_gy, 2),
                     fmt(o.eqd2_gy, 2),
+                    fmt(o.dose_per_activity_gy_per_gbq, 3),
+                    fmt(o.dose_sd_gy, 3),
+                    fmt(o.mass_g, 1),
+                    ", ".join(o.vois),
                     "; ".join(flags) or "approved",
                 ]
             )
@@ -280,13 +299,13 @@ class ProtocolModel:
         return [
             [
                 v.voi_name,
-                v.role,
                 fmt(v.dose_gy, 3),
-                fmt(v.dose_sd_gy, 3),
-                fmt(v.dose_per_activity_gy_per_gbq, 3),
                 fmt(v.bed_gy, 2),
                 fmt(v.eqd2_gy, 2),
+                fmt(v.dose_per_activity_gy_per_gbq, 3),
+                fmt(v.dose_sd_gy, 3),
                 fmt(v.tia_mbq_h, 0),
+                v.role,
                 v.review_flag or "approved",
             ]
             for v in self.summary.vois

@@ -100,7 +100,7 @@ def drive(view: ProtocolStepView, ctx: TourContext) -> dict[str, Any]:
     return {
         "protocol": panel.protocol_box.currentData(),
         "kidney_gy": _number(_cell(organs, "Kidneys", "Dose (Gy)")),
-        "kidney_gy_per_gbq": _number(_cell(organs, "Kidneys", "Dose/activity (Gy/GBq)")),
+        "kidney_gy_per_gbq": _number(_cell(organs, "Kidneys", "Per activity (Gy/GBq)")),
         "kidney_bed_gy": _number(_cell(organs, "Kidneys", "BED (Gy)")),
         "marrow_gy": marrow
         if marrow is not None

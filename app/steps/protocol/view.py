@@ -47,6 +47,7 @@ from app.steps.protocol.model import (
     CHECK_COLUMNS,
     LIMIT_COLUMNS,
     LIMIT_RESULT_COLUMN,
+    NUMERIC_COLUMNS,
     ORGAN_COLUMNS,
     VOI_COLUMNS,
     Budget,
@@ -95,7 +96,8 @@ def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
     return t
 
 
-def _fill(table: QTableWidget, rows: list[list[str]], numeric: set[int]) -> None:
+def _fill(table: QTableWidget, rows: list[list[str]], columns: tuple[str, ...]) -> None:
+    numeric = {j for j, c in enumerate(columns) if c in NUMERIC_COLUMNS}
     table.setRowCount(len(rows))
     for i, row in enumerate(rows):
         for j, text in enumerate(row):
@@ -256,7 +258,7 @@ class ProtocolRunPanel(QWidget):
     def _show_protocol(self) -> None:
         self.description_label.setText(self.model.description())
         rows = self.model.checklist_rows()
-        _fill(self.checklist_table, rows, set())
+        _fill(self.checklist_table, rows, CHECK_COLUMNS)
         for i, item in enumerate(self.model.readiness):
             colour = _STATE_COLOURS.get(item.state)
             cell = self.checklist_table.item(i, 0)
@@ -274,8 +276,8 @@ class ProtocolRunPanel(QWidget):
             "Limits, cumulative over the patient's cycles. " + m.limits_text()
         )
         self.warnings_label.setText(m.warnings_text())
-        _fill(self.organ_table, m.organ_rows(), {2, 3, 4, 5, 6, 7})
-        _fill(self.limit_table, m.limit_rows(), {2, 3, 4, 6, 7})
+        _fill(self.organ_table, m.organ_rows(), ORGAN_COLUMNS)
+        _fill(self.limit_table, m.limit_rows(), LIMIT_COLUMNS)
         for i, r in enumerate(m.limits):
             cell = self.limit_table.item(i, LIMIT_RESULT_COLUMN)
             if cell is not None:
@@ -285,7 +287,7 @@ class ProtocolRunPanel(QWidget):
                 cell.setFont(f)
         self._updating = True
         try:
-            _fill(self.voi_table, m.voi_rows(), {2, 3, 4, 5, 6, 7})
+            _fill(self.voi_table, m.voi_rows(), VOI_COLUMNS)
             names = [row[0] for row in m.voi_rows()]
             voi = self._budget_voi if self._budget_voi in names else m.default_budget_voi()
             self._budget_voi = voi

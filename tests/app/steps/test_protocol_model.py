@@ -111,10 +111,10 @@ def test_the_newest_run_is_shown_never_a_superseded_one() -> None:
     organ = dict(zip(ORGAN_COLUMNS, m.organ_rows()[0], strict=True))
     assert organ["Dose (Gy)"] == "3.907"  # mrtdose run prints 3 decimals
     assert organ["BED (Gy)"] == "4.21" and organ["EQD2 (Gy)"] == "2.38"
-    assert organ["Dose/activity (Gy/GBq)"] == f"{3.90728 / 7.4:.3f}"
+    assert organ["Per activity (Gy/GBq)"] == f"{3.90728 / 7.4:.3f}"
     assert organ["Contours"] == "contour not approved (draft)"
     voi = dict(zip(VOI_COLUMNS, m.voi_rows()[0], strict=True))
-    assert voi["TIA (MBq·h)"] == "6270" and voi["Dose/activity (Gy/GBq)"] == "0.528"
+    assert voi["TIA (MBq·h)"] == "6270" and voi["Per activity (Gy/GBq)"] == "0.528"
     tumour = dict(zip(VOI_COLUMNS, m.voi_rows()[1], strict=True))
     assert tumour["BED (Gy)"] == "-" and tumour["Contour"] == "approved"
     assert m.next_cycle_text() == "Next cycle: at most 37.78 GBq (net administered)"

@@ -207,7 +207,7 @@ def test_kidney_dose_bed_and_next_cycle_equal_the_cli(ran: Ran, cli_json: dict[s
     assert _cell(organs, "Kidneys", "BED (Gy)", ORGAN_COLUMNS) == f"{kid['bed_gy']:.2f}"
     assert _cell(organs, "Kidneys", "EQD2 (Gy)", ORGAN_COLUMNS) == f"{kid['eqd2_gy']:.2f}"
     per = kid["dose_per_activity_gy_per_gbq"]
-    assert _cell(organs, "Kidneys", "Dose/activity (Gy/GBq)", ORGAN_COLUMNS) == f"{per:.3f}"
+    assert _cell(organs, "Kidneys", "Per activity (Gy/GBq)", ORGAN_COLUMNS) == f"{per:.3f}"
     marrow = cli_json["organs"]["red-marrow"]
     assert _cell(organs, "Red marrow", "Dose (Gy)", ORGAN_COLUMNS) == f"{marrow['dose_gy']:.3f}"
 
@@ -216,7 +216,7 @@ def test_kidney_dose_bed_and_next_cycle_equal_the_cli(ran: Ran, cli_json: dict[s
     assert _cell(panel.voi_table, "Kidney_L", "Dose (Gy)", VOI_COLUMNS) == f"{left['dose_gy']:.3f}"
     assert _cell(panel.voi_table, "Kidney_L", "BED (Gy)", VOI_COLUMNS) == f"{left['bed_gy']:.2f}"
     gbq = cli_json["administered_activity_mbq"] / 1000.0
-    assert _cell(panel.voi_table, "Kidney_L", "Dose/activity (Gy/GBq)", VOI_COLUMNS) == (
+    assert _cell(panel.voi_table, "Kidney_L", "Per activity (Gy/GBq)", VOI_COLUMNS) == (
         f"{left['dose_gy'] / gbq:.3f}"
     )
 
