@@ -29,7 +29,7 @@ import vtkmodules.vtkInteractionStyle  # registers the trackball style
 import vtkmodules.vtkRenderingOpenGL2  # OpenGL back end
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (volume mappers)
 from numpy.typing import NDArray
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
@@ -213,6 +213,7 @@ class View3D(QWidget):
         self.renderer.AddActor(self.cursor_actor)
         self.first_render_s: float | None = None
         self.has_rendered = False
+        self._render_pending = False
         self.mode_combo.currentTextChanged.connect(lambda _t: self._update_volume())
         self.source_combo.currentTextChanged.connect(lambda _t: self._update_volume())
         self.vtk_widget.Initialize()
@@ -424,6 +425,21 @@ class View3D(QWidget):
 
     # ------------------------------------------------------------ drawing
     def render(self) -> None:
+        """Ask for a render: the requests made before control returns to the event loop
+        (a reload sets the data, the VOI style, the camera and the cursor, each asking)
+        give one render, so a reload costs one software render and not a dozen."""
+        if not self.isVisible() or self._render_pending:
+            return
+        self._render_pending = True
+        QTimer.singleShot(0, self._render_now)
+
+    @property
+    def render_pending(self) -> bool:
+        """A render was asked for and has not run yet."""
+        return self._render_pending
+
+    def _render_now(self) -> None:
+        self._render_pending = False
         if not self.isVisible():
             return
         start = time.perf_counter()
@@ -435,6 +451,8 @@ class View3D(QWidget):
 
     def capture(self) -> NDArray[np.uint8]:
         """The rendered image (rows top to bottom, RGB) via vtkWindowToImageFilter."""
+        if self._render_pending:
+            self._render_now()
         self.render_window.Render()
         grab = vtkWindowToImageFilter()
         grab.SetInput(self.render_window)
