@@ -67,7 +67,8 @@ STEP_TITLES: dict[str, str] = {
     "contouring": "Contouring",
     "kinetics": "Kinetics",
     "dose": "Dose",
-    "review": "Review & sign",
+    "protocol": "Protocol run",
+    "review": "Review and sign",
     "qa": "QA",
 }
 
