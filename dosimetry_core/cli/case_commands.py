@@ -241,6 +241,47 @@ def cmd_contour(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contour_edit(args: argparse.Namespace) -> int:
+    """``mrtdose contour rename|kind|colour|delete CASE VOI ...`` through ``pipeline.voi_edit``.
+
+    The same saved, audited edits as the workstation's VOI list; VOI by name or id.
+    """
+    from dosimetry_core.pipeline import voi_edit
+    from dosimetry_core.pipeline.contouring import voi_table
+    from dosimetry_core.pipeline.voi_review import find_voi
+
+    emit, open_store = _io()
+    store = open_store(args)
+    case = store.load_case(args.case)
+    op = args.operation
+    voi = find_voi(case, args.voi)
+    result: dict[str, Any] = {"case_id": case.case_id, "operation": op}
+    if op == "delete":
+        name = voi_edit.delete_voi(store, case, voi.voi_id)
+        result.update({"deleted": name, "voi_id": voi.voi_id})
+        emit(args, result, f"deleted VOI {name} ({voi.voi_id})")
+        return 0
+    if op == "rename":
+        previous = voi.name
+        voi = voi_edit.rename_voi(store, case, voi.voi_id, args.new_name)
+        result["previous_name"] = previous
+    elif op == "kind":
+        voi = voi_edit.set_voi_style(store, case, voi.voi_id, kind=args.kind)
+    elif op == "colour":
+        r, g, b = args.rgb
+        voi = voi_edit.set_voi_style(store, case, voi.voi_id, color_rgb=(r, g, b))
+    else:  # pragma: no cover - argparse restricts the choices
+        raise InvalidInputError(f"unknown contour operation {op!r}")
+    row = next(r for r in voi_table(store, case) if r["voi_id"] == voi.voi_id)
+    result["voi"] = row
+    result["color_rgb"] = list(voi.color_rgb)
+    text = _voi_rows_text([row])
+    if op == "colour":
+        text += f"\ncolour {' '.join(str(v) for v in voi.color_rgb)}"
+    emit(args, result, text)
+    return 0
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the commands on the main parser's sub-parsers."""
     p = sub.add_parser(
@@ -353,6 +394,20 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         q = op(name, f"{name} a contour (physician verification)")
         q.add_argument("name", metavar="VOI")
         q.add_argument("--comment", default=None)
+
+    def edit(name: str, help_text: str) -> argparse.ArgumentParser:
+        q: argparse.ArgumentParser = ops.add_parser(name, parents=[common], help=help_text)
+        q.add_argument("voi", metavar="VOI", help="VOI name or id")
+        q.set_defaults(func=cmd_contour_edit)
+        return q
+
+    q = edit("rename", "rename a VOI (unique on its time point)")
+    q.add_argument("new_name", metavar="NEW_NAME")
+    q = edit("kind", "set a VOI's kind")
+    q.add_argument("kind", choices=["organ", "lesion", "reference"])
+    q = edit("colour", "set a VOI's display colour")
+    q.add_argument("rgb", type=int, nargs=3, metavar=("R", "G", "B"), help="0..255 each")
+    edit("delete", "delete a VOI that is not approved")
 
     q = op("import-rtstruct", "import ROIs of an RT Structure Set as VOIs")
     q.add_argument("file")

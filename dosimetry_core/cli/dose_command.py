@@ -80,6 +80,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import TextProgress, _emit, _open_store
     from dosimetry_core.pipeline.dose import compute_dose
 
+    protocol = None
+    if args.limits:  # an unknown protocol is refused before the computation
+        from dosimetry_core.protocols.registry import load_protocol
+
+        protocol = load_protocol(args.limits)
+    elif args.risk_factors:
+        raise InvalidInputError("--risk-factors needs --limits PROTOCOL", field="risk_factors")
     store = _open_store(args)
     user = acting_user_name(store, args.user)  # --user names nobody but the logged-in user
     bar = TextProgress(not args.json)
@@ -133,8 +140,117 @@ def cmd_dose(args: argparse.Namespace) -> int:
         )
         if s.note:
             lines.append(f"{'':<14} note: {s.note}")
+    if protocol is not None:
+        from dosimetry_core.protocols.dose_limits import check_dose_limits
+
+        checks = check_dose_limits(res.summary, protocol, risk_factors=args.risk_factors)
+        d["limit_checks"] = [_limit_row(c) for c in checks]
+        lines.append(
+            f"absorbed-dose limits of {protocol.id}"
+            f"{' (risk factors)' if args.risk_factors else ''}, VOI mean of this map:"
+        )
+        lines += [_limit_line(c) for c in checks] or ["  no limit applies to these VOIs"]
     lines += [f"warning: {w}" for w in res.warnings]
     _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def _limit_row(c: Any) -> dict[str, Any]:
+    """One ``limit_checks`` row of ``mrtdose dose --limits --json`` (a VoiLimitCheck)."""
+    lim = c.limit
+    return {
+        "voi_id": c.voi_id,
+        "voi": c.voi_name,
+        "organ_id": lim.organ_id,
+        "organ": lim.organ_label,
+        "limit_gy": lim.limit_gy,
+        "scope": lim.scope,
+        "cumulative": lim.scope == "cumulative",
+        "when": lim.when,
+        "source": lim.source,
+        "mean_gy": c.mean_gy,
+        "fraction_of_limit": c.fraction_of_limit,
+        "passed": c.passed,
+        "result": "PASS" if c.passed else "FAIL",
+    }
+
+
+def _limit_line(c: Any) -> str:
+    lim = c.limit
+    scope = "cumulative, this map only" if lim.scope == "cumulative" else lim.scope
+    return (
+        f"  {c.voi_name[:14]:<14} {c.mean_gy:8.3f} Gy of {lim.limit_gy:g} Gy "
+        f"({lim.organ_label}, {scope}, {100 * c.fraction_of_limit:.0f} %) "
+        f"{'PASS' if c.passed else 'FAIL'}  [{lim.source}]"
+    )
+
+
+# ------------------------------------------------------------------------ dvh
+def _dose_at_percent(edges: Any, cumulative: Any, percent: float) -> float | None:
+    """D(percent): the dose (Gy) received by at least ``percent`` % of the VOI, read off
+    the cumulative curve by linear interpolation between bin edges."""
+    import numpy as np
+
+    e = np.asarray(edges, dtype=float)
+    c = np.asarray(cumulative, dtype=float)
+    n = min(e.size, c.size)
+    if n == 0:
+        return None
+    e, c = e[:n], c[:n]
+    # c falls with the dose; np.interp needs a rising abscissa
+    return float(np.interp(percent / 100.0, c[::-1], e[::-1]))
+
+
+def cmd_dvh(args: argparse.Namespace) -> int:
+    from dosimetry_core.cli.main import TextProgress, _emit, _open_store
+    from dosimetry_core.model import DerivedKind
+    from dosimetry_core.pipeline.dose_dvh import dvh_of_dose_map
+
+    if args.bins < 1:
+        raise InvalidInputError(f"--bins must be >= 1, got {args.bins}", field="bins")
+    store = _open_store(args)
+    case = store.load_case(args.case)
+    dose_map_id = args.dose_map
+    if dose_map_id is None:
+        maps = case.derived_maps(DerivedKind.DOSE)
+        if not maps:
+            raise InvalidInputError(
+                f"case {case.case_id} has no current dose map: run 'mrtdose dose' first",
+                field="dose_map",
+            )
+        dose_map_id = maps[0].derived_id
+    bar = TextProgress(not args.json)
+    try:
+        curves = dvh_of_dose_map(
+            store, case, dose_map_id, args.voi or None, n_bins=args.bins, progress=bar
+        )
+    finally:
+        bar.done()
+    names = {v.voi_id: v.name for v in case.vois}
+    data = {
+        "format": "mrt-dvh/1",
+        "case_id": case.case_id,
+        "dose_map_id": dose_map_id,
+        "unit": "Gy",
+        "bins": args.bins,
+        "vois": {names.get(k, k): c.to_dict() for k, c in curves.items()},
+    }
+    lines = [
+        f"cumulative DVH on dose map {dose_map_id} ({args.bins} bins; D from the curve):",
+        f"{'VOI':<14} {'D98 Gy':>9} {'D50 Gy':>9} {'D2 Gy':>9} {'mL':>8}",
+    ]
+    for k, c in curves.items():
+        d98, d50, d2 = (
+            _dose_at_percent(c.bin_edges_gy, c.cumulative_fraction, p) for p in (98, 50, 2)
+        )
+
+        def g(x: float | None) -> str:
+            return f"{x:9.3f}" if x is not None else f"{'-':>9}"
+
+        lines.append(f"{names.get(k, k)[:14]:<14} {g(d98)} {g(d50)} {g(d2)} {c.volume_ml:8.1f}")
+    if not curves:
+        lines.append("no VOI overlaps the dose grid")
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -212,4 +328,31 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="who computes it, on a single-user store (recorded); with accounts always "
         "the logged-in user, and another name is refused",
     )
+    q.add_argument(
+        "--limits",
+        default=None,
+        metavar="PROTOCOL",
+        help="also check each VOI's mean dose against this protocol's absorbed-dose limits "
+        "(PASS/FAIL; a cumulative limit is checked against this map alone)",
+    )
+    q.add_argument(
+        "--risk-factors",
+        action="store_true",
+        help="with --limits: the stricter limits for patients with risk factors",
+    )
     q.set_defaults(func=cmd_dose)
+
+    r = sub.add_parser(
+        "dvh",
+        parents=[common],
+        help="cumulative DVHs of VOIs on a stored dose map (read-only)",
+    )
+    r.add_argument("case", metavar="CASE")
+    r.add_argument(
+        "--dose-map", default=None, metavar="ID", help="dose map id (default: the newest current)"
+    )
+    r.add_argument(
+        "--voi", action="append", default=None, help="only this VOI, name or id (repeatable)"
+    )
+    r.add_argument("--bins", type=int, default=200, help="equal dose bins (default 200)")
+    r.set_defaults(func=cmd_dvh)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
+
+from dosimetry_core.errors import DosimetryError
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
@@ -15,9 +18,12 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         s = p.summary()
         if args.case:
             from dosimetry_core.cli.main import _open_store
+            from dosimetry_core.protocols.planning import run_readiness
             from dosimetry_core.protocols.registry import checklist
 
-            s["checklist"] = checklist(_open_store(args).load_case(args.case), p)
+            case = _open_store(args).load_case(args.case)
+            s["checklist"] = checklist(case, p)
+            s["readiness"] = [dataclasses.asdict(i) for i in run_readiness(case, p)]
         lines = [f"{p.id}: {p.name} ({p.nuclide or 'any nuclide'})"]
         for level, text in p.eanm_levels.items():
             lines.append(f"  EANM level {level}: {text}")
@@ -37,6 +43,12 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         for i in s.get("checklist", []):
             mark = "x" if i["present"] else ("!" if i["required"] else " ")
             lines.append(f"  [{mark}] {i['item']}: {i['detail']}")
+        if s.get("readiness"):
+            lines.append("  readiness for a run:")
+        for r in s.get("readiness", []):
+            mark = {"ok": "x", "missing": "!", "warning": "!"}.get(r["state"], " ")
+            state = f" ({r['state']})" if r["state"] in ("warning", "missing") else ""
+            lines.append(f"  [{mark}] {r['item']}{state}: {r['detail']}")
         _emit(args, s, "\n".join(lines))
         return 0
     ps = list_protocols()
@@ -71,7 +83,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.done()
+    from dosimetry_core.protocols.planning import run_summary
+    from dosimetry_core.protocols.registry import load_protocol
+
     d = res.to_dict()
+    # the run panel's tables (Gy/GBq, limit rows, next cycle in GBq): same numbers, added key
+    try:
+        protocol = load_protocol(res.protocol_id)
+    except DosimetryError:  # the run's own labels then
+        protocol = None
+    d["summary"] = dataclasses.asdict(run_summary(res, protocol))
     lines = [
         f"case {res.case_id}, protocol {res.protocol_id}, {res.method} ({res.dose_method}), "
         f"{res.nuclide} {res.administered_activity_mbq:g} MBq (net administered)",
