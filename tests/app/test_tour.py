@@ -92,6 +92,27 @@ def test_figures_on_screen_match_the_demo(tour):
         assert all(abs(v) < 20 for v in t["translation_mm"])
 
 
+def test_the_physicists_analysis_steps_agree_with_each_other_and_the_phantom(tour):
+    """Contouring, kinetics, dose, protocol run and QA ran in that order, and their
+    figures hang together: the kidney TIA has a small SD; the protocol's mass-weighted
+    kidney dose (density-corrected kernel) is within 5 % of the dose step's kidney means
+    (plain kernel); the QA factor is the cylinder phantom's 9.0 cps/MBq within 2 %."""
+    p, out = tour
+    data = json.loads((out / "tour.json").read_text())["steps"]
+    names = [s["name"] for s in data]
+    assert names[5:10] == ["contouring", "kinetics", "dose", "protocol-run", "qa"]
+    steps = {s["name"]: s["shown"] for s in data}
+    assert steps["contouring"]["voi"] == "Tour_threshold" and steps["contouring"]["volume_ml"] > 0
+    kin = steps["kinetics"]
+    assert kin["voi"] == "Kidney_L" and kin["tia_map"] is True
+    assert 0 < kin["tia_sd_mbq_h"] < 0.1 * kin["tia_mbq_h"]
+    dose = steps["dose"]
+    kidneys = (dose["kidney_left_mean_gy"] + dose["kidney_right_mean_gy"]) / 2
+    assert steps["protocol-run"]["kidney_gy"] == pytest.approx(kidneys, rel=0.05)
+    assert steps["protocol-run"]["next_cycle_gbq"] > 0
+    assert steps["qa"]["calibration_factor_cps_per_mbq"] == pytest.approx(9.0, rel=0.02)
+
+
 def test_screenshots_exist_and_are_not_blank(tour):
     p, out = tour
     steps = json.loads((out / "tour.json").read_text())["steps"]
