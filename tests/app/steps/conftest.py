@@ -72,19 +72,17 @@ def entry_session(qapp: Any, entry_store: Any) -> Any:
 
 # ---------------------------------------------- the physicist's analysis (issue 15)
 @pytest.fixture(scope="session")
-def analysis_store_dir(small_demo_dirs: Any, tmp_path_factory: Any) -> Any:
+def analysis_store_dir(small_demo_registered_store: Any, tmp_path_factory: Any) -> Any:
     """A store folder built once per session: the small noise-free demo imported (its
     RTSTRUCT as draft VOIs), every time point registered to TP1, and a voxel-wise TIA
     map on the SPECT grid.  No accounts (a single-user store: every action allowed).
     Never open it directly: ``analysis_session`` hands each test its own copy."""
-    from dosimetry_core.pipeline.importing import import_directory
-    from dosimetry_core.pipeline.registration import register_case
     from dosimetry_core.pipeline.tia_map import compute_tia_map
+    from tests.conftest import copy_store
 
-    folder = tmp_path_factory.mktemp("analysis") / "store"
+    template, case_id = small_demo_registered_store  # imported and registered once per session
+    folder = copy_store(template, tmp_path_factory.mktemp("analysis") / "store")
     with CaseStore(folder) as store:
-        case_id = import_directory(store, small_demo_dirs["siemens-bqml"]).cases[0].case_id
-        register_case(store, case_id)
         compute_tia_map(store, case_id)
     (folder / "CASE_ID").write_text(case_id)
     return folder

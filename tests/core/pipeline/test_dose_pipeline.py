@@ -30,22 +30,21 @@ from dosimetry_core.physics.nuclides import chain_energy_per_decay
 from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 from dosimetry_core.pipeline.dose import compute_dose, voi_masks_on_grid
 from dosimetry_core.pipeline.importing import import_directory
-from dosimetry_core.pipeline.registration import register_case
 from dosimetry_core.pipeline.tia_map import compute_tia_map
 from dosimetry_core.store import CaseStore
+from tests.conftest import copy_store
 
 VOIS = ["Kidney_L", "Liver", "Lung_L", "Tumour_2"]
 
 
 @pytest.fixture(scope="module")
-def prepared(small_demo_dirs, tmp_path_factory):
+def prepared(small_demo_dirs, shared_kernel_cache, small_demo_registered_store, tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("MRTDOSE_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+    mp.setenv("MRTDOSE_KERNEL_CACHE", str(shared_kernel_cache))
     root = small_demo_dirs["siemens-bqml"]
-    store_dir = tmp_path_factory.mktemp("dose-store")
+    template, case_id = small_demo_registered_store
+    store_dir = copy_store(template, tmp_path_factory.mktemp("dose-store") / "store")
     store = CaseStore(store_dir)
-    case_id = import_directory(store, root).cases[0].case_id
-    register_case(store, case_id)
     case = store.load_case(case_id)
     rt = next(root.glob("tp1*/RTSTRUCT/*.dcm"))
     import_rtstruct_into_case(store, case, rt, time_point=case.sorted_time_points()[0].label)

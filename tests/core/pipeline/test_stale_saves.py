@@ -33,9 +33,8 @@ from dosimetry_core.store.permissions import Actor
 
 
 @pytest.fixture()
-def two_users(small_demo_dirs, tmp_path, monkeypatch):
+def two_users(small_demo_dirs, use_shared_kernel_cache, tmp_path, monkeypatch):
     """The small demo case (with its RTSTRUCT VOIs) seen by two users in two store objects."""
-    monkeypatch.setenv("MRTDOSE_KERNEL_CACHE", str(tmp_path / "kernels"))
     store_dir = tmp_path / "store"
     pat = CaseStore(store_dir)
     pat.actor = Actor("pat", "physicist")
