@@ -5,6 +5,12 @@ JSON (public contract): ``bed_gy``, ``eqd2_gy``, ``dose_gy``, ``t_eff_h``,
 ``relative_effectiveness``, ``source`` (of the tissue parameters, or null when
 alpha/beta and T_repair were both given); in addition ``tissue``, ``g_factor``,
 ``model``, ``verification``.
+
+The computation is :mod:`dosimetry_core.radiobiology.bed_calculator` (the
+workstation's BED form calls the same function: one tissue lookup, one set of
+overrides and plausible ranges).  ``--bed-gy`` instead of ``--dose-gy`` asks the
+inverse (``dose_for_bed_calculation``): the JSON then adds ``target_bed_gy`` and
+``dose_for_bed_gy`` (equal to ``dose_gy``; ``bed_gy`` is that dose's BED).
 """
 
 from __future__ import annotations
