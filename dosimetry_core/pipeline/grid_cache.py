@@ -181,6 +181,11 @@ class GridCache:
                 frac = self._compute_fraction(voi, ref, target)
                 if key is not None:
                     self._record_fraction(key, voi, target, frac)
+            elif key is not None and key not in self._stored:
+                # known in this process (another case with the same mask, or a save that was
+                # refused) but not kept with this case yet: keep it with the next save
+                _shape, corner, box = _IN_PROCESS[key]
+                self._record_box(key, voi, target, corner, box)
             out[voi.voi_id] = frac
         return out
 
@@ -227,8 +232,18 @@ class GridCache:
         corner, box = _nonzero_box(frac)
         shape = tuple(int(n) for n in target.shape_zyx)
         _remember(key, shape, corner, box)
-        if key in self._stored:
-            return
+        if key not in self._stored:
+            self._record_box(key, voi, target, corner, box)
+
+    def _record_box(
+        self,
+        key: str,
+        voi: VOI,
+        target: Geometry,
+        corner: tuple[int, ...],
+        box: NDArray[np.float32],
+    ) -> None:
+        """Store the box of fractions and add its derived map to :attr:`new`."""
         ref = self.store.put_volume(
             Volume(box, box_geometry(target, corner, box.shape), ImageUnits.UNKNOWN,
                    f"fraction of each dose voxel covered by {voi.name}"),

@@ -405,3 +405,21 @@ def test_a_kept_map_that_does_not_fit_its_grid_is_not_used(prepared, tmp_path):
     assert bad.derived_id not in {d.derived_id for d in maps}
     assert bad.provenance["source_key"] in {d.provenance["source_key"] for d in maps}
     assert len(maps) == len(VOIS)
+
+
+def test_fractions_known_in_the_process_are_kept_with_a_case_that_lacks_them(prepared, tmp_path):
+    """A case without kept fraction maps, whose masks this process already knows (another
+    case with the same masks, a refused save): the dose step keeps the maps with the case."""
+    from dosimetry_core.pipeline.grid_cache import GridCache
+
+    store, case_id = _copy_of(prepared, tmp_path)
+    case = store.load_case(case_id)
+    [tia_d] = case.derived_maps(DerivedKind.TIA_MAP)
+    dosed = [v for v in case.vois if v.name in VOIS]
+    GridCache(store, case).fractions(dosed, tia_d.volume.geometry)  # now known in this process
+    case.derived = [d for d in case.derived if d.kind != DerivedKind.VOI_FRACTION]
+    store.save_case(case)
+    compute_dose(store, case_id, method="vsv", vois=VOIS)
+    maps = _cache_maps(store.load_case(case_id), DerivedKind.VOI_FRACTION)
+    assert sorted(d.provenance["source_key"] for d in maps) == sorted(v.mask.key for v in dosed)
+    assert store.check_integrity() == []
