@@ -78,6 +78,9 @@ ANALYSIS_TOUR_STEPS: tuple[tuple[str, str], ...] = (
 """(tour step name, step package) of the physicist's analysis, in tour order, after
 registration: each runs when ``app.steps.<package>.tour`` exists, as the physicist."""
 
+PHYSICIAN_TOUR_STEPS: tuple[tuple[str, str], ...] = (("review", "review"),)
+"""(tour step name, step package) run as the physician after the analysis steps."""
+
 TOUR_MARKER = ".mrt-tour-store"
 """File marking a store folder as made by the tour (only such a folder is replaced)."""
 
@@ -394,12 +397,12 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
         ("registration", registration),
     ]
 
-    def physicist_step(step_id: str) -> Callable[[], dict[str, Any]]:
+    def physicist_step(step_id: str, role: str = "physicist") -> Callable[[], dict[str, Any]]:
         def body() -> dict[str, Any]:
             if not case_id:
                 raise TourError(f"no demo case for {step_id} (the demo step failed)")
-            if window.session.actor is None or window.session.actor.role != "physicist":
-                tour.log_in(_user("physicist"))
+            if window.session.actor is None or window.session.actor.role != role:
+                tour.log_in(_user(role))
             if window.session.case is None or window.session.case.case_id != case_id[0]:
                 tour.open_case_from_list(case_id[0])
             return tour.step_driver(step_id, f"app.steps.{step_id}.tour")
@@ -410,6 +413,10 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
     for name, step_id in ANALYSIS_TOUR_STEPS:
         if _module_exists(f"app.steps.{step_id}.tour"):
             steps.append((name, physicist_step(step_id)))
+    # the physician's part (issue 16): the contour review, logged in as the physician
+    for name, step_id in PHYSICIAN_TOUR_STEPS:
+        if _module_exists(f"app.steps.{step_id}.tour"):
+            steps.append((name, physicist_step(step_id, role="physician")))
     if _module_exists("app.steps.importing.tour"):
         steps.append(
             ("importing", lambda: tour.step_driver("importing", "app.steps.importing.tour"))
