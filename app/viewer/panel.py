@@ -384,6 +384,7 @@ class ViewerPanel(QWidget):
         self._tasks: dict[tuple[str, int, str], Task] = {}
         self._ct_cache: dict[str, Volume] = {}
         self.view3d: Any = None
+        self._emphasis: str | None = None
 
         self.reset_action = QAction("Reset view", self)
         self.reset_action.setShortcut(QKeySequence("Ctrl+0"))
@@ -673,7 +674,9 @@ class ViewerPanel(QWidget):
     def _apply_vois(self) -> None:
         table = self.voi_list_widget
         outlines = [
-            VoiOutline(row.name, row.display_mask, table.colours[row.voi_id], row.status)
+            VoiOutline(
+                row.name, row.display_mask, table.colours[row.voi_id], row.status, row.voi_id
+            )
             for row in table.voi_rows
             if row.display_mask is not None and table.visible.get(row.voi_id, True)
         ]
@@ -681,6 +684,20 @@ class ViewerPanel(QWidget):
             self.viewer.set_vois(outlines)
         if self.view3d is not None and self._data is not None:
             self.view3d.set_voi_style(table.colours, table.visible)
+
+    def set_voi_emphasis(self, voi_id: str | None) -> None:
+        """Emphasise one VOI on every plane and in 3D, the others dimmed (None: all equal).
+
+        Kept across time points and case reloads until changed.
+        """
+        self._emphasis = voi_id or None
+        self.viewer.set_voi_emphasis(self._emphasis)
+        if self.view3d is not None:
+            self.view3d.set_voi_emphasis(self._emphasis)
+
+    def voi_emphasis(self) -> str | None:
+        """The emphasised VOI id, or None."""
+        return self._emphasis
 
     # ----------------------------------------------------------- handlers
     def _on_isodose_edited(self) -> None:

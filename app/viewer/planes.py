@@ -317,24 +317,40 @@ class VoiOutline:
     mask: NDArray[np.bool_]
     color_rgb: tuple[int, ...]
     status: str = ""
+    voi_id: str = ""
 
 
-def outline_rgba(slices: Sequence[tuple[NDArray[np.bool_], tuple[int, ...]]]) -> NDArray[np.uint8]:
+DIMMED_OUTLINE_ALPHA = 60
+"""Alpha (0-255) of the other VOIs' outlines while one VOI is emphasised."""
+
+
+def outline_rgba(
+    slices: Sequence[tuple[NDArray[np.bool_], tuple[int, ...]]],
+    *,
+    alphas: Sequence[int] | None = None,
+    thick: Sequence[bool] | None = None,
+) -> NDArray[np.uint8]:
     """RGBA image of the 1-pixel in-plane outlines of 2D masks (later ones drawn on top).
 
     A pixel is on the outline when it is inside the mask and one of its four
-    in-plane neighbours is outside (or it touches the image edge).
+    in-plane neighbours is outside (or it touches the image edge).  ``alphas``
+    (one per mask, default 255) dims outlines; ``thick`` (one per mask) draws
+    that outline 2 pixels wide (the edge and its inner neighbours).
     """
     shape = slices[0][0].shape
     out = np.zeros((*shape, 4), dtype=np.uint8)
-    for m, colour in slices:
+    for n, (m, colour) in enumerate(slices):
         if not m.any():
             continue
         padded = np.pad(m, 1, constant_values=False)
         interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
         edge = m & ~interior
+        if thick is not None and thick[n]:
+            pe = np.pad(edge, 1, constant_values=False)
+            near = pe[:-2, 1:-1] | pe[2:, 1:-1] | pe[1:-1, :-2] | pe[1:-1, 2:]
+            edge = edge | (m & near)
         out[edge, 0], out[edge, 1], out[edge, 2] = colour[0], colour[1], colour[2]
-        out[edge, 3] = 255
+        out[edge, 3] = 255 if alphas is None else alphas[n]
     return out
 
 
@@ -696,6 +712,7 @@ class FusedViewer(QWidget):
         self._spect_max = 0.0
         self._vois: list[VoiOutline] = []
         self._vois_visible = True
+        self._emphasis: str | None = None
         self._edit_mask: NDArray[np.bool_] | None = None
         self._edit_rgb: tuple[int, int, int] = (255, 255, 0)
         self._tool_active = False
@@ -973,7 +990,7 @@ class FusedViewer(QWidget):
         else:
             shape = self._ct.geometry.shape_zyx
             self._vois = [
-                VoiOutline(v.name, self._grid.canonical(v.mask), v.color_rgb, v.status)
+                VoiOutline(v.name, self._grid.canonical(v.mask), v.color_rgb, v.status, v.voi_id)
                 for v in vois
                 if v.mask.shape == shape
             ]
@@ -1069,7 +1086,35 @@ class FusedViewer(QWidget):
         if self._grid is None or not self._vois or not self._vois_visible:
             return None
         q = self._slices()
-        return outline_rgba([(self._cut(v.mask, plane, q), v.color_rgb) for v in self._vois])
+        vois = self._vois
+        key = self._emphasis
+        if key is None or not any(self._is_emphasised(v) for v in vois):
+            return outline_rgba([(self._cut(v.mask, plane, q), v.color_rgb) for v in vois])
+        # the emphasised VOI drawn last (on top), thick and opaque; the others dimmed
+        ordered = sorted(vois, key=self._is_emphasised)
+        return outline_rgba(
+            [(self._cut(v.mask, plane, q), v.color_rgb) for v in ordered],
+            alphas=[255 if self._is_emphasised(v) else DIMMED_OUTLINE_ALPHA for v in ordered],
+            thick=[self._is_emphasised(v) for v in ordered],
+        )
+
+    def _is_emphasised(self, v: VoiOutline) -> bool:
+        key = self._emphasis
+        return key is not None and (v.voi_id == key or (not v.voi_id and v.name == key))
+
+    def set_voi_emphasis(self, voi_id: str | None) -> None:
+        """Emphasise one VOI's outline (thick, opaque, on top) and dim the others; None: all equal.
+
+        ``voi_id`` is matched against :attr:`VoiOutline.voi_id` (or the name of
+        an outline without an id).  It stays set across time points and VOI
+        updates until changed.
+        """
+        self._emphasis = voi_id or None
+        self._refresh()
+
+    def voi_emphasis(self) -> str | None:
+        """The emphasised VOI (as given to :meth:`set_voi_emphasis`), or None."""
+        return self._emphasis
 
     @staticmethod
     def _cut(arr: NDArray[Any], plane: str, q: tuple[int, int, int]) -> NDArray[Any]:

@@ -145,6 +145,13 @@ def vtk_point_of_index(image: vtkImageData, value_index_xyz: tuple[int, int, int
     return np.asarray(image.GetPoint(pid), dtype=float)
 
 
+SURFACE_OPACITY = 0.35
+"""Opacity of the VOI surfaces when none is emphasised."""
+EMPHASISED_SURFACE_OPACITY = 0.8
+DIMMED_SURFACE_OPACITY = 0.08
+"""Opacities of the emphasised VOI and of the others (:meth:`View3D.set_voi_emphasis`)."""
+
+
 def _stride_for(shape: tuple[int, ...]) -> int:
     return max(1, int(np.ceil(max(shape) / MAX_3D_VOXELS_PER_AXIS)))
 
@@ -199,6 +206,7 @@ class View3D(QWidget):
         self._volume: vtkVolume | None = None
         self._volume_mapper: vtkFixedPointVolumeRayCastMapper | None = None
         self._surfaces: dict[str, tuple[Any, vtkActor]] = {}  # voi_id -> (pipeline, actor)
+        self._emphasis: str | None = None
         self._pipelines: list[Any] = []  # VTK sources whose output ports are connected
         self._cursor_src = vtkSphereSource()
         self._cursor_src.SetThetaResolution(16)
@@ -269,7 +277,7 @@ class View3D(QWidget):
             mapper.ScalarVisibilityOff()
             actor = vtkActor()
             actor.SetMapper(mapper)
-            actor.GetProperty().SetOpacity(0.35)
+            actor.GetProperty().SetOpacity(SURFACE_OPACITY)
             self.renderer.AddActor(actor)
             self._surfaces[row.voi_id] = ((image, fe, smooth, normals, mapper), actor)
         self.set_voi_style(colours, visible, render=False)
@@ -290,8 +298,34 @@ class View3D(QWidget):
             r, g, b = colours.get(voi_id, (255, 0, 0))
             actor.GetProperty().SetColor(r / 255.0, g / 255.0, b / 255.0)
             actor.SetVisibility(bool(visible.get(voi_id, True)))
+        self._apply_emphasis()
         if render:
             self.render()
+
+    def set_voi_emphasis(self, voi_id: str | None) -> None:
+        """Emphasise one VOI's surface (more opaque), lower the others' opacity; None: all equal."""
+        self._emphasis = voi_id or None
+        self._apply_emphasis()
+        self.render()
+
+    def voi_emphasis(self) -> str | None:
+        return self._emphasis
+
+    def surface_opacity(self, voi_id: str) -> float | None:
+        """Opacity of a VOI's surface (None: no surface for it)."""
+        entry = self._surfaces.get(voi_id)
+        return None if entry is None else float(entry[1].GetProperty().GetOpacity())
+
+    def _apply_emphasis(self) -> None:
+        key = self._emphasis if self._emphasis in self._surfaces else None
+        for voi_id, (_pipe, actor) in self._surfaces.items():
+            if key is None:
+                opacity = SURFACE_OPACITY
+            elif voi_id == key:
+                opacity = EMPHASISED_SURFACE_OPACITY
+            else:
+                opacity = DIMMED_SURFACE_OPACITY
+            actor.GetProperty().SetOpacity(opacity)
 
     def mode(self) -> str:
         """``"volume"`` or ``"mip"``."""
