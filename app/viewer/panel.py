@@ -695,6 +695,24 @@ class ViewerPanel(QWidget):
         if self.view3d is not None:
             self.view3d.set_voi_emphasis(self._emphasis)
 
+    def centre_on_voi(self, voi_id: str) -> bool:
+        """Move the crosshair into a VOI shown on the display grid (its voxel nearest its centroid).
+
+        Returns False (nothing moved) when the VOI has no voxel on the shown time point.
+        """
+        data = self._data
+        if data is None:
+            return False
+        row = next((r for r in data.vois if r.voi_id == voi_id), None)
+        if row is None or row.display_mask is None or not row.display_mask.any():
+            return False
+        voxels = np.argwhere(row.display_mask)
+        centroid = voxels.mean(axis=0)
+        # the VOI's voxel nearest its centroid (the centroid of a curved organ may lie outside)
+        nearest = voxels[int(np.argmin(((voxels - centroid) ** 2).sum(axis=1)))]
+        self.set_world_position(data.display.geometry.index_to_world(nearest))
+        return True
+
     def voi_emphasis(self) -> str | None:
         """The emphasised VOI id, or None."""
         return self._emphasis
