@@ -4,8 +4,10 @@ As the physicist on the open case: clicks the first time point in the viewer,
 moves the crosshair into the left kidney with clicks on the coronal and axial
 planes, types the new VOI's name ``Tour_threshold`` and clicks New, chooses
 "within Kidney_L" on the SPECT, types 40 (% of max) -- the live preview shows
-in the planes -- and clicks Apply.  Returns what the VOI list shows for the
-new VOI (volume in mL and mass in g from the core) and how many VOIs it lists.
+in the planes -- and clicks Apply.  Then selects Kidney_L and clicks "Submit
+for review" (the physician's review step approves it).  Returns what the VOI
+list shows for the new VOI (volume in mL and mass in g from the core), how many
+VOIs it lists and which VOI was submitted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = ["drive"]
 NAME = "Tour_threshold"
 WITHIN = "Kidney_L"
 PERCENT_OF_MAX = 40
+SUBMIT = "Kidney_L"
+"""The VOI the physicist submits for review at the end (the physician approves it)."""
 TIMEOUT_S = 120.0
 
 
@@ -113,7 +117,7 @@ def drive(view: ContouringStepView, ctx: TourContext) -> dict[str, Any]:
     ctx.settle(0.5)
     rows = view.rows_as_shown()
     row = next(r for r in rows if r["name"] == NAME)
-    return {
+    shown: dict[str, Any] = {
         "voi": NAME,
         "threshold": f"{PERCENT_OF_MAX} % of max within {WITHIN} on the SPECT of "
         f"{row['time_point']}",
@@ -121,3 +125,24 @@ def drive(view: ContouringStepView, ctx: TourContext) -> dict[str, Any]:
         "mass_g": row["mass_g"],
         "n_vois": len(rows),
     }
+    shown["submitted"] = _submit(view, ctx, SUBMIT)
+    view.select_voi(NAME)
+    ctx.settle(0.5)
+    return shown
+
+
+def _submit(view: ContouringStepView, ctx: TourContext, name: str) -> str:
+    """Select ``name`` and click "Submit for review"; wait until the list says submitted."""
+    view.select_voi(name)
+    ctx.settle(0.2)
+    if not view.submit_button.isEnabled():
+        raise TourError(f"contouring: Submit for review is disabled for {name}")
+    _click(view.submit_button)
+
+    def submitted() -> bool:
+        return not view.busy() and any(
+            r["name"] == name and r["status"] == "submitted" for r in view.rows_as_shown()
+        )
+
+    ctx.wait_until(submitted, TIMEOUT_S, f"{name} submitted for review")
+    return name
