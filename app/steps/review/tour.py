@@ -26,7 +26,11 @@ TIMEOUT_S = 60.0
 
 
 def _names(view: ReviewStepView) -> list[str]:
-    return [view.table.item(r, 0).text() for r in range(view.table.rowCount())]
+    return [_text(view.table.item(r, 0)) for r in range(view.table.rowCount())]
+
+
+def _text(item: Any) -> str:
+    return "" if item is None else str(item.text())
 
 
 def _click_row(view: ReviewStepView, name: str) -> None:
@@ -36,6 +40,8 @@ def _click_row(view: ReviewStepView, name: str) -> None:
             f"review: {name} is not in the review queue ({', '.join(names) or 'empty'})"
         )
     item = view.table.item(names.index(name), 0)
+    if item is None:
+        raise TourError(f"review: no cell for {name}")
     view.table.scrollToItem(item)
     rect = view.table.visualItemRect(item)
     QTest.mouseClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -60,7 +66,7 @@ def drive(view: ReviewStepView, ctx: TourContext) -> dict[str, Any]:
     _click_row(view, VOI)
     ctx.settle(0.8)
     row = _names(view).index(VOI)
-    status = view.table.item(row, COLUMNS.index("Status")).text()
+    status = _text(view.table.item(row, COLUMNS.index("Status")))
     who = view.history_table.item(0, HISTORY_COLUMNS.index("Who"))
     action = view.history_table.item(0, HISTORY_COLUMNS.index("Action"))
     if who is None or action is None or action.text() != "approve":

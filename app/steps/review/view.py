@@ -80,16 +80,19 @@ class ReviewStepView(StepView):
         self.case_list.setObjectName("reviewCases")
         self.case_list.setMaximumHeight(90)
         self.case_list.itemDoubleClicked.connect(lambda _i: self.open_selected_case())
-        self.open_button = QPushButton("Open case", cases_box, objectName="reviewOpenCase")
+        self.open_button = QPushButton("Open case", cases_box)
+        self.open_button.setObjectName("reviewOpenCase")
         self.open_button.clicked.connect(self.open_selected_case)
         cl.addWidget(self.case_list)
         cl.addWidget(self.open_button)
         layout.addWidget(cases_box)
 
-        self.summary_label = QLabel("", self, objectName="reviewSummary")
+        self.summary_label = QLabel("", self)
+        self.summary_label.setObjectName("reviewSummary")
         self.summary_label.setWordWrap(True)
         layout.addWidget(self.summary_label)
-        self.show_all = QCheckBox("Show all VOIs", self, objectName="reviewShowAll")
+        self.show_all = QCheckBox("Show all VOIs", self)
+        self.show_all.setObjectName("reviewShowAll")
         self.show_all.toggled.connect(lambda _on: self.refresh())
         layout.addWidget(self.show_all)
         self.table = _table(COLUMNS, "reviewQueue", self)
@@ -100,14 +103,17 @@ class ReviewStepView(StepView):
         self.history_table = _table(HISTORY_COLUMNS, "reviewHistory", self)
         layout.addWidget(self.history_table, 1)
 
-        self.comment_edit = QLineEdit(self, objectName="reviewComment")
+        self.comment_edit = QLineEdit(self)
+        self.comment_edit.setObjectName("reviewComment")
         self.comment_edit.setPlaceholderText("Comment (required to reject)")
         self.comment_edit.textChanged.connect(lambda _t: self._update_enabled())
         layout.addWidget(self.comment_edit)
         buttons = QHBoxLayout()
-        self.approve_button = QPushButton("Approve", self, objectName="reviewApprove")
+        self.approve_button = QPushButton("Approve", self)
+        self.approve_button.setObjectName("reviewApprove")
         self.approve_button.clicked.connect(self.approve_selected)
-        self.reject_button = QPushButton("Reject", self, objectName="reviewReject")
+        self.reject_button = QPushButton("Reject", self)
+        self.reject_button.setObjectName("reviewReject")
         self.reject_button.clicked.connect(self.reject_selected)
         buttons.addWidget(self.approve_button)
         buttons.addWidget(self.reject_button)
@@ -256,12 +262,13 @@ class ReviewStepView(StepView):
     def rows_as_shown(self) -> list[dict[str, str]]:
         """The queue table as the user sees it (header -> cell text)."""
         return [
-            {
-                COLUMNS[c]: (self.table.item(r, c).text() if self.table.item(r, c) else "")
-                for c in range(self.table.columnCount())
-            }
+            {COLUMNS[c]: self._cell(r, c) for c in range(self.table.columnCount())}
             for r in range(self.table.rowCount())
         ]
+
+    def _cell(self, r: int, c: int) -> str:
+        item = self.table.item(r, c)
+        return "" if item is None else item.text()
 
     # ------------------------------------------------------------ actions
     def _review(self, title: str, fn: Any, comment: str) -> None:
