@@ -32,6 +32,8 @@ __all__ = [
 COLUMNS: tuple[str, ...] = ("VOI", "Kind", "Status", "Review flag", "Last action")
 HISTORY_COLUMNS: tuple[str, ...] = ("When", "Who", "Action", "Status", "Comment")
 WITHDRAWN = "approval withdrawn"
+OPERATION_CHARS = 28
+"""The history shows an edit's operation cut to this many characters."""
 
 
 def approval_withdrawn(voi: VOI) -> bool:
@@ -140,7 +142,10 @@ class ReviewModel:
         for h in reversed(voi.history):
             action = str(h.get("action", ""))
             if h.get("operation"):
-                action += f" ({h['operation']})"
+                op = str(h["operation"])
+                if len(op) > OPERATION_CHARS:  # e.g. an RTSTRUCT import names its long UID
+                    op = op[: OPERATION_CHARS - 1] + "…"
+                action += f" ({op})"
             out.append(
                 [
                     str(h.get("at", "")).replace("T", " "),
@@ -151,6 +156,12 @@ class ReviewModel:
                 ]
             )
         return out
+
+    def voi_name(self, voi_id: str | None) -> str:
+        """Name of a VOI of the case ("" when none or unknown)."""
+        if self.case is None or voi_id is None:
+            return ""
+        return next((v.name for v in self.case.vois if v.voi_id == voi_id), "")
 
     def summary(self) -> str:
         if self.case is None:

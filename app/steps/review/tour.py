@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from app.steps.base import TourContext, TourError
@@ -61,7 +61,9 @@ def drive(view: ReviewStepView, ctx: TourContext) -> dict[str, Any]:
     QTest.mouseClick(view.approve_button, Qt.MouseButton.LeftButton)
     ctx.wait_until(lambda: VOI not in _names(view), TIMEOUT_S, f"{VOI} approved")
     queue_left = view.table.rowCount()
-    QTest.mouseClick(view.show_all, Qt.MouseButton.LeftButton, pos=view.show_all.rect().center())
+    # on its box (a check box stretched across the column does not take clicks right of its text)
+    box = view.show_all
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
     ctx.wait_until(lambda: VOI in _names(view), TIMEOUT_S, f"{VOI} in the list of all VOIs")
     _click_row(view, VOI)
     ctx.settle(0.8)

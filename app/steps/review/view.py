@@ -99,8 +99,11 @@ class ReviewStepView(StepView):
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 2)
 
-        layout.addWidget(QLabel("History of the selected VOI", self))
+        self.history_label = QLabel("History of the selected VOI", self)
+        self.history_label.setObjectName("reviewHistoryLabel")
+        layout.addWidget(self.history_label)
         self.history_table = _table(HISTORY_COLUMNS, "reviewHistory", self)
+        self.history_table.setWordWrap(False)
         layout.addWidget(self.history_table, 1)
 
         self.comment_edit = QLineEdit(self)
@@ -243,10 +246,16 @@ class ReviewStepView(StepView):
 
     def _show_history(self) -> None:
         hist = self.model.history(self._selected)
+        name = self.model.voi_name(self._selected)
+        self.history_label.setText(
+            f"History of {name}" if name else "History of the selected VOI (select one above)"
+        )
         self.history_table.setRowCount(len(hist))
         for r, cells in enumerate(hist):
             for c, text in enumerate(cells):
-                self.history_table.setItem(r, c, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.history_table.setItem(r, c, item)
 
     def _update_enabled(self) -> None:
         self.approve_button.setEnabled(self.model.can_approve(self._selected))

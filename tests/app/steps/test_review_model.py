@@ -49,6 +49,8 @@ def test_approve_then_an_edit_withdraws_it(analysis_store: Any) -> None:
     hist = model.history(voi_id)
     assert hist[0][2] == "approve" and hist[0][3] == "submitted → approved"
     assert hist[0][4] == "fine" and hist[1][2] == "submit"
+    assert hist[-1][2].startswith("create (") and len(hist[-1][2]) <= len("create ()") + 28
+    assert model.voi_name(voi_id) == "Kidney_L" and model.voi_name(None) == ""
     assert awaiting_cases(analysis_store, None, False) == []
     # an edit after approval withdraws it (core record_edit): back in the queue, visibly
     voi_edit.contour_and_save(analysis_store, case, "largest", "Kidney_L")

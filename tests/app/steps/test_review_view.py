@@ -89,6 +89,7 @@ def test_physician_approves_and_an_edit_puts_it_back(
             find_voi(analysis_session.case, "Liver").voi_id
         )
     assert view.history_table.item(0, 2).text() == "submit"
+    assert view.history_label.text() == "History of Kidney_L"
     assert view.approve_button.isEnabled() and not view.reject_button.isEnabled()
     view.comment_edit.setFocus()
     QTest.keyClicks(view.comment_edit, "ok")
