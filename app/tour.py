@@ -413,14 +413,15 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
     for name, step_id in ANALYSIS_TOUR_STEPS:
         if _module_exists(f"app.steps.{step_id}.tour"):
             steps.append((name, physicist_step(step_id)))
-    # the physician's part (issue 16): the contour review, logged in as the physician
-    for name, step_id in PHYSICIAN_TOUR_STEPS:
-        if _module_exists(f"app.steps.{step_id}.tour"):
-            steps.append((name, physicist_step(step_id, role="physician")))
     if _module_exists("app.steps.importing.tour"):
         steps.append(
             ("importing", lambda: tour.step_driver("importing", "app.steps.importing.tour"))
         )
+    # the physician's part (issue 16): the contour review, logged in as the physician
+    # (after the import, which a physician may not do)
+    for name, step_id in PHYSICIAN_TOUR_STEPS:
+        if _module_exists(f"app.steps.{step_id}.tour"):
+            steps.append((name, physicist_step(step_id, role="physician")))
     failed: list[StepResult] = []
     try:
         for name, body in steps:

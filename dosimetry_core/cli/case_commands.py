@@ -114,7 +114,6 @@ def _seed(values: list[float] | None) -> tuple[float, float, float]:
 
 def cmd_contour(args: argparse.Namespace) -> int:
     from dosimetry_core.pipeline import contouring as c
-    from dosimetry_core.pipeline import voi_review
 
     emit, open_store = _io()
     store = open_store(args)
@@ -164,8 +163,11 @@ def cmd_contour(args: argparse.Namespace) -> int:
     elif op == "propagate":
         voi = c.propagate(store, case, args.name, args.to, user=user)
     elif op in ("submit", "approve", "reject"):
-        voi = voi_review.find_voi(case, args.name)
-        getattr(voi_review, op)(voi, user, args.comment or "")
+        from dosimetry_core.pipeline.voi_approval import review_and_save
+
+        # the workstation's review step saves through the same core call
+        voi = review_and_save(store, case, op, args.name, args.comment or "", user=user)
+        changed = False  # saved and audited there
     elif op == "import-rtstruct":
         from dosimetry_core.pipeline.contour_io import import_rtstruct_into_case
 

@@ -113,6 +113,15 @@ def test_the_physicists_analysis_steps_agree_with_each_other_and_the_phantom(tou
     assert steps["qa"]["calibration_factor_cps_per_mbq"] == pytest.approx(9.0, rel=0.02)
 
 
+def test_the_physician_approves_the_kidney_the_physicist_submitted(tour):
+    p, out = tour
+    steps = {s["name"]: s["shown"] for s in json.loads((out / "tour.json").read_text())["steps"]}
+    assert steps["contouring"]["submitted"] == "Kidney_L"
+    review = steps["review"]
+    assert review["voi"] == "Kidney_L" and review["status"] == "approved"
+    assert review["reviewer"] == "tour.doc"
+
+
 def test_screenshots_exist_and_are_not_blank(tour):
     p, out = tour
     steps = json.loads((out / "tour.json").read_text())["steps"]
