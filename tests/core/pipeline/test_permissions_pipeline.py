@@ -51,8 +51,14 @@ def department(small_demo_dirs, tmp_path_factory):
 
 
 def _state(store, case_id):
+    """(version, derived results without the grid caches, audit entries) of the stored case.
+
+    The VOI fractions and the CT on the dose grid that a dose keeps with the case
+    (pipeline/grid_cache.py) are caches, not results: not counted."""
     case = store.load_case(case_id)
-    return case.version, len(case.derived), len(audit_trail.entries(store, case_id))
+    caches = (DerivedKind.VOI_FRACTION, DerivedKind.CT_ON_GRID)
+    n_results = sum(1 for d in case.derived if d.kind not in caches)
+    return case.version, n_results, len(audit_trail.entries(store, case_id))
 
 
 def test_roles_decide_who_computes_and_refusals_change_nothing(department):
