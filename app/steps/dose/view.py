@@ -11,7 +11,7 @@ disabled (``session.may("compute")``).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.widgets import named as _named
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.dose.model import (
@@ -69,20 +70,12 @@ _PEN_STYLES = (
 )
 """Curves of VOIs of similar colour (both kidneys) stay apart: the style cycles by tick order."""
 
-_W = TypeVar("_W", bound=QWidget)
-
 
 def _swatch(rgb: tuple[int, int, int]) -> QIcon:
     """A square of the VOI's colour (coloured text is unreadable for dark VOI colours)."""
     pix = QPixmap(12, 12)
     pix.fill(QColor(*rgb))
     return QIcon(pix)
-
-
-def _named(widget: _W, name: str) -> _W:
-    """``widget`` with its objectName set (tests and the tour find widgets by name)."""
-    widget.setObjectName(name)
-    return widget
 
 
 class DoseStepView(StepView):

@@ -12,13 +12,12 @@ buttons that compute disabled.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
@@ -27,7 +26,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -35,6 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.widgets import named as _named
+from app.common.widgets import read_only_table as _table
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.kinetics.model import (
@@ -66,27 +66,6 @@ CURVE_COLOURS: dict[str, tuple[int, int, int]] = {
 _BAR_PEN = pg.mkPen((170, 170, 170), width=1.5)
 DEFAULT_FWHM_MM = 11.0
 """Starting value of the PSF FWHM box (a typical Lu-177 SPECT resolution, mm)."""
-
-
-W = TypeVar("W", bound=QWidget)
-
-
-def _named(widget: W, name: str) -> W:
-    """``widget`` with its object name set (tests and the tour find widgets by it)."""
-    widget.setObjectName(name)
-    return widget
-
-
-def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
-    t = _named(QTableWidget(0, len(columns)), name)
-    t.setHorizontalHeaderLabels(list(columns))
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(True)
-    return t
 
 
 class KineticsStepView(StepView):

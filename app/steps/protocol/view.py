@@ -15,18 +15,16 @@ A physician or technologist sees everything with Run disabled
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -41,6 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.widgets import named as _named
+from app.common.widgets import read_only_table
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.protocol.model import (
@@ -70,23 +70,8 @@ _STATE_COLOURS = {
 }
 
 
-_W = TypeVar("_W", bound=QWidget)
-
-
-def _named(widget: _W, name: str) -> _W:
-    widget.setObjectName(name)
-    return widget
-
-
 def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
-    t = _named(QTableWidget(0, len(columns)), name)
-    t.setHorizontalHeaderLabels(list(columns))
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(True)
+    t = read_only_table(name, columns)
     t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 6)
     t.setWordWrap(False)
     # the panel sits in a scroll area: a table takes the room there is, its size hint

@@ -12,26 +12,23 @@ record list; running an analysis needs the ``qa`` permission (physicist).
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -40,6 +37,8 @@ from PySide6.QtWidgets import (
 
 from app.common import error_display
 from app.common.inputs import ERROR_COLOUR
+from app.common.widgets import named as _named
+from app.common.widgets import read_only_table
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.qa.model import (
@@ -63,7 +62,6 @@ from dosimetry_core.qa.qa_runs import run_camera_calibration, run_recovery
 
 __all__ = ["QaStepView", "SPHERE_COLUMNS"]
 
-_W = TypeVar("_W", bound=QWidget)
 
 SPHERE_COLUMNS = ("Sphere (mm)", "Volume (mL)", "RC", "SD", "Fitted RC")
 _PASS_COLOUR = "#2e7d32"
@@ -137,11 +135,6 @@ class _Form:
         self.message.show()
 
 
-def _named(widget: _W, name: str) -> _W:
-    widget.setObjectName(name)
-    return widget
-
-
 def _no_height_hint(widget: QWidget) -> None:
     """A plot takes the height left, not its 480 px size hint: in the step panel's scroll
     area the preferred height of the page would otherwise push the chart's axis below
@@ -151,18 +144,6 @@ def _no_height_hint(widget: QWidget) -> None:
 
 def _nuclide_items() -> list[tuple[str, str]]:
     return [(n or "from the scan header", n) for n in NUCLIDE_CHOICES]
-
-
-def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(list(columns))
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
 
 
 class QaStepView(StepView):
@@ -404,7 +385,7 @@ class QaStepView(StepView):
         )
         self.rec_plot.addItem(self.rc_errors)
         lay.addWidget(self.rec_plot, 1)
-        self.sphere_table = _table("qaRecSpheres", SPHERE_COLUMNS)
+        self.sphere_table = read_only_table("qaRecSpheres", SPHERE_COLUMNS, single_selection=False)
         self.sphere_table.setMaximumHeight(200)
         lay.addWidget(self.sphere_table)
         return page
@@ -424,7 +405,9 @@ class QaStepView(StepView):
         self.records_refresh.clicked.connect(self._refresh_records)
         row.addWidget(self.records_refresh)
         lay.addLayout(row)
-        self.records_table = _table("qaRecordsTable", RECORD_COLUMNS)
+        self.records_table = read_only_table(
+            "qaRecordsTable", RECORD_COLUMNS, single_selection=False
+        )
         lay.addWidget(self.records_table, 1)
         self.records_summary = _named(QLabel(""), "qaRecordsSummary")
         lay.addWidget(self.records_summary)
