@@ -12,11 +12,12 @@ EXTRAS="${1:-gui,dev}"
 VENV="${MRT_VENV:-$ROOT/.venv}"
 
 # Debian packages: Qt's xcb platform plugin, Xvfb for headless GUI tests and
-# screenshots, dicom3tools (dciodvfy) to validate what we write, poppler-utils
+# screenshots, dicom3tools (dciodvfy) to validate what we write, dcmtk (storescu,
+# findscu, movescu) as the PACS peer of the networking tests, poppler-utils
 # to look at PDF reports.
 APT_PACKAGES=(xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-xkb1 libxcb-randr0 libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0
-  libegl1 libgl1 libgl1-mesa-dri libosmesa6 libglib2.0-0 libfontconfig1 libdbus-1-3 x11-apps imagemagick dicom3tools poppler-utils)
+  libegl1 libgl1 libgl1-mesa-dri libosmesa6 libglib2.0-0 libfontconfig1 libdbus-1-3 x11-apps imagemagick dicom3tools dcmtk poppler-utils)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
