@@ -26,10 +26,13 @@ STEP_ORDER: tuple[str, ...] = (
     "dose",
     "protocol",
     "review",
+    "report",
+    "export",
     "qa",
 )
 """Workflow order: Import → Data entry → Registration → Contouring → Kinetics → Dose →
-Protocol run & planning (with the calculators) → Review & sign → QA."""
+Protocol run & planning (with the calculators) → Contour review → Report and sign-off →
+Exports → QA."""
 
 
 class StepView(QWidget):

@@ -382,9 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_kinetics_parsers(sub, common)
     add_dose_parsers(sub, common)
     from dosimetry_core.cli import (
+        batch_command,
         bed_command,
         entry_command,
         export_command,
+        network_command,
         qa_command,
         records_command,
         report_command,
@@ -405,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         qa_command,
         worklist_command,
         entry_command,
+        batch_command,
+        network_command,
     ):
         module.add_parsers(sub, common)
     return parser
