@@ -51,34 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-GOAL_GAP_MS = 100.0
-
-
-class GapMeter:
-    """A 5 ms QTimer recording the longest interval between its ticks (ms)."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import QTimer
-
-        self.longest_ms = 0.0
-        self._last = time.perf_counter()
-        self.timer = QTimer()
-        self.timer.setInterval(5)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.longest_ms = max(self.longest_ms, 1000 * (now - self._last))
-        self._last = now
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self.longest_ms = 0.0
-        self.timer.start()
-
-    def stop(self) -> None:
-        self.timer.stop()
+from gap_meter import GOAL_GAP_MS, GapMeter
 
 
 def make_case(store: Any, n: int) -> str:

@@ -136,22 +136,6 @@ class DoseResult:
         }
 
 
-def mask_fraction_on_grid(
-    mask: NDArray[np.bool_], geometry: Geometry, target: Geometry, oversample: int = 3
-) -> NDArray[np.float32]:
-    """Fraction of each ``target`` voxel covered by ``mask`` (same frame of reference).
-
-    See :func:`dosimetry_core.dose._fractions.mask_fraction_on_grid`: the mask
-    itself on the same grid, block sums on an aligned integer multiple of the
-    mask grid, otherwise the trilinearly interpolated 0/1 mask averaged over
-    ``oversample^3`` points evenly spread inside every target voxel (inside the
-    mask's bounding box only, in parallel).
-    """
-    from dosimetry_core.dose._fractions import mask_fraction_on_grid as fractions
-
-    return fractions(mask, geometry, target, oversample)
-
-
 def _current_tia_map(case: Case, tia_map_id: str | None) -> DerivedMap:
     if tia_map_id is not None:
         try:
