@@ -30,11 +30,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dosimetry_core.io.limits import MIB, read_bytes_limited
+from dosimetry_core.io.limits import read_bytes_limited
+from dosimetry_core.reporting.file_check import CA_FILE_MAX_BYTES, REPORT_FILE_MAX_BYTES
 from dosimetry_core.store.repository import CaseRepository
-
-REPORT_FILE_MAX_BYTES = 200 * MIB
-"""Largest report PDF or JSON that ``verify-report`` reads (a report is a few MB)."""
 
 
 def _actor(args: argparse.Namespace, store: CaseRepository) -> Any:
@@ -129,28 +127,17 @@ def cmd_amend(args: argparse.Namespace) -> int:
 
 def cmd_verify_report(args: argparse.Namespace) -> int:
     from dosimetry_core.cli.main import _emit, _open_store
-    from dosimetry_core.reporting.records import check_report_file, verify
+    from dosimetry_core.reporting.file_check import verify_report_path
 
-    # bounded read first: /dev/zero, a FIFO or a huge file is refused before anything reads it
+    # bounded reads first: /dev/zero, a FIFO or a huge file is refused before the store
+    # is opened (verify_report_path reads them bounded again before parsing)
     read_bytes_limited(args.file, REPORT_FILE_MAX_BYTES, "file")
     if getattr(args, "trust", None):
-        read_bytes_limited(args.trust, 1 * MIB, "trust")
+        read_bytes_limited(args.trust, CA_FILE_MAX_BYTES, "trust")
     store = _open_store(args) if getattr(args, "store", None) else None
-    result = check_report_file(args.file, trust=getattr(args, "trust", None), store=store)
-    problems = list(result["problems"])
-    report_id = result["report_id"]
-    if report_id and store is not None:
-        db = verify(store, report_id)
-        if not any("no report" in p for p in db):
-            problems += [p for p in db if p not in problems]
-    ok = not problems
-    data = {
-        "file": args.file,
-        "report_id": report_id,
-        "intact": ok,
-        "problems": problems,
-        "signatures": result["signatures"],
-    }
+    data = verify_report_path(args.file, trust=getattr(args, "trust", None), store=store)
+    problems = data["problems"]
+    ok = data["intact"]
     text = f"{args.file}: intact" if ok else "\n".join(f"PROBLEM: {p}" for p in problems)
     _emit(args, data, text)
     return 0 if ok else 1
