@@ -1,0 +1,715 @@
+"""Photon Monte Carlo of one case split into independent parts, and the merge.
+
+The engine of :mod:`.monte_carlo` runs its histories in ``B`` batches; batch
+``b`` draws its random numbers from streams keyed by ``(seed, b, chunk)``
+(:func:`._mc_photon.seed_state`), never from a state shared with another batch.
+A *part* is therefore simply a contiguous range of batch indices: part ``k``
+runs batches ``[b_k, b_{k+1})`` with exactly the streams the one-process run
+uses for them, anywhere (another process, another machine), and returns
+
+* ``sum_d``  = ``sum_b D_b`` and ``sum_d2`` = ``sum_b D_b^2`` per voxel (Gy, Gy^2),
+  ``D_b`` the photon dose of batch ``b`` alone (the batch estimate of the whole
+  dose: every batch has ``histories // batches`` histories of full weight);
+* the per-batch photon dose sums of each VOI (for the VOI-mean uncertainty);
+* the energy tallies (emitted, escaped, ... MeV of the sampled histories).
+
+**Merge** (:func:`merge_parts`): the sums add, ``S = sum_k S_k``, ``Q = sum_k Q_k``
+over the ``B`` batches of all parts, and the batch method gives per voxel
+(Walters, Kawrakow & Rogers, "History by history statistical estimators in the
+EGS4 code system", Med Phys 29:2745-2752, 2002, eq. 1-2 with batches as the
+independent samples; also Sempau et al., Phys Med Biol 46:1163, 2001)::
+
+    D     = S / B                                  (mean of the batch estimates)
+    s_D^2 = (Q / B - D^2) / (B - 1)                = sum_b (D_b - D)^2 / (B (B - 1))
+
+which is the estimator of the one-process run (:func:`._mc_photon.finalize_batches`)
+on the same ``B`` batches.  So with the same seed, histories and batches the
+merged dose and uncertainty equal the one-process run's to float rounding
+(the sums are added in a different order, ~1e-15 relative; the engine's own
+results already differ this much between thread counts), whatever the number
+of parts; the VOI-mean uncertainty uses the per-batch VOI sums in batch order,
+as the engine does.  Parts are checked to belong to the same problem
+(fingerprint of the transported inputs) and to cover every batch exactly once:
+a missing, repeated or foreign part is refused, never merged.
+
+Only a fixed number of histories is split (no stop on a target uncertainty: the
+stop rule looks at each batch in turn, which a split run cannot do without
+waiting for every part).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dosimetry_core.dose import _mc_photon
+from dosimetry_core.dose.monte_carlo import (
+    CHUNKS_PER_BATCH,
+    DEFAULT_ENERGY_CUTOFF_MEV,
+    MonteCarloResult,
+    VoiDoseComponents,
+    _cdf,
+    _check_lines,
+    _ratio,
+    _resolve_materials,
+    _spacing_cm,
+    _voi_mean_statistics,
+    _voi_weights,
+    photon_lines,
+    run_monte_carlo,
+)
+from dosimetry_core.dose.photon_data import ENERGY_MIN_MEV, PhotonTables, photon_tables
+from dosimetry_core.dose.units import J_PER_MEV, KG_PER_G
+from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.physics.materials import Material
+from dosimetry_core.physics.nuclides import energy_per_decay
+from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
+
+
+# ------------------------------------------------------------ pure merge math
+def split_batches(batches: int, parts: int) -> tuple[range, ...]:
+    """``parts`` contiguous, non-empty ranges of batch indices covering ``range(batches)``.
+
+    Sizes differ by at most one (the first ``batches % parts`` ranges have one more).
+    """
+    batches, parts = int(batches), int(parts)
+    if parts < 1:
+        raise InvalidInputError("the number of parts must be at least 1", field="parts")
+    if batches < parts:
+        raise InvalidInputError(
+            f"{parts} parts need at least {parts} batches (got {batches}): every part runs "
+            "whole batches",
+            field="parts",
+        )
+    base, extra = divmod(batches, parts)
+    out = []
+    start = 0
+    for k in range(parts):
+        stop = start + base + (1 if k < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return tuple(out)
+
+
+def merge_sums(
+    sums: Sequence[ArrayLike], sums_sq: Sequence[ArrayLike], counts: Sequence[int]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """Add the parts' batch sums: ``(sum_k S_k, sum_k Q_k, sum_k B_k)`` (float64).
+
+    ``S_k = sum_b D_b`` and ``Q_k = sum_b D_b^2`` over the ``B_k`` batches of part ``k``.
+    """
+    if not sums or len(sums) != len(sums_sq) or len(sums) != len(counts):
+        raise InvalidInputError("merge needs one sum, one sum of squares and one count per part")
+    s = np.zeros(np.shape(sums[0]), dtype=np.float64)
+    q = np.zeros_like(s)
+    n = 0
+    for a, b, c in zip(sums, sums_sq, counts, strict=True):
+        a64 = np.asarray(a, dtype=np.float64)
+        b64 = np.asarray(b, dtype=np.float64)
+        if a64.shape != s.shape or b64.shape != s.shape:
+            raise InvalidInputError("every part must cover the same voxels")
+        if int(c) < 1:
+            raise InvalidInputError("every part must hold at least one batch")
+        s += a64
+        q += b64
+        n += int(c)
+    return s, q, n
+
+
+def batch_statistics(
+    sum_d: ArrayLike, sum_d2: ArrayLike, n_batches: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and its 1-SD uncertainty from batch sums (batch method).
+
+    ``mean = S / B``; ``sd = sqrt(max(Q / B - mean^2, 0) / (B - 1))``, i.e. the
+    sample SD of the ``B`` batch estimates over ``sqrt(B)`` (Walters, Kawrakow &
+    Rogers, Med Phys 29:2745, 2002).  Same float64 operations as
+    :func:`._mc_photon.finalize_batches`.  Needs ``B >= 2``.
+    """
+    n = int(n_batches)
+    if n < 2:
+        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
+    s = np.asarray(sum_d, dtype=np.float64)
+    q = np.asarray(sum_d2, dtype=np.float64)
+    mean = s / n
+    var = np.maximum(q / n - mean * mean, 0.0)
+    return mean, np.sqrt(var / (n - 1))
+
+
+# ------------------------------------------------------------ the problem
+@dataclass(frozen=True)
+class McTransport:
+    """Everything a part needs to transport its batches (shipped once to each worker).
+
+    Flat arrays are in C order of the ``[z, y, x]`` grid.
+    """
+
+    fingerprint: str
+    """SHA-256 of the inputs that decide the histories (parts of other problems are refused)."""
+    seed: int
+    per_batch: int
+    """Histories per batch."""
+    shape: tuple[int, int, int]
+    spacing_cm: tuple[float, float, float]
+    """Voxel size (x, y, z), cm."""
+    src_index: NDArray[np.int64]
+    src_prob: NDArray[np.float64]
+    src_alias: NDArray[np.int64]
+    line_e: NDArray[np.float64]
+    line_cdf: NDArray[np.float64]
+    mat_flat: NDArray[np.uint8]
+    rho_flat: NDArray[np.float32]
+    tables: PhotonTables
+    energy_cutoff_mev: float
+    analog: bool
+    gy_per_score: float
+    """Gy per unit of score (MeV cm^3/g) per batch."""
+    voi_voxels: NDArray[np.int64]
+    voi_weights: NDArray[np.float64]
+    voi_starts: NDArray[np.int64]
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.mat_flat.size)
+
+    @property
+    def n_vois(self) -> int:
+        return int(self.voi_starts.size - 1)
+
+
+@dataclass(frozen=True)
+class McSplitSetup:
+    """A prepared split run: the transport inputs plus what the merge needs."""
+
+    transport: McTransport | None
+    """None when the nuclide has no transported photon lines (nothing to split)."""
+    batches: int
+    histories: int
+    """``batches * per_batch``: histories of the whole run."""
+    seed: int
+    n_decays: float
+    photons_per_decay: float
+    local_flat: NDArray[np.float64] | None
+    """Deterministic part (local or ``electron_dose_gy``), Gy, flat; None if neither."""
+    voi_names: tuple[str, ...]
+    """``""`` for the target, then the names of ``voi_masks``."""
+    target_voxels: NDArray[np.int64]
+    target_weights: NDArray[np.float64]
+    weight_sums: NDArray[np.float64]
+    det_means: NDArray[np.float64]
+    has_target: bool
+    target_component: str
+
+
+@dataclass(frozen=True)
+class McPartTally:
+    """What one part returns: batch sums of its batches ``[first_batch, stop_batch)``."""
+
+    fingerprint: str
+    first_batch: int
+    stop_batch: int
+    sum_d: NDArray[np.float64]
+    """``sum_b D_b`` per voxel over the part's batches, Gy (flat)."""
+    sum_d2: NDArray[np.float64]
+    """``sum_b D_b^2`` per voxel, Gy^2 (flat)."""
+    voi_batch_sums: NDArray[np.float64]
+    """``[batch, voi]`` weighted photon dose sums of each batch (Gy * weight)."""
+    tally_mev: NDArray[np.float64]
+    """Emitted, escaped, cut-off and transferred photon energy of the sampled histories, MeV."""
+    elapsed_s: float
+    worker: str = ""
+    """Where the part ran (a Dask worker address; empty in-process)."""
+
+    @property
+    def n_batches(self) -> int:
+        return self.stop_batch - self.first_batch
+
+
+def _fingerprint(parts: Sequence[object]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(str((p.dtype.str, p.shape)).encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        else:
+            h.update(repr(p).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def prepare_split(
+    decays_bq_s: ArrayLike,
+    material_index: ArrayLike,
+    density_g_cm3: ArrayLike,
+    materials: Sequence[Material | str],
+    spacing_mm: Sequence[float],
+    nuclide: str,
+    *,
+    histories: int = 10**6,
+    batches: int = 10,
+    deposit_local: bool = True,
+    include_progeny: bool = False,
+    seed: int = 0,
+    estimator: str = "track-length",
+    energy_cutoff_mev: float = DEFAULT_ENERGY_CUTOFF_MEV,
+    target_mask: ArrayLike | None = None,
+    target_component: str = "photon",
+    voi_masks: Mapping[str, ArrayLike] | None = None,
+    electron_dose_gy: ArrayLike | None = None,
+) -> McSplitSetup:
+    """Check the inputs and build the shared transport inputs of a split run.
+
+    Arguments as :func:`.monte_carlo.run_monte_carlo` (fixed histories: no
+    ``target_uncertainty``), with the same checks and messages.  ``histories``
+    are split into ``batches`` batches of ``histories // batches``.
+    """
+    decays = np.asarray(decays_bq_s, dtype=np.float64)
+    mat_idx = np.asarray(material_index)
+    rho = np.asarray(density_g_cm3, dtype=np.float64)
+    if decays.ndim != 3:
+        raise InvalidInputError("decays_bq_s must be a 3-D array [z, y, x]")
+    if mat_idx.shape != decays.shape or rho.shape != decays.shape:
+        raise InvalidInputError(
+            f"decays {decays.shape}, material index {mat_idx.shape} and density "
+            f"{rho.shape} must have the same shape"
+        )
+    if not np.all(np.isfinite(decays)) or np.any(decays < 0):
+        raise InvalidInputError("decays_bq_s must be finite and >= 0")
+    n_decays = float(decays.sum())
+    if n_decays <= 0:
+        raise InvalidInputError("decays_bq_s is zero everywhere: nothing to transport")
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise InvalidInputError("densities must be finite and >= 0 g/cm3")
+    mats = _resolve_materials(materials)
+    if not mats:
+        raise InvalidInputError("at least one material is needed")
+    if not np.issubdtype(mat_idx.dtype, np.integer) or mat_idx.min() < 0:
+        raise InvalidInputError("material_index must hold non-negative integers")
+    if int(mat_idx.max()) >= len(mats):
+        raise InvalidInputError(
+            f"material_index uses index {int(mat_idx.max())} but only {len(mats)} materials given"
+        )
+    dx, dy, dz = _spacing_cm(spacing_mm)
+    voxel_cm3 = dx * dy * dz
+    if estimator not in ("track-length", "analog"):
+        raise InvalidInputError("estimator must be 'track-length' or 'analog'")
+    batches = int(batches)
+    histories = int(histories)
+    if batches < 2:
+        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
+    if histories < batches:
+        raise InvalidInputError(f"histories ({histories}) must be at least batches ({batches})")
+    if seed < 0:
+        raise InvalidInputError("seed must be a non-negative integer")
+    if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
+        raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
+    if np.any((decays > 0) & (rho <= 0)):
+        raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
+    if target_component not in ("photon", "total"):
+        raise InvalidInputError("target_component must be 'photon' or 'total'")
+    electron: NDArray[np.float64] | None = None
+    if electron_dose_gy is not None:
+        if deposit_local:
+            raise InvalidInputError(
+                "electron_dose_gy replaces the local part: use it with deposit_local=False"
+            )
+        electron = np.asarray(electron_dose_gy, dtype=np.float64)
+        if electron.shape != decays.shape:
+            raise InvalidInputError("electron_dose_gy must have the shape of decays_bq_s")
+        if not np.all(np.isfinite(electron)) or np.any(electron < 0):
+            raise InvalidInputError("electron_dose_gy must be finite and >= 0")
+    mask: ArrayLike = decays > 0 if target_mask is None else target_mask
+    named = dict(voi_masks or {})
+    vois = [_voi_weights(mask, decays.shape, "target_mask")]
+    for name, m in named.items():
+        vois.append(_voi_weights(m, decays.shape, f"VOI mask {name!r}"))
+
+    if include_progeny:
+        from dosimetry_core.physics.nuclides import chain_energy_per_decay, chain_photon_lines
+
+        chain_e, chain_y = chain_photon_lines(nuclide, include_progeny=True)
+        keep = (chain_e >= energy_cutoff_mev) & (chain_y > 0)
+        line_e, line_y = chain_e[keep], chain_y[keep]
+        below_cut_mev = float(np.sum(chain_e[~keep] * chain_y[~keep]))
+        non_penetrating = chain_energy_per_decay(nuclide, include_progeny=True).non_penetrating_mev
+    else:
+        line_e, line_y, below_cut_mev = photon_lines(nuclide, energy_cutoff_mev)
+        non_penetrating = energy_per_decay(nuclide).non_penetrating_mev
+    _check_lines(line_e, line_y)
+    photons_per_decay = float(line_y.sum())
+
+    local: NDArray[np.float64] | None = None
+    if deposit_local:
+        e_local = non_penetrating + below_cut_mev
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = np.where(
+                decays > 0, decays * e_local * J_PER_MEV / (rho * voxel_cm3 * KG_PER_G), 0.0
+            )
+    elif electron is not None:
+        local = electron
+    weight_sums = np.array([w.sum() for _, w in vois])
+    det_means = (
+        np.zeros(len(vois))
+        if local is None
+        else np.array([float(np.dot(local.reshape(-1)[v], w)) for v, w in vois]) / weight_sums
+    )
+    per_batch = histories // batches
+    common = {
+        "batches": batches,
+        "histories": batches * per_batch,
+        "seed": int(seed),
+        "n_decays": n_decays,
+        "photons_per_decay": photons_per_decay,
+        "local_flat": None if local is None else local.reshape(-1),
+        "voi_names": ("", *named),
+        "target_voxels": vois[0][0],
+        "target_weights": vois[0][1],
+        "weight_sums": weight_sums,
+        "det_means": det_means,
+        "has_target": target_mask is not None,
+        "target_component": target_component,
+    }
+    if photons_per_decay <= 0:
+        return McSplitSetup(transport=None, **common)  # type: ignore[arg-type]
+
+    tables = photon_tables(mats)
+    flat_dec = decays.reshape(-1)
+    src_index = np.flatnonzero(flat_dec > 0).astype(np.int64)
+    src_prob, src_alias = _mc_photon.build_alias(flat_dec[src_index])
+    line_cdf = _cdf(line_y)
+    mat_flat = np.ascontiguousarray(mat_idx.reshape(-1), dtype=np.uint8)
+    rho_flat = np.ascontiguousarray(rho.reshape(-1), dtype=np.float32)
+    gy_per_score = n_decays * photons_per_decay / per_batch * J_PER_MEV / (voxel_cm3 * KG_PER_G)
+    voi_voxels = np.concatenate([v for v, _ in vois])
+    voi_weights = np.concatenate([w for _, w in vois])
+    voi_starts = np.cumsum([0] + [v.size for v, _ in vois]).astype(np.int64)
+    shape = (int(decays.shape[0]), int(decays.shape[1]), int(decays.shape[2]))
+    analog = estimator == "analog"
+    fp = _fingerprint(
+        [
+            int(seed),
+            per_batch,
+            shape,
+            (dx, dy, dz),
+            tables.material_names,
+            float(energy_cutoff_mev),
+            analog,
+            gy_per_score,
+            src_index,
+            src_prob,
+            src_alias,
+            line_e,
+            line_cdf,
+            mat_flat,
+            rho_flat,
+            voi_voxels,
+            voi_weights,
+            voi_starts,
+        ]
+    )
+    transport = McTransport(
+        fingerprint=fp,
+        seed=int(seed),
+        per_batch=per_batch,
+        shape=shape,
+        spacing_cm=(dx, dy, dz),
+        src_index=src_index,
+        src_prob=src_prob,
+        src_alias=src_alias,
+        line_e=line_e,
+        line_cdf=line_cdf,
+        mat_flat=mat_flat,
+        rho_flat=rho_flat,
+        tables=tables,
+        energy_cutoff_mev=float(energy_cutoff_mev),
+        analog=analog,
+        gy_per_score=gy_per_score,
+        voi_voxels=voi_voxels,
+        voi_weights=voi_weights,
+        voi_starts=voi_starts,
+    )
+    return McSplitSetup(transport=transport, **common)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ one part
+def run_part(
+    transport: McTransport,
+    first_batch: int,
+    stop_batch: int,
+    *,
+    threads: int | None = None,
+    worker: str = "",
+    cancel: CancelCheck | None = None,
+) -> McPartTally:
+    """Transport batches ``[first_batch, stop_batch)`` and return their sums.
+
+    Batch ``b`` uses the random streams ``(seed, b, chunk)`` of the one-process
+    run, so its histories are the same ones.  ``threads``: numba threads of this
+    part (default: numba's current setting); a worker sharing a machine with
+    others should use its share of the cores.
+    """
+    first_batch, stop_batch = int(first_batch), int(stop_batch)
+    if not 0 <= first_batch < stop_batch:
+        raise InvalidInputError(
+            f"a part needs batches first < stop (got {first_batch}, {stop_batch})"
+        )
+    from numba import config, get_num_threads, set_num_threads
+
+    if threads is not None:
+        set_num_threads(max(1, min(int(threads), int(getattr(config, "NUMBA_NUM_THREADS", 1)))))
+    t0 = time.perf_counter()
+    t = transport
+    n_lanes = max(1, int(get_num_threads()))
+    score = np.zeros((n_lanes, t.n_voxels), dtype=np.float64)
+    tally = np.zeros((n_lanes, 4), dtype=np.float64)
+    sum_d = np.zeros(t.n_voxels, dtype=np.float64)
+    sum_d2 = np.zeros(t.n_voxels, dtype=np.float64)
+    voi_sums = np.zeros((stop_batch - first_batch, t.n_vois), dtype=np.float64)
+    voi_out = np.zeros(t.n_vois, dtype=np.float64)
+    nz, ny, nx = t.shape
+    dx, dy, dz = t.spacing_cm
+    tb = t.tables
+    for i, batch in enumerate(range(first_batch, stop_batch)):
+        check_cancel(cancel)
+        _mc_photon.transport_batch(
+            t.seed,
+            batch,
+            t.per_batch,
+            CHUNKS_PER_BATCH,
+            score,
+            tally,
+            t.src_index,
+            t.src_prob,
+            t.src_alias,
+            t.line_e,
+            t.line_cdf,
+            t.mat_flat,
+            t.rho_flat,
+            nz,
+            ny,
+            nx,
+            dx,
+            dy,
+            dz,
+            tb.log_energy_min,
+            tb.inv_dlog_energy,
+            tb.total_cm2_g,
+            tb.photoelectric_cm2_g,
+            tb.compton_cm2_g,
+            tb.mu_en_cm2_g,
+            tb.rayleigh_x2,
+            tb.rayleigh_cumulative,
+            t.energy_cutoff_mev,
+            t.analog,
+        )
+        _mc_photon.voi_batch_sums(
+            score, t.gy_per_score, t.voi_voxels, t.voi_weights, t.voi_starts, voi_out
+        )
+        voi_sums[i] = voi_out
+        _mc_photon.accumulate_batch(score, t.gy_per_score, sum_d, sum_d2)  # resets score
+    return McPartTally(
+        fingerprint=t.fingerprint,
+        first_batch=first_batch,
+        stop_batch=stop_batch,
+        sum_d=sum_d,
+        sum_d2=sum_d2,
+        voi_batch_sums=voi_sums,
+        tally_mev=tally.sum(axis=0),
+        elapsed_s=time.perf_counter() - t0,
+        worker=worker,
+    )
+
+
+# ------------------------------------------------------------ the merge
+def check_parts(setup: McSplitSetup, parts: Sequence[McPartTally]) -> list[McPartTally]:
+    """The parts sorted by first batch; refuse foreign, overlapping or missing batches."""
+    t = setup.transport
+    if t is None:
+        raise InvalidInputError("this problem has no transported photons: nothing to merge")
+    if not parts:
+        raise InvalidInputError("no Monte Carlo part to merge")
+    for p in parts:
+        if p.fingerprint != t.fingerprint:
+            raise InvalidInputError(
+                f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} belongs to "
+                "another problem (different inputs, seed or batch size): not merged"
+            )
+        if p.sum_d.shape != (t.n_voxels,) or p.sum_d2.shape != (t.n_voxels,):
+            raise InvalidInputError(
+                f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} has "
+                f"{p.sum_d.size} voxels, the problem {t.n_voxels}: not merged"
+            )
+        if p.voi_batch_sums.shape != (p.n_batches, t.n_vois):
+            raise InvalidInputError(
+                f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} has "
+                "VOI sums of the wrong shape: not merged"
+            )
+    ordered = sorted(parts, key=lambda p: p.first_batch)
+    expected = 0
+    for p in ordered:
+        if p.first_batch < expected:
+            raise InvalidInputError(
+                f"Monte Carlo parts overlap at batch {p.first_batch}: a batch counted twice "
+                "would understate the uncertainty; not merged"
+            )
+        if p.first_batch > expected:
+            raise InvalidInputError(
+                f"Monte Carlo batches {expected}-{p.first_batch - 1} are missing: not merged"
+            )
+        expected = p.stop_batch
+    if expected != setup.batches:
+        raise InvalidInputError(
+            f"Monte Carlo batches {expected}-{setup.batches - 1} are missing "
+            f"(parts cover {expected} of {setup.batches}): not merged"
+        )
+    return ordered
+
+
+def merge_parts(
+    setup: McSplitSetup, parts: Sequence[McPartTally], *, elapsed_s: float | None = None
+) -> MonteCarloResult:
+    """Merge the parts of :func:`prepare_split` into the result of the whole run.
+
+    Dose and per-voxel uncertainty by the batch method over all ``B`` batches
+    (module docstring, Walters, Kawrakow & Rogers 2002); the VOI-mean
+    uncertainties from the per-batch VOI sums in batch order; fields as
+    :class:`.monte_carlo.MonteCarloResult`.  ``elapsed_s``: wall time to report
+    (default: the sum of the parts' times).
+    """
+    ordered = check_parts(setup, parts)
+    t = setup.transport
+    assert t is not None
+    sum_d, sum_d2, n_batches = merge_sums(
+        [p.sum_d for p in ordered], [p.sum_d2 for p in ordered], [p.n_batches for p in ordered]
+    )
+    n_vox = t.n_voxels
+    total = np.empty(n_vox, dtype=np.float32)
+    mean = np.empty(n_vox, dtype=np.float32)
+    sd = np.empty(n_vox, dtype=np.float64)
+    rel = np.empty(n_vox, dtype=np.float32)
+    rel_ph = np.empty(n_vox, dtype=np.float32)
+    local_flat = setup.local_flat
+    _mc_photon.finalize_batches(
+        sum_d,
+        sum_d2,
+        n_batches,
+        sum_d if local_flat is None else local_flat,
+        local_flat is not None,
+        total,
+        mean,
+        sd,
+        rel,
+        rel_ph,
+    )
+    batch_sums = [row for p in ordered for row in p.voi_batch_sums]
+    ph_mean, ph_sd = _voi_mean_statistics(batch_sums, setup.weight_sums)
+    rows = []
+    for k, name in enumerate(setup.voi_names):
+        tot = float(ph_mean[k] + setup.det_means[k])
+        rows.append(
+            VoiDoseComponents(
+                name=name,
+                mean_gy=tot,
+                photon_mean_gy=float(ph_mean[k]),
+                electron_mean_gy=float(setup.det_means[k]),
+                photon_sd_gy=float(ph_sd[k]),
+                photon_rel_uncertainty=_ratio(float(ph_sd[k]), float(ph_mean[k])),
+                total_rel_uncertainty=_ratio(float(ph_sd[k]), tot),
+                voxels=float(setup.weight_sums[k]),
+            )
+        )
+    den = ph_mean[0] + (setup.det_means[0] if setup.target_component == "total" else 0.0)
+    figure = _ratio(float(ph_sd[0]), float(den))
+    t_vox, t_w = setup.target_voxels, setup.target_weights
+    t_total = sum_d[t_vox] / n_batches + (0.0 if local_flat is None else local_flat[t_vox])
+    voxel_figure = _ratio(float(np.dot(sd[t_vox], t_w)), float(np.dot(t_total, t_w)))
+    n_hist = n_batches * t.per_batch
+    elapsed = float(sum(p.elapsed_s for p in ordered)) if elapsed_s is None else float(elapsed_s)
+    scale = setup.n_decays * setup.photons_per_decay / n_hist
+    tallies = np.sum([p.tally_mev for p in ordered], axis=0)
+    has_target = setup.has_target
+    return MonteCarloResult(
+        dose_gy=total.reshape(t.shape),
+        photon_dose_gy=mean.reshape(t.shape),
+        local_dose_gy=None
+        if local_flat is None
+        else local_flat.astype(np.float32).reshape(t.shape),
+        rel_uncertainty=rel.reshape(t.shape),
+        histories=n_hist,
+        seed=setup.seed,
+        elapsed_s=elapsed,
+        histories_per_s=n_hist / elapsed if elapsed > 0 else 0.0,
+        stopped_because="histories",
+        target_uncertainty_reached=figure if has_target else None,
+        batches=n_batches,
+        emitted_photon_energy_mev=float(tallies[0]) * scale,
+        escaped_photon_energy_mev=float(tallies[1]) * scale,
+        photon_rel_uncertainty=rel_ph.reshape(t.shape),
+        target_component=setup.target_component,
+        target_photon_uncertainty=rows[0].photon_rel_uncertainty if has_target else None,
+        target_total_uncertainty=rows[0].total_rel_uncertainty if has_target else None,
+        target_mean_voxel_uncertainty=voxel_figure if has_target else None,
+        voi_components=tuple(rows[1:]),
+    )
+
+
+def run_monte_carlo_split(
+    decays_bq_s: ArrayLike,
+    material_index: ArrayLike,
+    density_g_cm3: ArrayLike,
+    materials: Sequence[Material | str],
+    spacing_mm: Sequence[float],
+    nuclide: str,
+    *,
+    parts: int = 2,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    **options: object,
+) -> MonteCarloResult:
+    """The split run in this process, part after part (reference for the distributed run).
+
+    ``options`` as :func:`prepare_split`.  Equal to
+    :func:`.monte_carlo.run_monte_carlo` with the same options to float rounding.
+    """
+    if options.get("target_uncertainty") is not None:
+        raise InvalidInputError(
+            "a split Monte Carlo runs a fixed number of histories: give histories, "
+            "not a target uncertainty",
+            field="target_uncertainty",
+        )
+    options.pop("target_uncertainty", None)
+    options.pop("max_histories", None)
+    args = (decays_bq_s, material_index, density_g_cm3, materials, spacing_mm, nuclide)
+    setup = prepare_split(*args, **options)  # type: ignore[arg-type]
+    if setup.transport is None:
+        return run_monte_carlo(*args, **options)  # type: ignore[arg-type]
+    ranges = split_batches(setup.batches, parts)
+    t0 = time.perf_counter()
+    done: list[McPartTally] = []
+    report(progress, 0.0, f"photon Monte Carlo: {len(ranges)} parts")
+    for k, r in enumerate(ranges):
+        done.append(run_part(setup.transport, r.start, r.stop, cancel=cancel))
+        report(
+            progress, (k + 1) / len(ranges), f"photon Monte Carlo: part {k + 1} of {len(ranges)}"
+        )
+    return merge_parts(setup, done, elapsed_s=time.perf_counter() - t0)
+
+
+__all__ = [
+    "McPartTally",
+    "McSplitSetup",
+    "McTransport",
+    "batch_statistics",
+    "check_parts",
+    "merge_parts",
+    "merge_sums",
+    "prepare_split",
+    "run_monte_carlo_split",
+    "run_part",
+    "split_batches",
+]
