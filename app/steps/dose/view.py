@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common import error_display
+from app.common.run_control import RunControl
 from app.common.widgets import named as _named
 from app.session import CaseSession
 from app.steps.base import StepView
@@ -88,7 +88,6 @@ class DoseStepView(StepView):
     def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
         self.model = DoseModel(None, False)
-        self._task: Task | None = None
         self._limits_protocol: str | None = None  # None: the case's protocol
         self._checked: set[str] = set()
         """Names of the VOIs whose DVH is shown (kept across runs and summaries)."""
@@ -120,13 +119,9 @@ class DoseStepView(StepView):
         self.run_button.clicked.connect(self._run)
         run_row.addWidget(self.run_button)
         self.progress_bar = _named(QProgressBar(), "doseProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setVisible(False)
         run_row.addWidget(self.progress_bar, 1)
         self.cancel_button = _named(QPushButton("Cancel"), "doseCancel")
-        self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the dose calculation; nothing is saved")
-        self.cancel_button.clicked.connect(self.cancel)
         run_row.addWidget(self.cancel_button)
         run_row.addStretch(0)
         root.addLayout(run_row)
@@ -173,6 +168,17 @@ class DoseStepView(StepView):
         self.status_label = _named(QLabel(""), "doseStatus")
         self.status_label.setWordWrap(True)
         root.addWidget(self.status_label)
+        self.runner = RunControl(
+            self,
+            self.session,
+            progress_bar=self.progress_bar,
+            status_label=self.status_label,
+            cancel_button=self.cancel_button,
+            title="Dose",
+            failed_text="The dose calculation was refused: nothing was saved.",
+            cancelled_text="Dose calculation cancelled: nothing was saved.",
+            on_idle=self._update_buttons,
+        )
 
         show_row = QHBoxLayout()
         show_row.addWidget(QLabel("Show:"))
@@ -316,7 +322,7 @@ class DoseStepView(StepView):
         self.protocol_box.setCurrentIndex(idx)
 
     def _update_buttons(self) -> None:
-        running = self._task is not None
+        running = self.runner.running
         can = self.model.can_run and not running
         self.run_button.setEnabled(can)
         self.engine_box.setEnabled(can)
@@ -500,43 +506,30 @@ class DoseStepView(StepView):
     # ------------------------------------------------------------------- run
     def _run(self) -> None:
         case, store = self.session.case, self.session.store
-        if case is None or store is None or self._task is not None or not self.model.can_run:
+        if case is None or store is None or self.runner.running or not self.model.can_run:
             return
         from dosimetry_core.pipeline.dose import compute_dose
 
         settings = self.settings()
         actor = self.session.actor
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(True)
-        self.status_label.setText(f"Computing the dose: {settings.describe()}…")
-        self._task = self.session.run(
+        self.runner.start(
             compute_dose,
             store,
             case.case_id,
             **settings.compute_dose_kwargs(),
             user=actor.username if actor is not None else "",
+            busy_text=f"Computing the dose: {settings.describe()}…",
             description="Dose",
             on_success=self._run_succeeded,
-            on_failure=self._run_failed,
-            on_progress=self._run_progress,
-            on_cancelled=self._run_cancelled,
         )
-        self._task.finished.connect(self._run_finished)
         self._update_buttons()
 
     def cancel(self) -> None:
         """Stop the running calculation (the core saves nothing when cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            self.status_label.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
+        self.runner.cancel()
 
     def is_running(self) -> bool:
-        return self._task is not None
-
-    def _run_progress(self, fraction: float, message: str) -> None:
-        self.progress_bar.setValue(int(round(1000 * fraction)))
-        self.status_label.setText(message)
+        return self.runner.running
 
     def _run_succeeded(self, result: Any) -> None:
         # the session reloaded the case (caseChanged) before this: show the new summary
@@ -551,15 +544,3 @@ class DoseStepView(StepView):
         if result.warnings:
             text += " " + " ".join(result.warnings)
         self.status_label.setText(text)
-
-    def _run_failed(self, message: str, details: str) -> None:
-        self.status_label.setText("The dose calculation was refused: nothing was saved.")
-        error_display.show_error(self, "Dose", message, details)
-
-    def _run_cancelled(self) -> None:
-        self.status_label.setText("Dose calculation cancelled: nothing was saved.")
-
-    def _run_finished(self) -> None:
-        self._task = None
-        self.progress_bar.setVisible(False)
-        self._update_buttons()

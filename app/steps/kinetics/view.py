@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.run_control import RunControl
 from app.common.widgets import named as _named
 from app.common.widgets import read_only_table as _table
 from app.session import CaseSession
@@ -48,7 +49,6 @@ from app.steps.kinetics.model import (
     KineticsModel,
     PlotData,
 )
-from app.workers import Task
 from dosimetry_core.errors import DosimetryError
 from dosimetry_core.model import Case
 from dosimetry_core.pipeline.kinetics_review import fit_case_kinetics, recovery_choices
@@ -78,8 +78,6 @@ class KineticsStepView(StepView):
     def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
         self.model = KineticsModel(None, False)
-        self._task: Task | None = None
-        self._task_kind = ""
         self._selected_id: str | None = None
         self._updating = False
         self.plot_data: PlotData | None = None
@@ -130,18 +128,25 @@ class KineticsStepView(StepView):
         self.tia_map_button.clicked.connect(self._tia_map)
         run.addWidget(self.tia_map_button)
         self.progress_bar = _named(QProgressBar(), "kineticsProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setVisible(False)
         run.addWidget(self.progress_bar, 1)
         self.cancel_button = _named(QPushButton("Cancel"), "kineticsCancel")
-        self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the computation; nothing is saved")
-        self.cancel_button.clicked.connect(self.cancel)
         run.addWidget(self.cancel_button)
         root.addLayout(run)
         self.status_label = _named(QLabel(""), "kineticsStatus")
         self.status_label.setWordWrap(True)
         root.addWidget(self.status_label)
+        self.runner = RunControl(
+            self,
+            self.session,
+            progress_bar=self.progress_bar,
+            status_label=self.status_label,
+            cancel_button=self.cancel_button,
+            title="Kinetics",
+            failed_text="The computation failed: nothing was saved.",
+            cancelled_text="Cancelled: the computation under way was not saved.",
+            on_idle=self._update_options,
+        )
         self.tia_map_label = _named(QLabel(""), "kineticsTiaMapLabel")
         self.tia_map_label.setWordWrap(True)
         root.addWidget(self.tia_map_label)
@@ -317,7 +322,7 @@ class KineticsStepView(StepView):
 
     def _update_options(self) -> None:
         mode = self.recovery_box.currentData()
-        running = self._task is not None
+        running = self.runner.running
         may = self.model.may_compute
         self.fwhm_spin.setVisible(mode == "fwhm")
         self.record_box.setVisible(mode == "record")
@@ -464,67 +469,50 @@ class KineticsStepView(StepView):
 
     def _start_fit(self, req: FitRequest, what: str) -> None:
         case, store = self.session.case, self.session.store
-        if case is None or store is None or self._task is not None:
+        if case is None or store is None or self.runner.running:
             return
         if self.recovery_box.currentData() == "record" and not req.recovery_record_id:
             error_display.show_error(
                 self, "Kinetics", "Choose a QA recovery record (none is stored in this store)."
             )
             return
-        self._begin(f"{what}…", "fit")
-        self._task = self.session.run(
+        self.runner.start(
             fit_case_kinetics,
             store,
             case.case_id,
             **req.kwargs(),
             user=self._user(),
+            busy_text=f"{what}…",
             description="Kinetics fit",
             on_success=self._fit_succeeded,
-            on_failure=lambda m, d: self._failed("Kinetics fit", m, d),
-            on_progress=self._progress,
-            on_cancelled=self._cancelled,
+            title="Kinetics fit",
+            failed_text="Kinetics fit failed: nothing was saved.",
         )
-        self._task.finished.connect(self._finished)
         self._update_options()
 
     def _tia_map(self) -> None:
         case, store = self.session.case, self.session.store
-        if case is None or store is None or self._task is not None:
+        if case is None or store is None or self.runner.running:
             return
-        self._begin("Computing the voxel-wise TIA map…", "tia-map")
-        self._task = self.session.run(
+        self.runner.start(
             compute_tia_map,
             store,
             case.case_id,
             user=self._user(),
+            busy_text="Computing the voxel-wise TIA map…",
             description="Voxel-wise TIA map",
             on_success=self._tia_map_succeeded,
-            on_failure=lambda m, d: self._failed("Voxel-wise TIA map", m, d),
-            on_progress=self._progress,
-            on_cancelled=self._cancelled,
+            title="Voxel-wise TIA map",
+            failed_text="Voxel-wise TIA map failed: nothing was saved.",
         )
-        self._task.finished.connect(self._finished)
         self._update_options()
-
-    def _begin(self, text: str, kind: str) -> None:
-        self._task_kind = kind
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(True)
-        self.status_label.setText(text)
 
     def cancel(self) -> None:
         """Stop the running computation (the core saves nothing when cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            self.status_label.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
+        self.runner.cancel()
 
     def is_running(self) -> bool:
-        return self._task is not None
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress_bar.setValue(int(round(1000 * fraction)))
-        self.status_label.setText(message)
+        return self.runner.running
 
     def _fit_succeeded(self, result: Any) -> None:
         failed = [r.voi_name for r in result if r.error]
@@ -540,16 +528,3 @@ class KineticsStepView(StepView):
             f"{result.n_voxels:,} voxels; shown in the viewer's TIA layer."
         )
         self.status_label.setToolTip(f"Voxels by model: {counts}")
-
-    def _failed(self, title: str, message: str, details: str) -> None:
-        self.status_label.setText(f"{title} failed: nothing was saved.")
-        error_display.show_error(self, title, message, details)
-
-    def _cancelled(self) -> None:
-        self.status_label.setText("Cancelled: the computation under way was not saved.")
-
-    def _finished(self) -> None:
-        self._task = None
-        self._task_kind = ""
-        self.progress_bar.setVisible(False)
-        self._update_options()

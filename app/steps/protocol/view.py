@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common import error_display
+from app.common.run_control import RunControl
 from app.common.widgets import named as _named
 from app.common.widgets import read_only_table
 from app.session import CaseSession
@@ -53,7 +53,6 @@ from app.steps.protocol.model import (
     Budget,
     ProtocolModel,
 )
-from app.workers import Task
 from dosimetry_core.model.case import Case
 from dosimetry_core.pipeline.protocol_run import run_protocol
 
@@ -99,7 +98,6 @@ class ProtocolRunPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.model = ProtocolModel(None, False)
-        self._task: Task | None = None
         self._updating = False
         self._budget_voi: str | None = None
         self._build()
@@ -121,9 +119,7 @@ class ProtocolRunPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         row.addWidget(self.run_button)
         self.cancel_button = _named(QPushButton("Cancel"), "protocolCancel")
-        self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the run; nothing is saved")
-        self.cancel_button.clicked.connect(self.cancel)
         row.addWidget(self.cancel_button)
         root.addLayout(row)
         self.description_label = _named(QLabel(""), "protocolDescription")
@@ -131,14 +127,23 @@ class ProtocolRunPanel(QWidget):
         root.addWidget(self.description_label)
         status_row = QHBoxLayout()
         self.progress_bar = _named(QProgressBar(), "protocolProgress")
-        self.progress_bar.setRange(0, 1000)
         self.progress_bar.setMaximumWidth(220)
-        self.progress_bar.setVisible(False)
         status_row.addWidget(self.progress_bar)
         self.status_label = _named(QLabel(""), "protocolStatus")
         self.status_label.setWordWrap(True)
         status_row.addWidget(self.status_label, 1)
         root.addLayout(status_row)
+        self.runner = RunControl(
+            self,
+            self.session,
+            progress_bar=self.progress_bar,
+            status_label=self.status_label,
+            cancel_button=self.cancel_button,
+            title="Protocol run",
+            failed_text="The protocol run failed: nothing was saved.",
+            cancelled_text="Protocol run cancelled: nothing was saved.",
+            on_idle=self._update_buttons,
+        )
 
         split = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(split, 1)
@@ -326,7 +331,7 @@ class ProtocolRunPanel(QWidget):
         self.budget_caption.setText(budget.caption())
 
     def _update_buttons(self) -> None:
-        running = self._task is not None
+        running = self.runner.running
         self.run_button.setEnabled(self.model.can_run and not running)
         self.protocol_box.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -342,59 +347,34 @@ class ProtocolRunPanel(QWidget):
         """Run the chosen protocol on the open case in a worker (progress, cancel)."""
         case, store = self.session.case, self.session.store
         pid = self.model.selected_id
-        if case is None or store is None or pid is None or self._task is not None:
+        if case is None or store is None or pid is None or self.runner.running:
             return
         if not self.model.can_run:
             return
         actor = self.session.actor
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(True)
-        self.status_label.setText(f"Running {pid}…")
-        self._task = self.session.run(
+        self.runner.start(
             run_protocol,
             store,
             case.case_id,
             pid,
             user=actor.username if actor is not None else "",
+            busy_text=f"Running {pid}…",
             description=f"Protocol run {pid}",
             on_success=self._run_succeeded,
-            on_failure=self._run_failed,
-            on_progress=self._run_progress,
-            on_cancelled=self._run_cancelled,
         )
-        self._task.finished.connect(self._run_finished)
         self._update_buttons()
 
     def cancel(self) -> None:
         """Stop the running protocol run (the core saves nothing when cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            self.status_label.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
+        self.runner.cancel()
 
     def is_running(self) -> bool:
-        return self._task is not None
-
-    def _run_progress(self, fraction: float, message: str) -> None:
-        self.progress_bar.setValue(int(round(1000 * fraction)))
-        self.status_label.setText(message)
+        return self.runner.running
 
     def _run_succeeded(self, result: Any) -> None:
         # the session reloaded the case (caseChanged -> refresh) before this
         verdict = "all limits pass" if result.all_limits_passed else "a limit is EXCEEDED"
         self.status_label.setText(f"Protocol {result.protocol_id} run and saved: {verdict}.")
-
-    def _run_failed(self, message: str, details: str) -> None:
-        self.status_label.setText("The protocol run failed: nothing was saved.")
-        error_display.show_error(self, "Protocol run", message, details)
-
-    def _run_cancelled(self) -> None:
-        self.status_label.setText("Protocol run cancelled: nothing was saved.")
-
-    def _run_finished(self) -> None:
-        self._task = None
-        self.progress_bar.setVisible(False)
-        self._update_buttons()
 
 
 class ProtocolStepView(StepView):

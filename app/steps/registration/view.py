@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.run_control import RunControl
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.registration.model import (
@@ -70,7 +71,6 @@ class RegistrationStepView(StepView):
         super().__init__(session, parent)
         self.model = RegistrationModel(None, False)
         self.compare = CompareModel()
-        self._task: Task | None = None
         self._load_task: Task | None = None
         self._loading_id: str | None = None
         self._selected_id: str | None = None
@@ -105,17 +105,24 @@ class RegistrationStepView(StepView):
         self.redo_button.clicked.connect(self._redo_selected)
         run_row.addWidget(self.redo_button)
         self.progress_bar = QProgressBar(objectName="registrationProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setVisible(False)
         run_row.addWidget(self.progress_bar, 1)
         self.cancel_button = QPushButton("Cancel", objectName="registrationCancel")
-        self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the registration; nothing is saved")
-        self.cancel_button.clicked.connect(self.cancel)
         run_row.addWidget(self.cancel_button)
         root.addLayout(run_row)
         self.status_label = QLabel("", objectName="registrationStatus")
         root.addWidget(self.status_label)
+        self.runner = RunControl(
+            self,
+            self.session,
+            progress_bar=self.progress_bar,
+            status_label=self.status_label,
+            cancel_button=self.cancel_button,
+            title="Registration",
+            failed_text="Registration failed: nothing was saved.",
+            cancelled_text="Registration cancelled: nothing was saved.",
+            on_idle=self._update_buttons,
+        )
 
         split = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(split, 1)
@@ -248,7 +255,7 @@ class RegistrationStepView(StepView):
         self._load_compare()
 
     def _update_buttons(self) -> None:
-        running = self._task is not None
+        running = self.runner.running
         acts = self.model.actions(self._selected_id)
         may = self.model.may_register
         self.run_button.setEnabled(self.model.can_run and not running)
@@ -279,18 +286,15 @@ class RegistrationStepView(StepView):
     # ------------------------------------------------------------------- run
     def _run(self, time_points: list[str] | None, reference: str) -> None:
         case, store = self.session.case, self.session.store
-        if case is None or store is None or self._task is not None:
+        if case is None or store is None or self.runner.running:
             return
         actor = self.session.actor
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(True)
         what = (
             "all time points"
             if time_points is None
             else ", ".join(self.model.row(t).label for t in time_points)
         )
-        self.status_label.setText(f"Registering {what}…")
-        self._task = self.session.run(
+        self.runner.start(
             register_case,
             store,
             case.case_id,
@@ -298,13 +302,10 @@ class RegistrationStepView(StepView):
             deformable=self.deformable_box.isChecked(),
             time_points=time_points,
             user=actor.username if actor is not None else "",
+            busy_text=f"Registering {what}…",
             description="Registration",
             on_success=self._run_succeeded,
-            on_failure=self._run_failed,
-            on_progress=self._run_progress,
-            on_cancelled=self._run_cancelled,
         )
-        self._task.finished.connect(self._run_finished)
         self._update_buttons()
 
     def _redo_selected(self) -> None:
@@ -314,17 +315,10 @@ class RegistrationStepView(StepView):
 
     def cancel(self) -> None:
         """Stop the running registration (the core saves nothing when cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            self.status_label.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
+        self.runner.cancel()
 
     def is_running(self) -> bool:
-        return self._task is not None
-
-    def _run_progress(self, fraction: float, message: str) -> None:
-        self.progress_bar.setValue(int(round(1000 * fraction)))
-        self.status_label.setText(message)
+        return self.runner.running
 
     def _run_succeeded(self, result: Any) -> None:
         n = sum(1 for s in result if s.status == "registered")
@@ -333,18 +327,6 @@ class RegistrationStepView(StepView):
         if skipped:
             text += " Skipped " + "; ".join(skipped)
         self.status_label.setText(text)
-
-    def _run_failed(self, message: str, details: str) -> None:
-        self.status_label.setText("Registration failed: nothing was saved.")
-        error_display.show_error(self, "Registration", message, details)
-
-    def _run_cancelled(self) -> None:
-        self.status_label.setText("Registration cancelled: nothing was saved.")
-
-    def _run_finished(self) -> None:
-        self._task = None
-        self.progress_bar.setVisible(False)
-        self._update_buttons()
 
     # ---------------------------------------------------------------- review
     def _review(self, status: str) -> None:

@@ -53,7 +53,7 @@ def dose_store(dose_dir: Path, tmp_path: Path) -> Any:
 def errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        "app.steps.dose.view.error_display.show_error",
+        "app.common.error_display.show_error",
         lambda _parent, title, message, details="": seen.append((title, message)),
     )
     return seen
