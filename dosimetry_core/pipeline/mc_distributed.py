@@ -115,7 +115,7 @@ def dask_client(scheduler: str | SchedulerSpec | None) -> Iterator[Any]:
                 n_workers=spec.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: other clusters may run here
                 silence_logs=40,  # logging.ERROR: no worker chatter on the console
             )
         except Exception as exc:  # no processes, no ports, no memory: say so
