@@ -88,7 +88,29 @@ class TimePointSelector(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(0)
         self._buttons: list[QToolButton] = []
+        self._labels: list[str] = []
         self._updating = False
+
+    @staticmethod
+    def compact(label: str) -> str:
+        """'TP1 · 4.0 h · NM' -> 'TP1 · 4.0 h': the label without its modality (narrow panel)."""
+        parts = label.split(" · ")
+        return " · ".join(parts[:2]) if len(parts) > 2 else label
+
+    def _fit_texts(self) -> None:
+        """Full labels when they fit the width, else the compact ones (never elided mid-word)."""
+        if not self._buttons:
+            return
+        fm = self._buttons[0].fontMetrics()
+        pad = 24  # a tool button's frame and margins around its text (px)
+        full = sum(fm.horizontalAdvance(t) + pad for t in self._labels)
+        use_full = full <= self.width()
+        for b, text in zip(self._buttons, self._labels, strict=True):
+            b.setText(text if use_full else self.compact(text))
+
+    def resizeEvent(self, event: Any) -> None:  # Qt override
+        super().resizeEvent(event)
+        self._fit_texts()
 
     def set_items(self, labels: list[str]) -> None:
         if labels == self.labels():
@@ -101,6 +123,7 @@ class TimePointSelector(QWidget):
                 b.hide()  # out of the layout now, not only when deleteLater runs
                 b.deleteLater()
             self._buttons = []
+            self._labels = list(labels)
             for n, text in enumerate(labels):
                 b = QToolButton(self)
                 b.setText(text)
@@ -113,11 +136,13 @@ class TimePointSelector(QWidget):
                 self._group.addButton(b, n)
                 self._layout.addWidget(b)
                 self._buttons.append(b)
+            self._fit_texts()
         finally:
             self._updating = False
 
     def labels(self) -> list[str]:
-        return [b.text() for b in self._buttons]
+        """The full label of each time point ('TP1 · 4.0 h · NM'), whatever the buttons show."""
+        return list(self._labels)
 
     def count(self) -> int:
         return len(self._buttons)

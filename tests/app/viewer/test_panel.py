@@ -272,3 +272,27 @@ def test_the_layer_style_stays_when_the_time_point_changes(panel, qtbot):
     assert panel.layer_table.rows["dose"]["upper"].value() == pytest.approx(12.0)
     assert panel.layer_table.rows["tia"]["visible"].isChecked()
     assert "TIA" in panel.readout()
+
+
+def test_time_point_buttons_drop_the_modality_when_narrow_never_elide(qtbot):
+    from app.viewer.panel import TimePointSelector
+
+    sel = TimePointSelector()
+    qtbot.addWidget(sel)
+    labels = ["TP1 · 4.0 h · NM", "TP2 · 24.0 h · NM", "TP3 · 96.0 h · NM", "TP4 · 168.0 h · NM"]
+    sel.set_items(labels)
+    sel.resize(900, 30)
+    sel.show()
+    qtbot.waitExposed(sel)
+    shown = [b.text() for b in sel.findChildren(type(sel._buttons[0]))]
+    assert shown == labels  # wide: the whole label
+    sel.resize(330, 30)
+    qtbot.waitUntil(lambda: sel._buttons[0].text() == "TP1 · 4.0 h")
+    assert [b.text() for b in sel._buttons] == [
+        "TP1 · 4.0 h",
+        "TP2 · 24.0 h",
+        "TP3 · 96.0 h",
+        "TP4 · 168.0 h",
+    ]
+    assert sel.labels() == labels  # what the tour and tests read is still the full label
+    assert [b.toolTip() for b in sel._buttons] == labels
