@@ -43,6 +43,8 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -224,10 +226,30 @@ class McPartTally:
     elapsed_s: float
     worker: str = ""
     """Where the part ran (a Dask worker address; empty in-process)."""
+    engine: str = ""
+    """:func:`engine_id` of the process that ran the part."""
 
     @property
     def n_batches(self) -> int:
         return self.stop_batch - self.first_batch
+
+
+@cache
+def engine_id() -> str:
+    """Identity of this process's transport code: SHA-256 of the kernels' source.
+
+    A worker with other kernels (another version of the package on a remote
+    cluster) would run other histories from the same streams; its parts are
+    refused.  Falls back to the package version where the source is not on disk.
+    """
+    from dosimetry_core import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    try:
+        h.update(Path(_mc_photon.__file__).read_bytes())
+    except (OSError, TypeError):
+        pass
+    return h.hexdigest()[:16]
 
 
 def _fingerprint(parts: Sequence[object]) -> str:
@@ -522,6 +544,7 @@ def run_part(
         tally_mev=tally.sum(axis=0),
         elapsed_s=time.perf_counter() - t0,
         worker=worker,
+        engine=engine_id(),
     )
 
 
@@ -538,6 +561,13 @@ def check_parts(setup: McSplitSetup, parts: Sequence[McPartTally]) -> list[McPar
             raise InvalidInputError(
                 f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} belongs to "
                 "another problem (different inputs, seed or batch size): not merged"
+            )
+        if p.engine != engine_id():
+            where = f" on {p.worker}" if p.worker else ""
+            raise InvalidInputError(
+                f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} ran{where} "
+                f"with another version of the transport code ({p.engine or 'unknown'}, here "
+                f"{engine_id()}): install the same version on every worker; not merged"
             )
         if p.sum_d.shape != (t.n_voxels,) or p.sum_d2.shape != (t.n_voxels,):
             raise InvalidInputError(
@@ -706,6 +736,7 @@ __all__ = [
     "McTransport",
     "batch_statistics",
     "check_parts",
+    "engine_id",
     "merge_parts",
     "merge_sums",
     "prepare_split",

@@ -223,6 +223,11 @@ def test_merge_refuses_a_part_of_another_problem(setup_and_parts):
     short = dataclasses.replace(parts[1], sum_d=parts[1].sum_d[:-1])
     with pytest.raises(InvalidInputError, match="voxels"):
         merge_parts(setup, [parts[0], short])
+    # a part computed by other transport code (an old package on a remote worker)
+    old = dataclasses.replace(parts[1], engine="0123456789abcdef", worker="tcp://10.0.0.9:4000")
+    with pytest.raises(InvalidInputError, match="another version of the transport code") as e:
+        merge_parts(setup, [parts[0], old])
+    assert "tcp://10.0.0.9:4000" in str(e.value)
     # the merge of the honest parts still works and is the whole run
     assert merge_parts(setup, parts).histories == 20_000
 
