@@ -264,12 +264,14 @@ class ExportModel:
 class ExportedFile:
     kind: str
     path: Path
+    name: str
+    """The path under the destination folder (``RTDOSE/RTDOSE_led_....dcm``)."""
     sop_class_uid: str
     sop_class: str
     """The SOP Class's name (pydicom's UID dictionary) or its UID."""
 
     def cells(self) -> list[str]:
-        return [KIND_LABELS.get(self.kind, self.kind), self.path.name, self.sop_class]
+        return [KIND_LABELS.get(self.kind, self.kind), self.name, self.sop_class]
 
 
 @dataclass
@@ -300,17 +302,23 @@ def read_secret_file(path: str) -> str:
     return secret
 
 
-def describe_files(files: dict[str, list[Path]]) -> list[ExportedFile]:
-    """Every written file with its SOP Class read back from the file."""
+def describe_files(files: dict[str, list[Path]], out_dir: str | Path) -> list[ExportedFile]:
+    """Every written file with its SOP Class read back from the file: the results
+    (RT Dose, RTSTRUCT, SEG, the report) first, then the re-written images."""
     import pydicom
 
+    order = {kind: n for n, kind in enumerate(KIND_LABELS)}
     out: list[ExportedFile] = []
-    for kind in sorted(files):
+    for kind in sorted(files, key=lambda k: (order.get(k, len(order)), k)):
         for p in files[kind]:
             ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
             uid = ds.get("SOPClassUID")
             name = str(uid.name) if uid is not None else "?"
-            out.append(ExportedFile(kind, Path(p), str(uid or ""), name))
+            try:
+                shown = Path(p).relative_to(out_dir).as_posix()
+            except ValueError:
+                shown = Path(p).name
+            out.append(ExportedFile(kind, Path(p), shown, str(uid or ""), name))
     return out
 
 
@@ -389,7 +397,7 @@ def run_export(
             raise clean from None
         raise
     late = stopping()
-    return ExportOutcome(result, describe_files(result.files), late_cancel=late)
+    return ExportOutcome(result, describe_files(result.files, out_dir), late_cancel=late)
 
 
 def summary_lines(outcome: ExportOutcome) -> list[str]:

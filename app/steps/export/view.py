@@ -23,6 +23,7 @@ are disabled with a tooltip saying why.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -227,6 +228,9 @@ class ExportStepView(StepView):
         self.plot = named(pg.PlotWidget(), "populationPlot")
         self.plot.setLabel("bottom", "Absorbed dose per administered activity (Gy/GBq)")
         self.plot.setLabel("left", "Patients")
+        # Gy/GBq is the unit: no SI prefix scaling of the axes ("x0.001" would misread)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMenuEnabled(False)
         self.bars: pg.BarGraphItem | None = None
@@ -443,7 +447,7 @@ class ExportStepView(StepView):
                 self.files_table.setItem(r, c, item)
         lines = summary_lines(outcome)
         self.summary_label.setText("\n".join(lines))
-        self.status_label.setText(lines[0])
+        self.status_label.setText("Export finished: the files written are listed below.")
 
     def _failed(self, message: str, details: str) -> None:
         self.status_label.setText("The export was refused: see the message.")
@@ -494,6 +498,9 @@ class ExportStepView(StepView):
             with_progress=False,
         )
         self._pop_task.finished.connect(self._population_done)
+
+    def is_loading_population(self) -> bool:
+        return self._pop_task is not None
 
     def _population_done(self) -> None:
         self._pop_task = None
@@ -568,7 +575,10 @@ class ExportStepView(StepView):
             xs.append(h.value_gy_per_gbq)
         span = max(xs) - min(xs) or 1.0
         self.plot.setXRange(min(xs) - 0.05 * span, max(xs) + 0.05 * span, padding=0)
-        self.plot.setYRange(0, max(h.counts) + 0.5, padding=0)
+        top = max(h.counts)
+        step = max(1, math.ceil(top / 10))  # whole patients on the count axis
+        self.plot.getAxis("left").setTickSpacing(major=step, minor=step)
+        self.plot.setYRange(0, top + 0.5, padding=0)
 
     def bar_count(self) -> int:
         """Bars drawn in the histogram (0 when none is shown)."""

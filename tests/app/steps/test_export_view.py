@@ -165,7 +165,8 @@ def test_export_rtdose_seg_and_report_read_back_and_validate(qtbot, export_store
     [rd] = sorted((out / "RTDOSE").glob("*.dcm"))
     [seg] = sorted((out / "SEG").glob("*.dcm"))
     [doc] = sorted((out / "DOC").glob("*.dcm"))
-    assert by_type["RT Dose"]["File"] == rd.name
+    assert by_type["RT Dose"]["File"] == f"RTDOSE/{rd.name}"
+    assert [r["Type"] for r in shown[:3]] == ["RT Dose", "Segmentation (SEG)", "Encapsulated PDF"]
     assert pydicom.dcmread(rd, stop_before_pixels=True).Modality == "RTDOSE"
     assert pydicom.dcmread(seg, stop_before_pixels=True).Modality == "SEG"
     case = export_store.load_case(export_store.case_id)
@@ -299,7 +300,8 @@ def test_histogram_bars_and_patient_line_are_the_core_record(qtbot, tmp_path):
         assert view.marker_value() == pytest.approx(k["value_gy_per_gbq"])
         assert view.marker.label.toPlainText() == "this patient: 0.65 Gy/GBq"
         assert "percentile rank 50 % of 6 patient(s)" in view.percentile_label.text()
-        assert "Gy/GBq" in view.plot.getAxis("bottom").labelText
+        bottom = view.plot.getAxis("bottom")
+        assert "Gy/GBq" in bottom.labelText and bottom.autoSIPrefixScale == 1.0
         assert "6 other patient(s)" in view.pop_status.text()
     finally:
         view.session.cancel_jobs()
@@ -318,3 +320,25 @@ def test_too_small_a_population_is_said_not_drawn(qtbot, tmp_path):
     finally:
         view.session.cancel_jobs()
         store.close()
+
+
+def test_tour_driver_exports_rtdose_and_seg(qtbot, export_store, tmp_path):
+    from types import SimpleNamespace
+
+    from app.steps.export.tour import drive
+
+    def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
+        qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+
+    ctx = SimpleNamespace(out_dir=tmp_path, wait_until=wait_until, settle=lambda s=0.3: None)
+    view = _open(qtbot, export_store, export_store.case_id)
+    shown = drive(view, ctx)  # type: ignore[arg-type]
+    assert shown["files_by_type"]["RT Dose"] == 1
+    assert shown["files_by_type"]["Segmentation (SEG)"] == 1
+    assert shown["files_by_type"]["Encapsulated PDF"] == 1
+    assert len(list((tmp_path / "export" / "SEG").glob("*.dcm"))) == 1
+    assert "UNSIGNED draft" in shown["report_offered"]
+    assert "too small for a histogram: 0 other patient(s)" in shown["population"]
+    assert (
+        shown["percentile"] == "Kidneys: this patient 0.6 Gy/GBq, no other patients to compare with"
+    )
