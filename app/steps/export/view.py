@@ -99,6 +99,11 @@ class ExportStepView(StepView):
     def _build_export(self) -> QWidget:
         page = QWidget()
         v = QVBoxLayout(page)
+        self.denied_label = named(QLabel(""), "exportDenied")
+        self.denied_label.setWordWrap(True)
+        self.denied_label.setStyleSheet("color: #b26a00; font-weight: bold;")
+        self.denied_label.hide()
+        v.addWidget(self.denied_label)
 
         what = QGroupBox("What to export", page)
         wf = QFormLayout(what)
@@ -313,6 +318,8 @@ class ExportStepView(StepView):
         running = self._task is not None
         can = self.model.can_export and not running
         why = self.model.denied_reason()
+        self.denied_label.setText(why)
+        self.denied_label.setVisible(bool(why) and self.session.case is not None)
         for w in self._export_widgets():
             w.setEnabled(can)
             w.setToolTip(why or self._tips.get(w.objectName(), ""))

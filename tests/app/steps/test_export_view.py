@@ -216,6 +216,9 @@ def test_anonymised_export_the_secret_is_nowhere(qtbot, export_store, tmp_path, 
     assert str(ds.PatientID).startswith("ANON-") and ds.PatientID != case.patient.patient_id
     assert str(ds.PatientName) != case.patient.name
     assert ds.PatientID in summary
+    from dosimetry_core.io.anonymize import Pseudonymiser
+
+    assert ds.PatientID == Pseudonymiser(SECRET).patient_pseudonym(case.patient.patient_id)
     needle = SECRET.encode()
     wide = SECRET.encode("utf-16-le")
     export_store.close()  # the database flushed to its file
@@ -272,12 +275,14 @@ def test_technologist_sees_everything_disabled_physician_may_export(qtbot, entry
     for w in view._export_widgets():
         assert not w.isEnabled(), w.objectName()
         assert "physicist or physician" in w.toolTip(), w.objectName()
+    assert view.denied_label.isVisible() and "may not export" in view.denied_label.text()
     _click(view.export_button)
     assert not view.is_running()
     view.session.logout()
     view.session.login("dora", ENTRY_PASSWORDS["dora"])
     view.session.open_case(ENTRY_CASE_ID)
     assert view.export_button.isEnabled() and view.export_button.toolTip() == ""
+    assert view.denied_label.isHidden()
 
 
 def _population_store(tmp_path: Path, others: tuple[float, ...]) -> tuple[CaseStore, str]:
