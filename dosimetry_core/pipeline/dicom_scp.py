@@ -35,6 +35,7 @@ logged with the peer's address.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -59,6 +60,7 @@ __all__ = [
     "StudyImport",
     "check_ae_title",
     "default_incoming_dir",
+    "valid_uid",
 ]
 
 STATUS_SUCCESS = 0x0000
@@ -95,10 +97,12 @@ def _digest(text: str, n: int) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:n]
 
 
-def _valid_uid(value: object) -> bool:
-    from pydicom.uid import UID
+_UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
 
-    return isinstance(value, str) and bool(value) and UID(value).is_valid
+
+def valid_uid(value: object) -> bool:
+    """Whether ``value`` is a DICOM UID (PS3.5 section 9.1: digits and dots, at most 64)."""
+    return isinstance(value, str) and len(value) <= 64 and _UID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class InstanceFiler:
                 STATUS_CANNOT_UNDERSTAND,
                 f"the data set cannot be decoded ({type(exc).__name__}: {exc})",
             )
-        if not _valid_uid(sop):
+        if not valid_uid(sop):
             return self._reject(
                 req_sop, STATUS_DOES_NOT_MATCH, "no valid SOP Instance UID (0008,0018)"
             )
@@ -184,7 +188,7 @@ class InstanceFiler:
                 STATUS_DOES_NOT_MATCH,
                 "SOP Class UID (0008,0016) differs from the C-STORE request's",
             )
-        if not _valid_uid(study):
+        if not valid_uid(study):
             return self._reject(
                 req_sop, STATUS_DOES_NOT_MATCH, "no valid Study Instance UID (0020,000D)"
             )

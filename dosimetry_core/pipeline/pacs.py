@@ -40,6 +40,7 @@ from dosimetry_core.pipeline.dicom_scp import (
     StorageServer,
     check_ae_title,
     default_incoming_dir,
+    valid_uid,
 )
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel
 from dosimetry_core.progress import report as _progress
@@ -217,10 +218,8 @@ def _check_patient_id(patient_id: str) -> str:
 
 
 def _check_study_uid(uid: str) -> str:
-    from pydicom.uid import UID
-
     u = uid.strip()
-    if not u or not UID(u).is_valid:
+    if not valid_uid(u):
         raise InvalidInputError(
             f"--study-uid {printable(uid)!r} is not a valid Study Instance UID", field="study_uid"
         )
