@@ -151,8 +151,11 @@ def test_export_rtdose_seg_and_report_read_back_and_validate(qtbot, export_store
     _tick(view.report_check)
     assert not view.ct_dir_edit.isEnabled()  # the re-written CT is referenced
     _type(view.out_dir_edit, str(out))
+    progress: list[int] = []
+    view.progress_bar.valueChanged.connect(progress.append)
     _export(qtbot, view)
 
+    assert progress and max(progress) == 1000 and view.progress_bar.isHidden()
     shown = view.files_as_shown()
     kinds = {r["Type"] for r in shown}
     assert {"RT Dose", "Segmentation (SEG)", "Encapsulated PDF"} <= kinds
@@ -219,6 +222,11 @@ def test_anonymised_export_the_secret_is_nowhere(qtbot, export_store, tmp_path, 
     from dosimetry_core.io.anonymize import Pseudonymiser
 
     assert ds.PatientID == Pseudonymiser(SECRET).patient_pseudonym(case.patient.patient_id)
+    from dosimetry_core.store import audit
+
+    [entry] = [e for e in audit.entries(export_store, case.case_id) if e.action == "export"]
+    assert entry.details["anonymized"] is True and entry.details["out_dir"] == str(out)
+    assert SECRET not in repr(entry)
     needle = SECRET.encode()
     wide = SECRET.encode("utf-16-le")
     export_store.close()  # the database flushed to its file
