@@ -158,7 +158,7 @@ class ExportStepView(StepView):
             QCheckBox("Anonymise (PS3.15 Basic Profile, pseudonyms from the project secret)"),
             "exportAnonCheck",
         )
-        self.anon_check.toggled.connect(lambda _on: self._update_enabled())
+        self.anon_check.toggled.connect(self._on_anonymise)
         af.addRow(self.anon_check)
         self.secret_edit = named(QLineEdit(), "exportSecretEdit")
         self.secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -355,6 +355,15 @@ class ExportStepView(StepView):
         self.ct_dir_button.setEnabled(ct)
         self.cancel_button.setEnabled(False)
         self.export_button.setToolTip("")
+
+    def _on_anonymise(self, on: bool) -> None:
+        if not on:
+            self.secret_edit.clear()  # a secret is not kept where it is not used
+        self._update_enabled()
+
+    def hideEvent(self, event: Any) -> None:
+        self.secret_edit.clear()  # leaving the step forgets a typed secret
+        super().hideEvent(event)
 
     # ========================================================== choosing
     def _choose_dir(self, edit: QLineEdit, title: str) -> None:

@@ -251,6 +251,14 @@ def test_secret_file_gives_the_same_pseudonym_and_refusals_are_inline(
     _tick(view.dose_check)
     _click(view.export_button)
     assert "project secret" in view.error_label.text() and not (tmp_path / "a").exists()
+    _type(view.secret_edit, SECRET)
+    _tick(view.anon_check, False)  # not anonymised any more: the secret is forgotten
+    assert view.secret_edit.text() == "" and not view.secret_edit.isEnabled()
+    _tick(view.anon_check)
+    _type(view.secret_edit, SECRET)
+    view.hide()  # leaving the step forgets it too
+    view.show()
+    assert view.secret_edit.text() == ""
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text(SECRET + "\n")
     _type(view.secret_file_edit, str(secret_file))
