@@ -47,6 +47,7 @@ __all__ = [
     "ExportedFile",
     "ReportOption",
     "describe_files",
+    "destination_note",
     "percentile_text",
     "population_histogram",
     "read_secret_file",
@@ -257,6 +258,23 @@ class ExportModel:
             and form.retain_patient_characteristics,
             "retain_structure_names": form.retain_structure_names,
         }
+
+
+def destination_note(out_dir: str) -> str:
+    """A warning when the destination already holds files (the export overwrites same names)."""
+    text = out_dir.strip()
+    if not text:
+        return ""
+    folder = Path(text)
+    try:
+        if not folder.is_dir():
+            return "" if not folder.exists() else f"{text} is a file, not a folder"
+        n = sum(1 for p in folder.rglob("*") if p.is_file())
+    except OSError as exc:
+        return f"{text}: cannot be read ({exc.strerror})"
+    if n == 0:
+        return ""
+    return f"The folder already holds {n} file(s): files of the same name are overwritten"
 
 
 # ----------------------------------------------------------------------- run

@@ -54,6 +54,7 @@ from app.steps.export.model import (
     ExportForm,
     ExportModel,
     ExportOutcome,
+    destination_note,
     percentile_text,
     population_histogram,
     run_export,
@@ -150,6 +151,13 @@ class ExportStepView(StepView):
         out_row.addWidget(self.out_dir_edit, 1)
         out_row.addWidget(self.out_dir_button)
         wf.addRow("Destination", out_row)
+        self.dest_note = named(QLabel(""), "exportDestinationNote")
+        self.dest_note.setStyleSheet("color: #b26a00;")
+        self.dest_note.setWordWrap(True)
+        self.dest_note.hide()
+        wf.addRow(self.dest_note)
+        self.out_dir_edit.editingFinished.connect(self._check_destination)
+        self.out_dir_edit.textChanged.connect(lambda _t: self.dest_note.hide())
         v.addWidget(what)
 
         anon = QGroupBox("Anonymisation", page)
@@ -370,6 +378,13 @@ class ExportStepView(StepView):
         folder = QFileDialog.getExistingDirectory(self, title, edit.text())
         if folder:
             edit.setText(folder)
+            if edit is self.out_dir_edit:
+                self._check_destination()
+
+    def _check_destination(self) -> None:
+        note = destination_note(self.out_dir_edit.text())
+        self.dest_note.setText(note)
+        self.dest_note.setVisible(bool(note))
 
     def _choose_secret_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Project secret file")

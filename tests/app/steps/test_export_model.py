@@ -156,3 +156,12 @@ def test_a_late_cancel_is_reported_not_hidden(monkeypatch, tmp_path):
     lines = m.summary_lines(outcome)
     assert lines[0].startswith("Exported 0 file(s)")
     assert any("export completed" in x for x in lines) and lines[-1] == "Warning: w"
+
+
+def test_a_destination_with_files_is_flagged(tmp_path):
+    assert m.destination_note("") == "" and m.destination_note(str(tmp_path / "new")) == ""
+    assert m.destination_note(str(tmp_path)) == ""
+    (tmp_path / "RTDOSE").mkdir()
+    (tmp_path / "RTDOSE" / "a.dcm").write_bytes(b"x")
+    assert "already holds 1 file(s)" in m.destination_note(str(tmp_path))
+    assert "is a file" in m.destination_note(str(tmp_path / "RTDOSE" / "a.dcm"))

@@ -264,6 +264,9 @@ def test_secret_file_gives_the_same_pseudonym_and_refusals_are_inline(
     _type(view.secret_file_edit, str(secret_file))
     _export(qtbot, view)
     assert view.error_label.isHidden()
+    _type(view.out_dir_edit, str(tmp_path / "a"))  # the same folder again
+    QTest.keyClick(view.out_dir_edit, Qt.Key.Key_Return)
+    assert view.dest_note.isVisible() and "overwritten" in view.dest_note.text()
     from dosimetry_core.io.anonymize import Pseudonymiser
 
     case = export_store.load_case(export_store.case_id)
