@@ -7,7 +7,11 @@ the ``mrtdose import`` core path once every association that brought it has ende
 ``--idle-s`` seconds (default 5) passed without a new instance of it.  One line per
 association (calling AE, peer address, received/stored/rejected), per refusal and
 per study import (into which case) on stdout; ``--json``: one JSON object per line
-(``event``: ``listening``, ``association``, ``import``, ``stopped``).  SIGINT or
+(``time``, ``event``, ``message`` and the event's record: ``listening`` with
+``port`` and ``ae_title``; ``association`` with ``association`` -- number,
+calling_ae, address, port, outcome, received, stored, rejected, studies --;
+``rejected`` with the refused instance; ``import`` with ``import`` -- the study,
+its ``cases`` and the ``mrtdose import --json`` report --; ``stopped``).  SIGINT or
 SIGTERM stops it cleanly: listening ends, open associations are closed, received
 studies are imported, then it exits 0.
 
@@ -125,23 +129,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     def on_line(line: str) -> None:
-        # the server's lines, with the typed record of the newest event in --json
-        kind = "log"
+        # the server's lines; in --json with the typed record of the event they report
+        event = str(getattr(line, "event", "log"))
+        record = getattr(line, "record", None)
         data: dict[str, Any] = {}
-        if line.startswith("association #") and (
-            " released:" in line or " aborted:" in line or " refused:" in line
-        ):
-            kind = "association"
-            if server.records:
-                data = {"association": server.records[-1].to_dict()}
-        elif line.startswith("study "):
-            kind = "import"
-            if server.imports:
-                data = {"import": server.imports[-1].to_dict()}
-        elif line.startswith("listening"):
-            kind = "listening"
+        if event == "association" and record is not None:
+            data = {"association": record.to_dict()}
+        elif event == "import" and record is not None:
+            data = {"import": record.to_dict()}
+        elif event == "rejected" and record is not None:
+            data = {"rejected": record.to_dict()}
+        elif event == "listening":
             data = {"port": server.port, "ae_title": settings.ae_title}
-        log(line, kind, data)
+        log(str(line), event, data)
 
     server = StorageServer(store, settings, log=on_line)
     stop = threading.Event()

@@ -54,6 +54,7 @@ __all__ = [
     "STATUS_SUCCESS",
     "AssociationRecord",
     "InstanceFiler",
+    "LogLine",
     "RejectedInstance",
     "ScpSettings",
     "StorageServer",
@@ -67,6 +68,25 @@ STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_DOES_NOT_MATCH = 0xA900
 STATUS_CANNOT_UNDERSTAND = 0xC210
+
+
+class LogLine(str):
+    """One log line (a ``str``) with the event it reports and that event's typed record.
+
+    ``event`` is ``listening``, ``rejected`` (an instance), ``association`` (ended or
+    refused; ``record`` an :class:`AssociationRecord`) or ``import`` (``record`` a
+    :class:`StudyImport`).
+    """
+
+    event: str
+    record: Any
+
+    def __new__(cls, text: str, event: str, record: Any = None) -> LogLine:
+        line = super().__new__(cls, printable(text))
+        line.event = event
+        line.record = record
+        return line
+
 
 LogSink = Callable[[str], None]
 
@@ -228,7 +248,8 @@ class AssociationRecord:
     port: int
     started_at: datetime
     outcome: str = "open"
-    """``open``, ``released``, ``aborted`` or ``refused``."""
+    """``open``, ``released``, ``aborted``, ``closed`` (the connection dropped without
+    release or abort) or ``refused``."""
     received: int = 0
     stored: int = 0
     rejected: list[RejectedInstance] = field(default_factory=list)
@@ -449,14 +470,15 @@ class StorageServer:
         self._thread = threading.Thread(target=self._import_loop, name="scp-import", daemon=True)
         self._thread.start()
         self._log(
-            printable(
+            LogLine(
                 f"listening as AE {self.settings.ae_title!r} on port {self.port}"
                 + (
                     f", calling AE titles allowed: {', '.join(self.settings.allowed_calling_aes)}"
                     if self.settings.allowed_calling_aes
                     else ", any calling AE title"
                 )
-                + f"; filing into {self.incoming_dir}"
+                + f"; filing into {self.incoming_dir}",
+                "listening",
             )
         )
 
@@ -542,7 +564,9 @@ class StorageServer:
             else:
                 rec.rejected.append(what)
         if isinstance(what, RejectedInstance):
-            self._log(printable(f"association #{rec.number}: rejected {what.words()}"))
+            self._log(
+                LogLine(f"association #{rec.number}: rejected {what.words()}", "rejected", what)
+            )
         return status
 
     def _on_ended(self, event: Any, how: str) -> None:
@@ -552,11 +576,11 @@ class StorageServer:
             rec = self._associations.pop(number, None) if number is not None else None
             if rec is None:
                 return
-            rec.outcome = "released" if how == "closed" else how
+            rec.outcome = how
             self.records.append(rec)
             for p in self._pending.values():
                 p.open_associations.discard(rec.number)
-        self._log(rec.words())
+        self._log(LogLine(rec.words(), "association", rec))
 
     def _on_rejected(self, event: Any) -> None:
         req = event.assoc.requestor
@@ -572,7 +596,7 @@ class StorageServer:
             self._next_number += 1
             rec.number = self._next_number
             self.records.append(rec)
-        self._log(rec.words())
+        self._log(LogLine(rec.words(), "association", rec))
 
     # ------------------------------------------------------------- importing
     def _due(self) -> _PendingStudy | None:
@@ -593,7 +617,7 @@ class StorageServer:
             try:
                 if self.settings.auto_import:
                     done = self.import_study(p.uid, p.folder, sorted(p.delivered_by))
-                    self._log(done.words())
+                    self._log(LogLine(done.words(), "import", done))
             finally:
                 with self._lock:
                     self._importing = False

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,38 +87,27 @@ class _Lines:
         raise AssertionError(f"no line with {text!r} in {self.lines}")
 
 
-def test_listen_imports_refuses_and_stops_on_sigterm(tmp_path, tp1_dir):
-    store = tmp_path / "store"
-    port = free_port()
+def _listen(store: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(ROOT / ".numba_cache")}
-    env.pop("MRTDOSE_USER", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dosimetry_core.cli.main",
-            "--store",
-            str(store),
-            "listen",
-            "--port",
-            str(port),
-            "--ae-title",
-            "MRTDOSE",
-            "--host",
-            "127.0.0.1",
-            "--allow-ae",
-            "STORESCU",
-            "--allow-ae",
-            "MODALITY",
-            "--idle-s",
-            "0.2",
-        ],
+    for name in ("MRTDOSE_USER", "MRTDOSE_PASSWORD", "MRTDOSE_STORE"):
+        env.pop(name, None)
+    first = [] if extra[0] == "--no-json" else [extra[0]]
+    argv = ["--store", str(store), *first, "listen", "--port", str(port)]
+    argv += ["--ae-title", "MRTDOSE", "--host", "127.0.0.1", "--idle-s", "0.2", *extra[1:]]
+    return subprocess.Popen(
+        [sys.executable, "-m", "dosimetry_core.cli.main", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=env,
     )
+
+
+def test_listen_imports_refuses_and_stops_on_sigterm(tmp_path, tp1_dir):
+    store = tmp_path / "store"
+    port = free_port()
+    proc = _listen(store, port, "--no-json", "--allow-ae", "STORESCU", "--allow-ae", "MODALITY")
     try:
         out = _Lines(proc)
         out.wait_for(f"listening as AE 'MRTDOSE' on port {port}")
@@ -139,6 +129,43 @@ def test_listen_imports_refuses_and_stops_on_sigterm(tmp_path, tp1_dir):
     [case] = json.loads(text)["cases"]
     assert case["time_points"] == 1 and case["patient_id"] == PATIENT_ID
     assert f"case {case['case_id']}" in imported
+
+
+def test_listen_json_lines_and_sigint(tmp_path, tp1_dir):
+    port = free_port()
+    proc = _listen(tmp_path / "store", port, "--json", "--allow-ae", "STORESCU")
+    try:
+        out = _Lines(proc)
+        first = json.loads(out.wait_for('"event": "listening"'))
+        assert (first["port"], first["ae_title"]) == (port, "MRTDOSE")
+        nm = next(tp1_dir.rglob("NM*/*.dcm"))
+        assert storescu(port, "MRTDOSE", "EVIL", nm).returncode != 0
+        refused = json.loads(out.wait_for('"event": "association"'))["association"]
+        assert (refused["outcome"], refused["calling_ae"], refused["address"]) == (
+            "refused",
+            "EVIL",
+            "127.0.0.1",
+        )
+        assert storescu(port, "MRTDOSE", "STORESCU", nm).returncode == 0
+        imp = json.loads(out.wait_for('"event": "import"'))["import"]
+        # one NM file without its CT: the same outcome as mrtdose import of that file
+        lone = tmp_path / "lone"
+        lone.mkdir()
+        shutil.copy(nm, lone / "nm.dcm")
+        code, text, _ = run("--store", str(tmp_path / "ref"), "--json", "import", str(lone))
+        want = json.loads(text)
+        assert len(imp["cases"]) == len(want["cases"]) == 1
+        got_tp = imp["import"]["cases"][0]["series"][0]
+        want_tp = want["cases"][0]["series"][0]
+        assert got_tp == want_tp
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        last = json.loads(out.wait_for('"event": "stopped"'))
+        assert (last["associations"], last["imports"]) == (2, 1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

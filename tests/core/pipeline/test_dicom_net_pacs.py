@@ -216,3 +216,45 @@ def test_failed_store_and_refused_class_named_with_instance_and_status(results_c
     assert f"RTDOSE {dose.sop_instance_uid}: status 0xA700" in msg
     assert f"SEG {seg.sop_instance_uid}: the PACS does not accept SOP class" in msg
     assert "2 of 3 instance(s)" in msg
+
+
+def test_get_refuses_instances_of_another_study(tp1_dir, small_demo_dirs, tmp_path):
+    """A hostile Q/R peer answers a C-GET with an instance of another patient's study too."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import (
+        CTImageStorage,
+        NuclearMedicineImageStorage,
+        StudyRootQueryRetrieveInformationModelGet,
+    )
+
+    ours = sorted(p for p in tp1_dir.rglob("*.dcm") if "RTSTRUCT" not in p.parts)
+    foreign = pydicom.dcmread(next(small_demo_dirs["siemens-bqml"].glob("tp2*/CT/*.dcm")))
+    foreign.PatientID = "SOMEONE-ELSE"
+    study = str(pydicom.dcmread(ours[0], stop_before_pixels=True).StudyInstanceUID)
+
+    def on_get(event):
+        yield len(ours) + 1
+        for i, p in enumerate(ours):
+            if i == 2:
+                yield 0xFF00, foreign
+            yield 0xFF00, pydicom.dcmread(p)
+
+    ae = AE(ae_title="HOSTILE")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+    for c in (CTImageStorage, NuclearMedicineImageStorage):
+        ae.add_supported_context(c, scu_role=True, scp_role=True)
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_GET, on_get)])
+    try:
+        peer = PacsPeer("127.0.0.1", server.server_address[1], "HOSTILE", "MRTDOSE")
+        with CaseStore(tmp_path / "store") as store:
+            res = retrieve_study(store, peer, study, method="get")
+            [c] = store.list_cases()
+            assert c.patient_id == PATIENT_ID
+            assert all(x.patient_id != "SOMEONE-ELSE" for x in store.list_cases())
+    finally:
+        server.shutdown()
+    assert (res.received, res.stored) == (len(ours) + 1, len(ours))
+    [bad] = res.rejected
+    assert bad.sop_instance_uid == str(foreign.SOPInstanceUID)
+    assert bad.status == 0xA900 and "not of the study requested" in bad.reason
+    assert res.failed == 1  # the peer counted our refusal as a failed sub-operation
