@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -467,13 +467,15 @@ def run_part(
     threads: int | None = None,
     worker: str = "",
     cancel: CancelCheck | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> McPartTally:
     """Transport batches ``[first_batch, stop_batch)`` and return their sums.
 
     Batch ``b`` uses the random streams ``(seed, b, chunk)`` of the one-process
     run, so its histories are the same ones.  ``threads``: numba threads of this
     part (default: numba's current setting); a worker sharing a machine with
-    others should use its share of the cores.
+    others should use its share of the cores.  ``on_batch(b)`` is called after
+    each batch ``b`` (progress of a distributed run).
     """
     first_batch, stop_batch = int(first_batch), int(stop_batch)
     if not 0 <= first_batch < stop_batch:
@@ -534,6 +536,8 @@ def run_part(
         )
         voi_sums[i] = voi_out
         _mc_photon.accumulate_batch(score, t.gy_per_score, sum_d, sum_d2)  # resets score
+        if on_batch is not None:
+            on_batch(batch)
     return McPartTally(
         fingerprint=t.fingerprint,
         first_batch=first_batch,

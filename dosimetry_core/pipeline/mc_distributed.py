@@ -166,19 +166,37 @@ class DistributedMonteCarloResult:
 
 
 def _run_part_on_worker(
-    transport: McTransport, first_batch: int, stop_batch: int, threads: int | None
+    transport: McTransport,
+    first_batch: int,
+    stop_batch: int,
+    threads: int | None,
+    progress_queue: str | None = None,
 ) -> McPartTally:
-    """What a worker runs: one part, tagged with the worker's address."""
+    """What a worker runs: one part, tagged with the worker's address; each finished
+    batch is announced on the Dask queue ``progress_queue`` (the client's progress bar)."""
     try:
         from distributed import get_worker
 
         where = str(get_worker().address)
     except ValueError:  # not on a worker (a synchronous test scheduler)
         where = ""
-    return run_part(transport, first_batch, stop_batch, threads=threads, worker=where)
+    on_batch = None
+    if progress_queue:
+        from distributed import Queue
+
+        queue = Queue(progress_queue)
+
+        def on_batch(batch: int) -> None:
+            with contextlib.suppress(Exception):  # progress must never fail the part
+                queue.put(batch)
+
+    return run_part(
+        transport, first_batch, stop_batch, threads=threads, worker=where, on_batch=on_batch
+    )
 
 
-PartFunction = Callable[[McTransport, int, int, "int | None"], McPartTally]
+PartFunction = Callable[[McTransport, int, int, "int | None", "str | None"], McPartTally]
+"""``(transport, first_batch, stop_batch, threads, progress_queue) -> tally``."""
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -211,15 +229,25 @@ def run_parts(
     part, its batches and the cause; ``cancel`` cancels them all and raises
     :class:`~dosimetry_core.errors.Cancelled`.
     """
+    import uuid
+
+    from distributed import Queue
+
     k = len(ranges)
+    n_batches = sum(len(r) for r in ranges)
+    queue = Queue(f"mc-progress-{uuid.uuid4().hex}", client=client)
     shared = client.scatter(transport, broadcast=True, hash=False)
     futures = [
-        client.submit(part_function, shared, r.start, r.stop, threads, pure=False, retries=0)
+        client.submit(
+            part_function, shared, r.start, r.stop, threads, queue.name, pure=False, retries=0
+        )
         for r in ranges
     ]
     out: list[McPartTally | None] = [None] * k
     done = 0
-    report(progress, 0.0, f"photon Monte Carlo: {k} parts on {_n_workers(client)} workers")
+    batches_done: set[int] = set()
+    workers = _n_workers(client)
+    report(progress, 0.0, f"photon Monte Carlo: {k} parts on {workers} workers")
     try:
         while done < k:
             try:
@@ -241,16 +269,29 @@ def run_parts(
                     ) from exc
                 out[i] = f.result()
                 done += 1
+                batches_done |= set(r)  # a part that finished has run all its batches
                 report(
                     progress,
-                    done / k,
+                    len(batches_done) / n_batches,
                     f"photon Monte Carlo: part {i + 1} of {k} done ({done}/{k})",
                 )
+            with contextlib.suppress(Exception):  # a lost progress message loses no dose
+                news = set(queue.get(batch=True)) - batches_done
+                if news and done < k:
+                    batches_done |= news
+                    report(
+                        progress,  # 1.0 only once the sums are back
+                        min(len(batches_done) / n_batches, 0.99),
+                        f"photon Monte Carlo: {len(batches_done)} of {n_batches} batches "
+                        f"on {workers} workers",
+                    )
             if done < k:
                 time.sleep(poll_s)
     finally:
         with contextlib.suppress(Exception):
             client.cancel([shared])
+        with contextlib.suppress(Exception):
+            queue.close()
     return [p for p in out if p is not None]
 
 

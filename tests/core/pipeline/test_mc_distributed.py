@@ -107,6 +107,8 @@ def test_two_workers_give_the_one_process_result(client, one_run):
     assert all(p.worker in d.workers for p in d.parts)
     assert progress[0][0] == 0.0 and progress[-1][0] == 1.0
     assert "2 parts on 2 workers" in progress[0][1]
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions)  # the bar never goes back
 
 
 def test_more_parts_than_workers_and_the_drop_in_runner(client, one_run):
@@ -124,8 +126,58 @@ def test_remote_scheduler_address(client, one_run):
     assert np.allclose(d.result.dose_gy, one_run.dose_gy, rtol=1e-6, atol=0)
 
 
+def test_a_worker_announces_each_batch_on_the_progress_queue(client):
+    from distributed import Queue
+
+    setup = prepare_split(*_args(), **OPTIONS)
+    queue = Queue("test-mc-progress", client=client)
+    tally = client.submit(
+        mc_distributed._run_part_on_worker, setup.transport, 2, 6, 1, queue.name, pure=False
+    ).result()
+    assert (tally.first_batch, tally.stop_batch) == (2, 6)
+    assert tally.worker in client.scheduler_info()["workers"]
+    assert sorted(queue.get(batch=True)) == [2, 3, 4, 5]
+    queue.close()
+
+
+def _slow_part(
+    transport: McTransport, first: int, stop: int, threads: int | None, queue: str | None
+) -> McPartTally:
+    import time
+
+    from distributed import Queue
+
+    from dosimetry_core.dose.mc_split import run_part
+
+    q = Queue(queue)
+
+    def on_batch(batch: int) -> None:
+        q.put(batch)
+        time.sleep(0.3)  # a long batch: the client sees progress before the part ends
+
+    return run_part(transport, first, stop, on_batch=on_batch)
+
+
+def test_the_progress_bar_moves_batch_by_batch(client):
+    setup = prepare_split(*_args(), **{**OPTIONS, "batches": 4})
+    assert setup.transport is not None
+    seen: list[tuple[float, str]] = []
+    parts = run_parts(
+        client,
+        setup.transport,
+        split_batches(4, 1),
+        part_function=_slow_part,
+        progress=lambda f, m: seen.append((f, m)),
+    )
+    assert len(parts) == 1
+    moving = [f for f, m in seen if "of 4 batches" in m]
+    assert moving and all(0 < f < 1 for f in moving)  # before the only part was done
+    assert seen[-1][0] == 1.0
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen)
+
+
 def _failing_part(
-    transport: McTransport, first: int, stop: int, threads: int | None
+    transport: McTransport, first: int, stop: int, threads: int | None, queue: str | None
 ) -> McPartTally:
     if first >= 5:
         raise MemoryError("simulated: no memory for the score arrays")
@@ -145,7 +197,9 @@ def test_a_failing_part_is_named_and_nothing_is_merged(client):
     assert "nothing was merged" in msg
 
 
-def _dying_part(transport: McTransport, first: int, stop: int, threads: int | None) -> McPartTally:
+def _dying_part(
+    transport: McTransport, first: int, stop: int, threads: int | None, queue: str | None
+) -> McPartTally:
     os._exit(3)  # the worker process dies (OOM killer, kill -9)
 
 
