@@ -24,9 +24,18 @@ driver is missing fails (it is not skipped).  A modal message box that pops
 up during a step (an error the user would see) is closed and fails the step
 with its text.
 
-Then, as the physicist and through the core in this process (no password
-ever written to disk), the demo case is run under the Lu-177 DOTATATE
-protocol and its report written to ``OUT_DIR/report/``.
+Then the report and sign-off (:data:`REPORT_TOUR_STEPS`, ``app.steps.report.tour``):
+``report`` (the physicist makes the report; shown: page count and the kidney
+dose beside the preview), ``sign`` (the physicist signs as MPE, then the
+physician logs in and signs as practitioner, each typing the password into the
+sign dialog; shown: each signer, role and validity) and ``verify`` (the signed
+PDF and the department CA certificate saved into ``OUT_DIR`` through "Save signed
+PDF…" and "Export CA certificate…", that CA chosen and the PDF dropped on the
+verify box; shown: the result).  The signed PDF saved there,
+``OUT_DIR/report/<report id>.pdf``, is the tour's report.  Only when the GUI
+steps made no signed report does the tour fall back to the core: as the
+physicist, in this process (no password ever written to disk), the demo case is
+run under the Lu-177 DOTATATE protocol and its report written to ``OUT_DIR/report/``.
 
 Exit status 0 when every step passed; otherwise 1 with a line on stderr
 naming the step that failed and why.
@@ -80,6 +89,9 @@ registration: each runs when ``app.steps.<package>.tour`` exists, as the physici
 
 PHYSICIAN_TOUR_STEPS: tuple[tuple[str, str], ...] = (("review", "review"),)
 """(tour step name, step package) run as the physician after the analysis steps."""
+
+REPORT_TOUR_STEPS: tuple[str, ...] = ("report", "sign", "verify")
+"""Tour steps of the report and sign-off (``app.steps.report.tour``), after the review."""
 
 TOUR_MARKER = ".mrt-tour-store"
 """File marking a store folder as made by the tour (only such a folder is replaced)."""
@@ -194,6 +206,8 @@ class Tour:
         w.action_login.trigger()
         self.wait_until(lambda: w.login_dialog is not None, 5, "the log-in dialog")
         dialog = w.login_dialog
+        if dialog is None:
+            raise TourError("the log-in dialog closed before it was filled")
         user = dialog.findChild(QWidget, "loginUser")
         password = dialog.findChild(QWidget, "loginPassword")
         button = dialog.findChild(QWidget, "loginButton")
@@ -253,7 +267,7 @@ class Tour:
         drive = getattr(module, "drive", None)
         if not callable(drive):
             raise TourError(f"{module_name} has no drive(view, ctx)")
-        return drive  # type: ignore[no-any-return]
+        return drive
 
     def step_driver(self, step_id: str, module_name: str) -> dict[str, Any]:
         drive = self.driver(module_name)
@@ -422,14 +436,53 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
     for name, step_id in PHYSICIAN_TOUR_STEPS:
         if _module_exists(f"app.steps.{step_id}.tour"):
             steps.append((name, physicist_step(step_id, role="physician")))
+    # the report and sign-off (issue 16): make, sign twice, verify the saved file
+    gui_report: list[Path] = []
+    ctx: Any = tour  # a TourContext (its window is the MainWindow)
+    if _module_exists("app.steps.report.tour"):
+
+        def report_view(role: str) -> Any:
+            if not case_id:
+                raise TourError("no demo case to report on (the demo step failed)")
+            if window.session.actor is None or window.session.actor.role != role:
+                tour.log_in(_user(role))
+            if window.session.case is None or window.session.case.case_id != case_id[0]:
+                tour.open_case_from_list(case_id[0])
+            return tour.show_step("report")
+
+        def make_report() -> dict[str, Any]:
+            drive = tour.driver("app.steps.report.tour")
+            return dict(drive(report_view("physicist"), tour))
+
+        def sign_twice() -> dict[str, Any]:
+            from app.steps.report.tour import drive_sign
+
+            mpe = drive_sign(report_view("physicist"), ctx)
+            practitioner = drive_sign(report_view("physician"), ctx)
+            return {
+                "mpe_status": mpe["status"],
+                "status": practitioner["status"],
+                "signatures": practitioner["signatures"],
+            }
+
+        def verify_file() -> dict[str, Any]:
+            from app.steps.report.tour import drive_verify
+
+            shown = drive_verify(report_view("physician"), ctx, out_dir)
+            if shown["intact"]:
+                gui_report.append(Path(shown["pdf"]))
+            return shown
+
+        steps += [("report", make_report), ("sign", sign_twice), ("verify", verify_file)]
     failed: list[StepResult] = []
     try:
         for name, body in steps:
             if not tour.run_step(name, body):
                 failed.append(tour.results[-1])
         json_path = tour.write_json()
-        report_path: Path | None = None
-        if report and case_id:
+        report_path: Path | None = gui_report[0] if gui_report else None
+        if report and case_id and report_path is None:
+            # fallback: the GUI steps made no signed report; the core writes the draft
             from dosimetry_core.store.permissions import Actor
 
             try:
@@ -437,7 +490,7 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
                     store, Actor(_user("physicist"), "physicist"), case_id[0], out_dir
                 )
             except Exception as exc:
-                failed.append(StepResult("report", "", {}, f"{type(exc).__name__}: {exc}"))
+                failed.append(StepResult("demo-report", "", {}, f"{type(exc).__name__}: {exc}"))
     finally:
         tour.close()
         window.session.cancel_jobs()

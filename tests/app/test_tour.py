@@ -4,8 +4,10 @@ Checks tour.json's exact shape, the figures on screen against the demo's ground
 truth where it has one (net administered activity after the residual, decay
 corrected; the registrations' known shifts), that every PNG exists, has the
 window's size and is not blank (the 3D view included), and that the demo report
-was written.  Runs in a subprocess so the tour's own QApplication, store and
-exit status are what the user gets.
+was written: the report made, signed twice and verified through the GUI, whose
+saved PDF validates in pyHanko against the CA certificate the GUI exported.  Runs
+in a subprocess so the tour's own QApplication, store and exit status are what
+the user gets.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def test_tour_passes_every_step(tour):
         assert isinstance(step["shown"], dict) and step["shown"]
     assert "demo report" in p.stdout
     assert list((out / "report").glob("*.pdf"))
+    assert names[-3:] == ["report", "sign", "verify"]
 
 
 def test_figures_on_screen_match_the_demo(tour):
@@ -134,3 +137,37 @@ def test_screenshots_exist_and_are_not_blank(tour):
     lower = viewer[viewer.shape[0] // 2 :]
     coloured = (np.abs(lower[..., 0] - lower[..., 2]) > 40).sum()
     assert coloured > 500
+
+
+def test_the_report_is_made_signed_twice_and_verified_through_the_gui(tour):
+    """report: pages and the kidney dose beside the preview, equal to the protocol step's;
+    sign: MPE then practitioner, both valid and chained to the department CA; verify: the
+    saved PDF intact against the exported CA; the tour's report is that signed PDF, and
+    pyHanko's own validation says the same."""
+    from io import BytesIO
+
+    from pyhanko.keys import load_cert_from_pemder
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    p, out = tour
+    steps = {s["name"]: s["shown"] for s in json.loads((out / "tour.json").read_text())["steps"]}
+    report = steps["report"]
+    assert report["pages"] >= 2 and report["status"] == "draft"
+    assert report["kidney_gy"] == pytest.approx(steps["protocol-run"]["kidney_gy"], abs=1e-3)
+    sign = steps["sign"]
+    assert sign["mpe_status"] == "mpe-signed" and sign["status"] == "signed"
+    assert [(s["signer"], s["role"], s["valid"]) for s in sign["signatures"]] == [
+        ("tour.phys", "physicist", "yes"),
+        ("tour.doc", "physician", "yes"),
+    ]
+    assert all(s["chain"].startswith("yes") for s in sign["signatures"])
+    verify = steps["verify"]
+    assert verify["intact"] is True and "INTACT" in verify["result"]
+    pdf = Path(verify["pdf"])
+    assert f"tour: demo report {pdf}" in p.stdout
+    vc = ValidationContext(trust_roots=[load_cert_from_pemder(verify["ca_certificate"])])
+    sigs = PdfFileReader(BytesIO(pdf.read_bytes())).embedded_signatures
+    assert [s.field_name for s in sigs] == ["MPE", "Practitioner"]
+    assert all(validate_pdf_signature(s, vc).bottom_line for s in sigs)

@@ -23,6 +23,7 @@ in Gy as ``mrtdose run`` prints doses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +48,15 @@ __all__ = [
     "ReportState",
     "explain_file_check",
     "load_state",
+    "short_flag",
     "sign_roles_for",
 ]
 
 PROTOCOL_STEP_TITLE = "Protocol run & planning"
 """The step where a protocol run is made (named when a report cannot be made yet)."""
 
-NUMBER_COLUMNS: tuple[str, ...] = ("Organ / VOI", "Dose (Gy)", "Limit", "Result", "Review flag")
+NUMBER_COLUMNS: tuple[str, ...] = ("Organ / VOI", "Dose (Gy)", "Result", "Review flag", "Limit")
+"""Most read first: in a narrow panel the limit text (longest) scrolls."""
 VERSION_COLUMNS: tuple[str, ...] = (
     "Version",
     "Status",
@@ -70,7 +73,8 @@ SIGNATURE_COLUMNS: tuple[str, ...] = (
     "Valid",
     "Chain to department CA",
 )
-ROLE_LABELS = {"mpe": "MPE (medical physics expert)", "practitioner": "Practitioner"}
+ROLE_LABELS = {"mpe": "MPE", "practitioner": "Practitioner"}
+"""Sign-off roles as shown: the medical physics expert (MPE) and the practitioner."""
 SIGN_ACTIONS = {"mpe": "sign-mpe", "practitioner": "sign-practitioner"}
 QUANTITY_LABELS = {"dose_gy": "dose", "bed_gy": "BED", "eqd2_gy": "EQD2"}
 APPROVED = "approved"
@@ -171,10 +175,15 @@ class NumberRow:
     """Dose in Gy, 3 decimals (``-`` when not defined)."""
     dose_gy: float | None
     limit: str
+    """The limits on this row, short (``dose ≤ 23 Gy``; ``-`` when none)."""
+    limit_detail: str
+    """The limits with scope and cumulative value (``dose cumulative 3.949 of 23 Gy``)."""
     result: str
     """``PASS``, ``FAIL`` or empty (no limit on this row)."""
     flag: str
-    """The core's review flag, ``approved`` when there is none."""
+    """The review flag, short (``draft - not approved``), ``approved`` when there is none."""
+    flag_detail: str
+    """The core's review flag(s) as stated in the report (``approved`` when none)."""
 
     @property
     def flagged(self) -> bool:
@@ -182,18 +191,44 @@ class NumberRow:
         return self.flag != APPROVED
 
     def cells(self) -> list[str]:
-        return [self.name, self.dose, self.limit, self.result, self.flag]
+        return [self.name, self.dose, self.result, self.flag, self.limit]
+
+    def tooltips(self) -> list[str]:
+        return [
+            self.name.strip(),
+            f"{self.dose} Gy",
+            self.result or "no limit on this row",
+            self.flag_detail,
+            self.limit_detail,
+        ]
 
 
-def _limit_text(check: dict[str, Any]) -> str:
+def short_flag(flag: str) -> str:
+    """A short form of the core's review flag for a narrow cell (the full text is the tooltip).
+
+    ``contour not approved (draft)`` -> ``draft - not approved``;
+    ``REJECTED contour: why`` -> ``REJECTED: why``; empty -> ``approved``.
+    """
+    if not flag:
+        return APPROVED
+    m = re.fullmatch(r"contour not approved \((.+)\)", flag)
+    if m:
+        return f"{m.group(1)} - not approved"
+    if flag.startswith("REJECTED contour"):
+        return "REJECTED" + flag[len("REJECTED contour") :]
+    return flag
+
+
+def _limit_text(check: dict[str, Any]) -> tuple[str, str]:
     q = QUANTITY_LABELS.get(str(check.get("quantity")), str(check.get("quantity")))
     scope = str(check.get("scope") or "")
     limit = check.get("limit")
+    if limit is None:
+        return q, q
     value = check.get("value")
     return (
-        f"{q}{' ' + scope if scope else ''} {_gy(value)} of {float(limit):g} Gy"
-        if limit is not None
-        else q
+        f"{q} ≤ {float(limit):g} Gy",
+        f"{q}{' ' + scope if scope else ''} {_gy(value)} of {float(limit):g} Gy",
     )
 
 
@@ -203,6 +238,7 @@ def number_rows(content: dict[str, Any]) -> list[NumberRow]:
     rows: list[NumberRow] = []
     for organ_id, o in (content.get("organs") or {}).items():
         mine = [c for c in checks if c.get("organ_id") == organ_id]
+        limits = [_limit_text(c) for c in mine]
         flags = sorted({f for f in (o.get("review_flags") or []) if f})
         rows.append(
             NumberRow(
@@ -210,12 +246,15 @@ def number_rows(content: dict[str, Any]) -> list[NumberRow]:
                 level="organ",
                 dose=_gy(o.get("dose_gy")),
                 dose_gy=o.get("dose_gy"),
-                limit="; ".join(_limit_text(c) for c in mine) or "-",
+                limit="; ".join(short for short, _ in limits) or "-",
+                limit_detail="; ".join(long for _, long in limits) or "no limit",
                 result=("PASS" if all(c.get("passed") for c in mine) else "FAIL") if mine else "",
-                flag="; ".join(flags) or APPROVED,
+                flag="; ".join(dict.fromkeys(short_flag(f) for f in flags)) or APPROVED,
+                flag_detail="; ".join(flags) or APPROVED,
             )
         )
     for v in content.get("vois") or []:
+        flag = str(v.get("review_flag") or "")
         rows.append(
             NumberRow(
                 name=f"  {v.get('voi_name')}",
@@ -223,8 +262,10 @@ def number_rows(content: dict[str, Any]) -> list[NumberRow]:
                 dose=_gy(v.get("dose_gy")),
                 dose_gy=v.get("dose_gy"),
                 limit="-",
+                limit_detail="limits are set on organs",
                 result="",
-                flag=str(v.get("review_flag") or "") or APPROVED,
+                flag=short_flag(flag),
+                flag_detail=flag or APPROVED,
             )
         )
     return rows
@@ -436,9 +477,9 @@ class ReportModel:
                     ok = check.intact and check.valid and not check.problems
                     valid = _yes(ok) if ok else "no: " + "; ".join(check.problems)
                     chain = (
-                        "yes (issued by the department CA)"
+                        "yes: issued by the department CA"
                         if check.trusted
-                        else "no (not issued by the department CA)"
+                        else "NO: not issued by the department CA"
                     )
             else:
                 own = [p for p in s.problems if f"({sig.get('signed_as')} by" in p]

@@ -203,7 +203,7 @@ def drive_verify(view: ReportStepView, ctx: TourContext, out_dir: Path) -> dict[
         ctx.wait_until(lambda: view.file_dialog is not None, 10, "the file dialog")
         ctx.settle(0.3)
         answer_file_dialog(view, path)
-        ctx.wait_until(lambda p=path: p.is_file(), 30, f"{path.name} written")
+        ctx.wait_until(path.is_file, 30, f"{path.name} written")
     view.tabs.setCurrentIndex(2)  # Verify a file
     _click(view.choose_ca_button)
     ctx.wait_until(lambda: view.file_dialog is not None, 10, "the CA file dialog")

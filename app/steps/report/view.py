@@ -73,6 +73,7 @@ from dosimetry_core.store.permissions import Actor
 
 __all__ = ["DropZone", "ReportStepView", "SignDialog"]
 
+DIALOG_ROLES = {"mpe": "MPE (medical physics expert)", "practitioner": "Practitioner"}
 ACTIONS = ("report", "sign-mpe", "sign-practitioner", "amend-report", "verify")
 AMBER = QColor("#ffcc66")
 PASS_GREEN = QColor("#7bd88f")
@@ -178,7 +179,7 @@ class SignDialog(QDialog):
         row.addWidget(QLabel("Sign as", self))
         self.role_box = named(QComboBox(self), "signRole")
         for role in roles:
-            self.role_box.addItem(ROLE_LABELS.get(role, role), role)
+            self.role_box.addItem(DIALOG_ROLES.get(role, role), role)
         row.addWidget(self.role_box, 1)
         lay.addLayout(row)
         self.password_edit = named(QLineEdit(self), "signPassword")
@@ -254,6 +255,7 @@ class ReportStepView(StepView):
         self.state = ReportState(None, False)
         self.model = ReportModel(self.state, {})
         self.sign_dialog: SignDialog | None = None
+        """The open sign dialog (None when none is open)."""
         self.file_dialog: QFileDialog | None = None
         self.ca_file: str | None = None
         self.last_verdict: Any = None
@@ -262,7 +264,6 @@ class ReportStepView(StepView):
         self._job: Any = None
         self._shown_id: str | None = None
         self._pdf_buffer: QBuffer | None = None
-        self.setMinimumWidth(760)
 
         layout = QVBoxLayout(self)
         self.summary_label = named(QLabel("", self), "reportSummary")
@@ -306,21 +307,24 @@ class ReportStepView(StepView):
         self.pdf_view.setDocument(self.pdf_document)
         self.pdf_view.setPageMode(QPdfView.PageMode.MultiPage)
         self.pdf_view.setZoomMode(QPdfView.ZoomMode.FitToWidth)
-        self.pdf_view.setMinimumWidth(300)
+        self.pdf_view.setMinimumWidth(220)
         pl.addWidget(self.pdf_view, 1)
         numbers = QWidget(split)
         nl = QVBoxLayout(numbers)
         nl.setContentsMargins(0, 0, 0, 0)
-        nl.addWidget(QLabel("Numbers of the report (dose, limit, contour review)", numbers))
+        title = QLabel("Numbers of the report: dose, limit, contour review", numbers)
+        title.setWordWrap(True)
+        nl.addWidget(title)
         self.numbers_table = read_only_table("reportNumbers", NUMBER_COLUMNS)
+        self.numbers_table.setMinimumWidth(260)
         nl.addWidget(self.numbers_table, 1)
         self.integrity_label = named(QLabel("", numbers), "reportIntegrity")
         self.integrity_label.setWordWrap(True)
         nl.addWidget(self.integrity_label)
         split.addWidget(preview)
         split.addWidget(numbers)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 5)
         layout.addWidget(split, 3)
 
         self.tabs = named(QTabWidget(self), "reportTabs")
@@ -451,7 +455,11 @@ class ReportStepView(StepView):
 
     def _show_pdf(self, pdf: bytes | None) -> None:
         self.pdf_document.close()
+        old = self._pdf_buffer
         self._pdf_buffer = None
+        if old is not None:
+            old.close()
+            old.deleteLater()
         if pdf is None:
             self.pages_label.setText("No report to preview")
             return
@@ -478,9 +486,9 @@ class ReportStepView(StepView):
         flag_col = NUMBER_COLUMNS.index("Review flag")
         result_col = NUMBER_COLUMNS.index("Result")
         for r, row in enumerate(rows):
-            for c, text in enumerate(row.cells()):
+            for c, (text, tip) in enumerate(zip(row.cells(), row.tooltips(), strict=True)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(tip)
                 if c == NUMBER_COLUMNS.index("Dose (Gy)"):
                     item.setTextAlignment(
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter

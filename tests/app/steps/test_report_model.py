@@ -20,6 +20,7 @@ from app.steps.report.model import (
     explain_file_check,
     load_state,
     number_rows,
+    short_flag,
 )
 from dosimetry_core.model import Administration, Case, Patient
 from dosimetry_core.reporting.records import amend, create_report, sign
@@ -85,7 +86,8 @@ def test_life_of_a_report_in_the_model(keyed: Any) -> None:
     # the kidney dose is the content's number, with its limit and PASS, approved contour
     kidneys = next(r for r in m.numbers() if r.name == "Kidneys")
     assert kidneys.dose == f"{KIDNEY_GY:.3f}" and kidneys.dose_gy == pytest.approx(KIDNEY_GY)
-    assert kidneys.result == "PASS" and "of 23 Gy" in kidneys.limit and not kidneys.flagged
+    assert kidneys.result == "PASS" and kidneys.limit == "dose ≤ 23 Gy" and not kidneys.flagged
+    assert kidneys.limit_detail == f"dose cumulative {KIDNEY_GY:.3f} of 23 Gy"
     assert m.sign_roles() == ["mpe"] and ReportModel(state, _may("physician")).sign_roles() == []
     assert "MPE signs first" in ReportModel(state, _may("physician")).sign_hint()
     assert ReportModel(state, _may("technologist")).sign_roles() == []
@@ -101,7 +103,7 @@ def test_life_of_a_report_in_the_model(keyed: Any) -> None:
     assert "signed" in m.summary() and "final" in m.summary()
     rows = m.signatures()
     assert [r[:3] for r in rows] == [
-        ["pia", "physicist", "MPE (medical physics expert)"],
+        ["pia", "physicist", "MPE"],
         ["dora", "physician", "Practitioner"],
     ]
     assert [r[4] for r in rows] == ["yes", "yes"]
@@ -140,10 +142,13 @@ def test_unapproved_contours_are_flagged() -> None:
         ],
     }  # fmt: skip
     rows = {r.name.strip(): r for r in number_rows(content)}
-    assert rows["Kidneys"].flagged and rows["Kidneys"].flag == "contour not approved (draft)"
-    assert rows["Kidneys"].result == "FAIL" and rows["Kidneys"].limit.startswith("BED cumulative")
+    assert rows["Kidneys"].flagged and rows["Kidneys"].flag == "draft - not approved"
+    assert rows["Kidneys"].flag_detail == "contour not approved (draft)"  # the core's words
+    assert rows["Kidneys"].result == "FAIL" and rows["Kidneys"].limit == "BED ≤ 40 Gy"
+    assert rows["Kidneys"].limit_detail == "BED cumulative 41.000 of 40 Gy"
     assert rows["Kidney_L"].flagged and not rows["Kidney_R"].flagged
     assert rows["Kidney_R"].flag == "approved" and rows["Kidney_L"].dose == "3.300"
+    assert short_flag("REJECTED contour: misses the pole") == "REJECTED: misses the pole"
 
 
 def test_file_verdict_in_plain_words() -> None:

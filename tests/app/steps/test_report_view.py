@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QApplication, QLineEdit
 
 from app.common import error_display
 from app.session import CaseSession
-from app.steps.report.model import PROTOCOL_STEP_TITLE
+from app.steps.report.model import NUMBER_COLUMNS, PROTOCOL_STEP_TITLE
 from app.steps.report.tour import answer_file_dialog, drop_file
 from app.steps.report.view import ReportStepView
 from dosimetry_core.reporting.content import build_report_content
@@ -183,13 +183,14 @@ def test_physicist_makes_the_report_preview_beside_the_core_numbers(gui: Gui) ->
     assert rows["Kidneys"]["Dose (Gy)"] == f"{kidney_gy:.3f}"
     assert rows["Kidneys"]["Result"] in ("PASS", "FAIL") and "Gy" in rows["Kidneys"]["Limit"]
     # the demo's contours are drafts: flagged, in an amber cell
-    flag_col = 4
+    flag_col = NUMBER_COLUMNS.index("Review flag")
     k = next(
         i
         for i in range(v.numbers_table.rowCount())
         if "Kidney_L" in v.numbers_table.item(i, 0).text()
     )
-    assert v.numbers_table.item(k, flag_col).text().startswith("contour not approved")
+    assert v.numbers_table.item(k, flag_col).text().endswith("- not approved")
+    assert v.numbers_table.item(k, flag_col).toolTip().startswith("contour not approved")
     assert v.numbers_table.item(k, flag_col).background().color().name() == "#ffcc66"
     assert v.sign_button.isEnabled()  # the physicist may sign as MPE
 
