@@ -353,6 +353,7 @@ class ExportStepView(StepView):
                 "anonymisation"
             )
         elif not has_report:
+            self.report_check.setChecked(False)  # the case changed: nothing to tick any more
             self.report_check.setToolTip("This case has no report yet (Report step)")
         self.images_check.setEnabled(not anon)
         if anon:
