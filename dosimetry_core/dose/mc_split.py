@@ -578,6 +578,17 @@ def check_parts(setup: McSplitSetup, parts: Sequence[McPartTally]) -> list[McPar
                 f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} has "
                 f"{p.sum_d.size} voxels, the problem {t.n_voxels}: not merged"
             )
+        finite = (
+            np.all(np.isfinite(p.sum_d))
+            and np.all(np.isfinite(p.sum_d2))
+            and np.all(np.isfinite(p.voi_batch_sums))
+        )
+        if not finite:
+            where = f" on {p.worker}" if p.worker else ""
+            raise InvalidInputError(
+                f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} returned "
+                f"non-finite doses{where} (a faulty worker): not merged"
+            )
         if p.voi_batch_sums.shape != (p.n_batches, t.n_vois):
             raise InvalidInputError(
                 f"the Monte Carlo part of batches {p.first_batch}-{p.stop_batch - 1} has "

@@ -228,6 +228,12 @@ def test_merge_refuses_a_part_of_another_problem(setup_and_parts):
     with pytest.raises(InvalidInputError, match="another version of the transport code") as e:
         merge_parts(setup, [parts[0], old])
     assert "tcp://10.0.0.9:4000" in str(e.value)
+    # a faulty worker's NaN would spread through every merged voxel
+    broken_sums = parts[1].sum_d.copy()
+    broken_sums[17] = np.nan
+    broken = dataclasses.replace(parts[1], sum_d=broken_sums)
+    with pytest.raises(InvalidInputError, match="non-finite doses"):
+        merge_parts(setup, [parts[0], broken])
     # the merge of the honest parts still works and is the whole run
     assert merge_parts(setup, parts).histories == 20_000
 
@@ -242,6 +248,18 @@ def test_split_refuses_a_target_uncertainty_and_too_many_parts():
         bad = PHANTOM[0].copy()
         bad[0, 0, 0] = np.nan
         prepare_split(bad, PHANTOM[1], PHANTOM[2], ["water"], SPACING_MM, "Lu-177")
+
+
+def test_a_nuclide_without_photons_gives_the_local_dose_only():
+    """P-32 (pure beta): nothing to transport or split; the local part, no uncertainty."""
+    decays, index, density, _ = PHANTOM
+    one = run_monte_carlo(decays, index, density, ["water"], SPACING_MM, "P-32", **OPTIONS)
+    split = run_monte_carlo_split(
+        decays, index, density, ["water"], SPACING_MM, "P-32", parts=2, **OPTIONS
+    )
+    assert split.stopped_because == "no photons" and split.histories == 0
+    assert np.array_equal(split.dose_gy, one.dose_gy)
+    assert float(split.dose_gy[5, 5, 5]) > 0 and not np.any(split.photon_dose_gy)
 
 
 def test_run_part_cancel_and_bad_range(setup_and_parts):
