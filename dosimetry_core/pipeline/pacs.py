@@ -696,6 +696,12 @@ def send_case(
         else:
             result.report_id, pdf = found
     structures = seg or rtstruct
+    if not (rtdose or structures) and pdf is None:
+        raise InvalidInputError(
+            f"case {case_id}: nothing to send ("
+            + ("; ".join(result.warnings) or "no RT Dose, SEG, RTSTRUCT or report selected")
+            + ")"
+        )
     images = structures and ct_dir is None
     if images:
         result.warnings.append(

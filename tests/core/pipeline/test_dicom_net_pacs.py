@@ -258,3 +258,38 @@ def test_get_refuses_instances_of_another_study(tp1_dir, small_demo_dirs, tmp_pa
     assert bad.sop_instance_uid == str(foreign.SOPInstanceUID)
     assert bad.status == 0xA900 and "not of the study requested" in bad.reason
     assert res.failed == 1  # the peer counted our refusal as a failed sub-operation
+
+
+def test_send_sends_the_newest_signed_report(results_case, storescp, tmp_path):
+    """The report sent is the stored signed PDF, byte for byte (not a re-rendering)."""
+    from dosimetry_core.model.results import ProtocolRun
+    from dosimetry_core.reporting.records import create_report, report_pdf, sign
+    from dosimetry_core.store.permissions import Actor
+    from tests.core.reporting._synthetic import synthetic_case
+
+    template, case_id = results_case
+    path = copy_store(template, tmp_path / "store")
+    phys, doc = Actor("alice", "physicist"), Actor("bob", "physician")
+    with CaseStore(path) as store:
+        # a hand-written protocol run (tests/core/reporting/_synthetic.py) on the demo case
+        other = store.load_case(synthetic_case(store, "P-SYN", 0.5))
+        run = next(r for r in other.results if isinstance(r, ProtocolRun))
+        case = store.load_case(case_id)
+        case.add_result(ProtocolRun.from_dict({**run.to_dict(), "case_id": case_id}))
+        store.save_case(case)
+        rid = create_report(store, phys, case_id).report_id
+        peer = PacsPeer("127.0.0.1", storescp.port, storescp.ae_title, "MRTDOSE")
+        with pytest.raises(InvalidInputError, match="nothing to send .*no signed report"):
+            send_case(store, peer, case_id, rtdose=False, seg=False)  # a draft is not sent
+        sign(store, phys, rid, "mpe")
+        sign(store, doc, rid, "practitioner")
+        res = send_case(store, peer, case_id, rtdose=False, seg=False)
+        want = report_pdf(store, rid)
+    assert res.report_id == rid
+    [sent] = res.instances
+    assert sent.kind == "DOC" and sent.ok
+    [got] = list(storescp.folder.glob("*.dcm"))
+    ds = pydicom.dcmread(got)
+    assert str(ds.SOPInstanceUID) == sent.sop_instance_uid
+    assert bytes(ds.EncapsulatedDocument)[: len(want)] == want
+    assert dciodvfy_errors(got) == []
