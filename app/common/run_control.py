@@ -13,9 +13,11 @@ busy text and what success shows).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
 from app.common import error_display
@@ -25,8 +27,13 @@ from app.workers import Task
 __all__ = ["RunControl"]
 
 
-class RunControl:
+class RunControl(QObject):
     """Start, follow and cancel one long core call of a view (module docstring).
+
+    A child of ``owner``: it dies with the view, and Qt then drops the
+    connections of the task and the Cancel button to it; it holds the view's
+    ``on_idle`` only weakly, so it makes no reference cycle that the garbage
+    collector would have to break later (possibly in the middle of a paint).
 
     Parameters
     ----------
@@ -57,7 +64,8 @@ class RunControl:
         cancelled_text: str,
         on_idle: Callable[[], None],
     ) -> None:
-        self._owner = owner
+        super().__init__(owner)
+        self._owner = weakref.ref(owner)
         self._session = session
         self.progress_bar = progress_bar
         self.status_label = status_label
@@ -65,7 +73,8 @@ class RunControl:
         self._title = title
         self._failed_text = failed_text
         self._cancelled_text = cancelled_text
-        self._on_idle = on_idle
+        self._on_idle = weakref.WeakMethod(on_idle) if hasattr(on_idle, "__self__") else None
+        self._on_idle_fn = None if self._on_idle is not None else on_idle
         self.task: Task | None = None
         progress_bar.setRange(0, 1000)
         progress_bar.setVisible(False)
@@ -99,7 +108,7 @@ class RunControl:
 
         def on_failure(message: str, details: str) -> None:
             self.status_label.setText(failed)
-            error_display.show_error(self._owner, title, message, details)
+            error_display.show_error(self._owner(), title, message, details)
 
         self.task = self._session.run(
             fn,
@@ -108,13 +117,14 @@ class RunControl:
             on_success=on_success,
             on_failure=on_failure,
             on_progress=self._progress,
-            on_cancelled=lambda: self.status_label.setText(self._cancelled_text),
+            on_cancelled=self._cancelled,
             **kwargs,
         )
         self.task.finished.connect(self._finished)
         self.cancel_button.setEnabled(True)
         return True
 
+    @Slot()
     def cancel(self) -> None:
         """Ask the running call to stop (the core saves nothing when cancelled)."""
         if self.task is not None:
@@ -122,12 +132,18 @@ class RunControl:
             self.status_label.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
 
+    def _cancelled(self) -> None:
+        self.status_label.setText(self._cancelled_text)
+
     def _progress(self, fraction: float, message: str) -> None:
         self.progress_bar.setValue(int(round(1000 * fraction)))
         self.status_label.setText(message)
 
+    @Slot()
     def _finished(self) -> None:
         self.task = None
         self.progress_bar.setVisible(False)
         self.cancel_button.setEnabled(False)
-        self._on_idle()
+        idle = self._on_idle() if self._on_idle is not None else self._on_idle_fn
+        if idle is not None:
+            idle()
