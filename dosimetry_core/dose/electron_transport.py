@@ -88,7 +88,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -99,6 +98,7 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.physics import nuclides
 from dosimetry_core.physics.materials import material, normalize_medium
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel, report
+from dosimetry_core.resources import resource_path
 
 ELECTRON_MASS_MEV = 0.51099895000
 """Electron rest energy m c^2 in MeV (CODATA 2018)."""
@@ -121,9 +121,7 @@ _N_CHUNKS = 64
 _DEFAULT_SHELLS = 400
 _RANGE_MARGIN = 1.1
 
-_IVALUE_FILE = (
-    Path(__file__).resolve().parents[2] / "resources" / "dose" / "mean_excitation_energies.json"
-)
+_IVALUE_FILE = resource_path("dose", "mean_excitation_energies.json")
 
 # Attix (1986) fig. 8.9: scaled radiative cross section B_r versus kinetic energy.
 _BR_T_MEV = np.array([1e-3, 0.1, 1.0, 10.0, 100.0])

@@ -68,6 +68,7 @@ from pydicom.uid import UID
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.io._dicom_common import format_da, get_str, parse_da, read_dataset
+from dosimetry_core.resources import resource_path
 
 __all__ = [
     "PROFILE_PATH",
@@ -77,9 +78,7 @@ __all__ = [
     "basic_profile",
 ]
 
-PROFILE_PATH = (
-    Path(__file__).resolve().parents[2] / "resources" / "dicom" / "ps315_basic_profile.json"
-)
+PROFILE_PATH = resource_path("dicom", "ps315_basic_profile.json")
 """PS3.15 2024b Table E.1-1 (Basic Profile column) with its source."""
 
 #: Range of the automatic per-patient date shift, days into the past (1 .. this).

@@ -25,13 +25,9 @@ from typing import Any
 
 from dosimetry_core.errors import DosimetryError, InvalidInputError
 from dosimetry_core.physics.nuclides import half_life_h
+from dosimetry_core.resources import resource_path
 
-DEFAULT_TABLE = (
-    Path(__file__).resolve().parents[2]
-    / "resources"
-    / "kinetics"
-    / "population_effective_half_lives.json"
-)
+DEFAULT_TABLE = resource_path("kinetics", "population_effective_half_lives.json")
 
 STATISTICS = ("mean", "median")
 """What ``t_eff_h`` of an entry is over the patients of its source."""

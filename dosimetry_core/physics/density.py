@@ -44,15 +44,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dosimetry_core.errors import CalibrationError
+from dosimetry_core.resources import resource_path
 
 FORMAT = "mrt-dosimetry HU-to-density calibration, version 1"
 
-DEFAULT_CALIBRATION_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "resources"
-    / "density"
-    / "hu_to_density_generic_bilinear.json"
-)
+DEFAULT_CALIBRATION_PATH = resource_path("density", "hu_to_density_generic_bilinear.json")
 
 
 @dataclass(frozen=True)

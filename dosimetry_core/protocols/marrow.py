@@ -56,10 +56,9 @@ from dosimetry_core.dose.units import BQ_S_PER_MBQ_H, J_PER_MEV, KG_PER_G
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.physics.nuclides import EnergyPerDecay, energy_per_decay, normalize_nuclide
 from dosimetry_core.protocols.mibg import G_PER_KG, whole_body_photon_absorbed_fraction
+from dosimetry_core.resources import resource_path
 
-MARROW_PARAMETERS_PATH = (
-    Path(__file__).resolve().parents[2] / "resources" / "protocols" / "marrow_parameters.json"
-)
+MARROW_PARAMETERS_PATH = resource_path("protocols", "marrow_parameters.json")
 
 
 @lru_cache(maxsize=4)

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
+from dosimetry_core.resources import resource_path
 from dosimetry_core.store.repository import CaseRepository
 
 FORMAT = "mrt-dosimetry protocol, version 1"
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "resources" / "protocols"
+PROTOCOL_DIR = resource_path("protocols")
 THERAPIES = ("lu177", "thyroid", "mibg", "sirt", "generic")
 QUANTITIES = ("dose_gy", "bed_gy", "eqd2_gy")
 SCOPES = ("cycle", "cumulative")

@@ -55,10 +55,9 @@ from dosimetry_core.dose.led import local_deposition_dose
 from dosimetry_core.dose.units import CM3_PER_MM3, J_PER_MEV
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.physics.nuclides import energy_per_decay, half_life_h
+from dosimetry_core.resources import resource_path
 
-SIRT_PARAMETERS_PATH = (
-    Path(__file__).resolve().parents[2] / "resources" / "protocols" / "sirt_parameters.json"
-)
+SIRT_PARAMETERS_PATH = resource_path("protocols", "sirt_parameters.json")
 
 NUCLIDE = "Y-90"
 BQ_PER_GBQ = 1e9

@@ -42,7 +42,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,12 +50,11 @@ from scipy import ndimage, optimize, signal
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.model import ImageUnits
+from dosimetry_core.resources import resource_path
 
 MODELS = ("gaussian-psf", "logistic")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-_PHANTOM_JSON = (
-    Path(__file__).resolve().parents[2] / "resources" / "qa" / "nema_iec_body_phantom.json"
-)
+_PHANTOM_JSON = resource_path("qa", "nema_iec_body_phantom.json")
 BACKGROUND_EDGE_DISTANCE_MM = 15.0
 """Background VOI voxels stay this far from the phantom edge and from the spheres
 (NEMA NU 2-2012 section 7.4.1 places background ROIs 15 mm from the edge)."""

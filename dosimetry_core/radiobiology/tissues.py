@@ -26,10 +26,9 @@ from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.io.limits import MIB, read_text_limited
+from dosimetry_core.resources import resource_path
 
-TISSUE_TABLE_PATH = (
-    Path(__file__).resolve().parents[2] / "resources" / "radiobiology" / "tissue_parameters.json"
-)
+TISSUE_TABLE_PATH = resource_path("radiobiology", "tissue_parameters.json")
 """The shipped table."""
 
 TISSUE_TABLE_MAX_BYTES = 1 * MIB

@@ -27,10 +27,9 @@ from typing import Any
 
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.model import VoiKind
+from dosimetry_core.resources import resource_path
 
-STANDARD_ORGANS_PATH = (
-    Path(__file__).resolve().parents[2] / "resources" / "organs" / "standard_organs.json"
-)
+STANDARD_ORGANS_PATH = resource_path("organs", "standard_organs.json")
 
 _LEFT_WORDS = frozenset({"l", "left", "lt", "links", "li", "linke", "linker", "sin", "sinister"})
 _RIGHT_WORDS = frozenset({"r", "right", "rt", "rechts", "re", "rechte", "rechter", "dex", "dexter"})
