@@ -101,6 +101,7 @@ RULES: dict[str, Rule] = {
     "show": Rule("read"),
     "voi": Rule("read"),
     "dvh": Rule("read"),
+    "population": Rule("read"),
     "administration list": Rule("read"),
     "measurement list": Rule("read"),
     "qa list": Rule("read"),
