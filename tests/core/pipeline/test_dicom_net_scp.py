@@ -142,8 +142,7 @@ def _send(port: int, paths: list, calling: str = "PYSCU") -> list[int]:
 
     ae = AE(ae_title=calling)
     classes = {
-        str(pydicom.filereader.read_file_meta_info(p).MediaStorageSOPClassUID)
-        for p in paths
+        str(pydicom.filereader.read_file_meta_info(p).MediaStorageSOPClassUID) for p in paths
     }
     for c in sorted(classes):  # the files are sent as they are: Explicit VR Little Endian
         ae.add_requested_context(c, ExplicitVRLittleEndian)
@@ -205,3 +204,42 @@ def test_settings_refused_with_the_option_named(tmp_path):
             StorageServer(store, ScpSettings(ae_title="OK", port=0, allowed_calling_aes=("a\\b",)))
         with pytest.raises(InvalidInputError, match="--port"):
             StorageServer(store, ScpSettings(ae_title="OK", port=70000))
+
+
+def test_a_study_is_imported_once_when_all_its_associations_ended(server, small_demo_dirs):
+    """The rule: import after every association that brought the study ended, then idle_s."""
+    import time
+
+    from pynetdicom import AE
+
+    make, store, lines = server
+    srv = make()
+    tp1 = next(small_demo_dirs["siemens-bqml"].glob("tp1*"))
+    ct = sorted(tp1.glob("CT/*.dcm"))
+    nm = sorted(tp1.glob("NM*/*.dcm"))
+
+    def open_assoc():
+        ae = AE(ae_title="PYSCU")
+        for f in (*ct[:1], *nm[:1]):
+            ae.add_requested_context(
+                str(pydicom.filereader.read_file_meta_info(f).MediaStorageSOPClassUID),
+                ExplicitVRLittleEndian,
+            )
+        assoc = ae.associate("127.0.0.1", srv.port, ae_title="MRTDOSE")
+        assert assoc.is_established
+        return assoc
+
+    a, b = open_assoc(), open_assoc()
+    assert all(int(a.send_c_store(pydicom.dcmread(f)).Status) == 0 for f in ct)
+    assert all(int(b.send_c_store(pydicom.dcmread(f)).Status) == 0 for f in nm)
+    a.release()
+    time.sleep(1.0)  # five times idle_s: still waiting, b is open
+    assert srv.imports == [] and store.list_cases() == []
+    b.release()
+    assert srv.wait_until_idle(timeout_s=120)
+    [done] = srv.imports
+    assert done.associations == [1, 2]
+    [c] = store.list_cases()
+    case = store.load_case(c.case_id)
+    [tp] = case.sorted_time_points()
+    assert tp.anatomical is not None  # the CT of association 1 with the NM of association 2
