@@ -32,14 +32,18 @@ as the engine does.  Parts are checked to belong to the same problem
 (fingerprint of the transported inputs) and to cover every batch exactly once:
 a missing, repeated or foreign part is refused, never merged.
 
-Only a fixed number of histories is split (no stop on a target uncertainty: the
-stop rule looks at each batch in turn, which a split run cannot do without
-waiting for every part).
+A stop on a target uncertainty runs in rounds (:func:`run_rounds`): each round
+adds batches split into parts, and the engine's stop figure is evaluated on all
+the batches so far at the end of each round (the one-process run evaluates it
+after every batch, so a split run may carry up to one round more).  Its result
+is then exactly the fixed-history run of the batches it ran.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -615,8 +619,39 @@ def check_parts(setup: McSplitSetup, parts: Sequence[McPartTally]) -> list[McPar
     return ordered
 
 
+def with_batches(
+    setup: McSplitSetup, batches: int, *, has_target: bool | None = None
+) -> McSplitSetup:
+    """The same problem run to ``batches`` batches of the same size (a later round of a
+    run that stops on a target uncertainty); ``has_target`` overrides whether the
+    target figures are reported."""
+    t = setup.transport
+    per = t.per_batch if t is not None else setup.histories // setup.batches
+    return dataclasses.replace(
+        setup,
+        batches=int(batches),
+        histories=int(batches) * per,
+        has_target=setup.has_target if has_target is None else bool(has_target),
+    )
+
+
+def target_figure(setup: McSplitSetup, parts: Sequence[McPartTally]) -> float:
+    """The stop figure of the engine from the parts' batches: 1-SD relative uncertainty
+    of the target VOI's mean of ``setup.target_component`` (``SD / D_photon`` or
+    ``SD / (D_photon + D_electron)``); the parts must cover ``setup.batches``."""
+    ordered = check_parts(setup, parts)
+    rows = [row for p in ordered for row in p.voi_batch_sums]
+    ph_mean, ph_sd = _voi_mean_statistics(rows, setup.weight_sums)
+    den = ph_mean[0] + (setup.det_means[0] if setup.target_component == "total" else 0.0)
+    return _ratio(float(ph_sd[0]), float(den))
+
+
 def merge_parts(
-    setup: McSplitSetup, parts: Sequence[McPartTally], *, elapsed_s: float | None = None
+    setup: McSplitSetup,
+    parts: Sequence[McPartTally],
+    *,
+    elapsed_s: float | None = None,
+    stopped_because: str = "histories",
 ) -> MonteCarloResult:
     """Merge the parts of :func:`prepare_split` into the result of the whole run.
 
@@ -689,7 +724,7 @@ def merge_parts(
         seed=setup.seed,
         elapsed_s=elapsed,
         histories_per_s=n_hist / elapsed if elapsed > 0 else 0.0,
-        stopped_because="histories",
+        stopped_because=stopped_because,
         target_uncertainty_reached=figure if has_target else None,
         batches=n_batches,
         emitted_photon_energy_mev=float(tallies[0]) * scale,
@@ -703,6 +738,118 @@ def merge_parts(
     )
 
 
+def combine_parts(setup: McSplitSetup, parts: Sequence[McPartTally]) -> McPartTally:
+    """One tally of batches ``[0, setup.batches)`` from parts covering them (checked as
+    by :func:`merge_parts`): sums added in batch order, VOI rows concatenated.  Keeps
+    a long run's memory at one tally however many rounds it takes."""
+    ordered = check_parts(setup, parts)
+    if len(ordered) == 1:
+        return ordered[0]
+    sum_d, sum_d2, _ = merge_sums(
+        [p.sum_d for p in ordered], [p.sum_d2 for p in ordered], [p.n_batches for p in ordered]
+    )
+    return McPartTally(
+        fingerprint=ordered[0].fingerprint,
+        first_batch=0,
+        stop_batch=setup.batches,
+        sum_d=sum_d,
+        sum_d2=sum_d2,
+        voi_batch_sums=np.concatenate([p.voi_batch_sums for p in ordered]),
+        tally_mev=np.sum([p.tally_mev for p in ordered], axis=0),
+        elapsed_s=float(sum(p.elapsed_s for p in ordered)),
+        worker=", ".join(sorted({p.worker for p in ordered if p.worker})),
+        engine=ordered[0].engine,
+    )
+
+
+RunRanges = Callable[[Sequence[range], ProgressCallback | None], list[McPartTally]]
+"""Runs one part per batch range (in this process or on workers) and returns the tallies."""
+
+
+def run_rounds(
+    setup: McSplitSetup,
+    run_ranges: RunRanges,
+    *,
+    parts: int,
+    target_uncertainty: float | None = None,
+    max_histories: int = 10**9,
+    progress: ProgressCallback | None = None,
+) -> tuple[McSplitSetup, list[McPartTally], str]:
+    """Run the split problem: a fixed number of batches, or rounds to a target uncertainty.
+
+    Without ``target_uncertainty``: ``setup.batches`` batches in ``parts`` parts,
+    one round.  With it (the engine's stop rule, module docstring of
+    :mod:`.monte_carlo`): a first round of ``setup.batches`` batches, then rounds
+    of further batches until :func:`target_figure` is ``<= target_uncertainty``
+    or the next batch would pass ``max(max_histories, histories)``.  A round is
+    sized from ``U ~ 1/sqrt(B)`` to reach the target, at least one batch per part
+    and at most doubling the batches so far (a noisy early estimate cannot launch
+    a huge round).  The stop comes at the end of a round, so a split run may
+    carry up to one round of batches more than the one-process run, which checks
+    after every batch; its figures are those of all the batches it ran.
+
+    Returns the setup for the batches run, their tallies and the stop reason
+    (``"histories"``, ``"target uncertainty"`` or ``"max histories"``).
+    """
+    t = setup.transport
+    if t is None:
+        raise InvalidInputError("this problem has no transported photons: nothing to run")
+    parts = int(parts)
+    if target_uncertainty is None:
+        return setup, run_ranges(split_batches(setup.batches, parts), progress), "histories"
+    if not 0 < target_uncertainty < 1:
+        raise InvalidInputError(
+            "target_uncertainty is a fraction between 0 and 1 (e.g. 0.02)",
+            field="target_uncertainty",
+        )
+    limit = max(int(max_histories), setup.histories) // t.per_batch
+    shown = [0.0]
+
+    def monotone(fraction: float, message: str) -> None:
+        shown[0] = max(shown[0], fraction)
+        report(progress, shown[0], message)
+
+    acc: McPartTally | None = None
+    total, next_n = 0, setup.batches
+    share = 0.5  # of the remaining bar for the first round: the work needed is not yet known
+    while True:
+        k = min(parts, next_n)
+        ranges = tuple(range(total + r.start, total + r.stop) for r in split_batches(next_n, k))
+        lo = shown[0]
+        hi = lo + (0.99 - lo) * share
+        new = run_ranges(ranges, None if progress is None else _span(monotone, lo, hi))
+        total += next_n
+        current = with_batches(setup, total, has_target=True)
+        acc = combine_parts(current, ([] if acc is None else [acc]) + list(new))
+        figure = target_figure(current, [acc])
+        if figure <= target_uncertainty:
+            stopped = "target uncertainty"
+            break
+        room = limit - total
+        if room <= 0:
+            stopped = "max histories"
+            break
+        want = (
+            math.ceil(total * (figure / target_uncertainty) ** 2) - total
+            if math.isfinite(figure)
+            else total
+        )
+        next_n = min(room, max(parts, min(want, total)))
+        share = min(1.0, next_n / max(want, 1))  # the round's part of the work still needed
+        reach = (target_uncertainty / figure) ** 2 if math.isfinite(figure) else 0.0
+        msg = f"photon Monte Carlo: {total:,} batches, uncertainty {figure:.2%}"
+        monotone(min(0.99, max(total / limit, reach)), msg)
+    assert acc is not None
+    return current, [acc], stopped
+
+
+def _span(progress: ProgressCallback, start: float, stop: float) -> ProgressCallback:
+    def child(fraction: float, message: str) -> None:
+        progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return child
+
+
 def run_monte_carlo_split(
     decays_bq_s: ArrayLike,
     material_index: ArrayLike,
@@ -712,37 +859,49 @@ def run_monte_carlo_split(
     nuclide: str,
     *,
     parts: int = 2,
+    target_uncertainty: float | None = None,
+    max_histories: int = 10**9,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     **options: object,
 ) -> MonteCarloResult:
     """The split run in this process, part after part (reference for the distributed run).
 
-    ``options`` as :func:`prepare_split`.  Equal to
+    ``options`` as :func:`prepare_split`; ``target_uncertainty`` and
+    ``max_histories`` as :func:`run_rounds`.  With fixed histories equal to
     :func:`.monte_carlo.run_monte_carlo` with the same options to float rounding.
     """
-    if options.get("target_uncertainty") is not None:
-        raise InvalidInputError(
-            "a split Monte Carlo runs a fixed number of histories: give histories, "
-            "not a target uncertainty",
-            field="target_uncertainty",
-        )
-    options.pop("target_uncertainty", None)
-    options.pop("max_histories", None)
     args = (decays_bq_s, material_index, density_g_cm3, materials, spacing_mm, nuclide)
     setup = prepare_split(*args, **options)  # type: ignore[arg-type]
     if setup.transport is None:
         return run_monte_carlo(*args, **options)  # type: ignore[arg-type]
-    ranges = split_batches(setup.batches, parts)
+    transport = setup.transport
     t0 = time.perf_counter()
-    done: list[McPartTally] = []
-    report(progress, 0.0, f"photon Monte Carlo: {len(ranges)} parts")
-    for k, r in enumerate(ranges):
-        done.append(run_part(setup.transport, r.start, r.stop, cancel=cancel))
-        report(
-            progress, (k + 1) / len(ranges), f"photon Monte Carlo: part {k + 1} of {len(ranges)}"
-        )
-    return merge_parts(setup, done, elapsed_s=time.perf_counter() - t0)
+
+    def run_ranges(
+        ranges: Sequence[range], round_progress: ProgressCallback | None
+    ) -> list[McPartTally]:
+        done: list[McPartTally] = []
+        for k, r in enumerate(ranges):
+            done.append(run_part(transport, r.start, r.stop, cancel=cancel))
+            msg = f"photon Monte Carlo: part {k + 1} of {len(ranges)}"
+            report(round_progress, (k + 1) / len(ranges), msg)
+        return done
+
+    report(progress, 0.0, "photon Monte Carlo: split run")
+    final, tallies, stopped = run_rounds(
+        setup,
+        run_ranges,
+        parts=parts,
+        target_uncertainty=target_uncertainty,
+        max_histories=max_histories,
+        progress=progress,
+    )
+    result = merge_parts(
+        final, tallies, elapsed_s=time.perf_counter() - t0, stopped_because=stopped
+    )
+    report(progress, 1.0, "photon Monte Carlo: done")
+    return result
 
 
 __all__ = [
@@ -751,6 +910,8 @@ __all__ = [
     "McTransport",
     "batch_statistics",
     "check_parts",
+    "combine_parts",
+    "run_rounds",
     "engine_id",
     "merge_parts",
     "merge_sums",
@@ -758,4 +919,6 @@ __all__ = [
     "run_monte_carlo_split",
     "run_part",
     "split_batches",
+    "target_figure",
+    "with_batches",
 ]

@@ -21,6 +21,11 @@ Schedulers (the ``--scheduler`` contract of ``mrtdose batch``):
   package importable (same version: a part is checked against the problem's
   fingerprint before it is merged).
 
+With a target uncertainty the run goes in rounds of batches, every round split
+across the workers with the inputs shipped once, until the target VOI's
+uncertainty is reached (:func:`dosimetry_core.dose.mc_split.run_rounds`); the
+stop comes at the end of a round.
+
 A part that fails is reported with its number, its batches and the cause; a
 worker that dies is replaced by Dask and the part re-run (same streams, so the
 same histories: a retry cannot bias the result); nothing is merged unless every
@@ -44,7 +49,7 @@ from dosimetry_core.dose.mc_split import (
     merge_parts,
     prepare_split,
     run_part,
-    split_batches,
+    run_rounds,
 )
 from dosimetry_core.dose.monte_carlo import MonteCarloResult, run_monte_carlo
 from dosimetry_core.errors import Cancelled, DosimetryError, InvalidInputError
@@ -221,10 +226,12 @@ def run_parts(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     poll_s: float = 0.1,
+    shared: Any = None,
 ) -> list[McPartTally]:
     """Run one part per batch range on ``client``'s workers; their tallies in range order.
 
-    The transport inputs are scattered once to every worker.  The first failure
+    The transport inputs are scattered once to every worker (``shared``: the
+    future of an earlier scatter, kept for the next round).  The first failure
     cancels the other parts and raises :class:`DistributedRunError` naming the
     part, its batches and the cause; ``cancel`` cancels them all and raises
     :class:`~dosimetry_core.errors.Cancelled`.
@@ -236,7 +243,9 @@ def run_parts(
     k = len(ranges)
     n_batches = sum(len(r) for r in ranges)
     queue = Queue(f"mc-progress-{uuid.uuid4().hex}", client=client)
-    shared = client.scatter(transport, broadcast=True, hash=False)
+    own = shared is None
+    if own:
+        shared = client.scatter(transport, broadcast=True, hash=False)
     futures = [
         client.submit(
             part_function, shared, r.start, r.stop, threads, queue.name, pure=False, retries=0
@@ -288,8 +297,9 @@ def run_parts(
             if done < k:
                 time.sleep(poll_s)
     finally:
-        with contextlib.suppress(Exception):
-            client.cancel([shared])
+        if own:
+            with contextlib.suppress(Exception):
+                client.cancel([shared])
         with contextlib.suppress(Exception):
             queue.close()
     return [p for p in out if p is not None]
@@ -315,6 +325,8 @@ def run_monte_carlo_distributed(
     client: Any = None,
     parts: int | None = None,
     threads_per_part: int | None = None,
+    target_uncertainty: float | None = None,
+    max_histories: int = 10**9,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     **options: Any,
@@ -334,18 +346,19 @@ def run_monte_carlo_distributed(
     threads_per_part
         numba threads of each part (default: cores // workers on a local
         cluster, the worker's own setting on a remote one).
+    target_uncertainty, max_histories
+        Stop on the target VOI's uncertainty, in rounds of batches
+        (:func:`dosimetry_core.dose.mc_split.run_rounds`: the stop comes at the
+        end of a round); None: ``histories`` in ``batches`` batches.
     options
-        ``histories``, ``batches``, ``seed``, ``deposit_local``, ... as
-        :func:`dosimetry_core.dose.mc_split.prepare_split` (fixed histories: a
-        ``target_uncertainty`` is refused).
+        ``histories``, ``batches``, ``seed``, ``deposit_local``, ``target_mask``,
+        ... as :func:`dosimetry_core.dose.mc_split.prepare_split`.
     """
-    if options.pop("target_uncertainty", None) is not None:
+    if target_uncertainty is not None and not 0 < target_uncertainty < 1:
         raise InvalidInputError(
-            "a Monte Carlo split across workers runs a fixed number of histories: give "
-            "--histories, not --target-uncertainty",
+            "target_uncertainty is a fraction between 0 and 1 (e.g. 0.02)",
             field="target_uncertainty",
         )
-    options.pop("max_histories", None)
     if parts is not None and int(parts) < 1:
         raise InvalidInputError("the number of parts must be at least 1", field="parts")
     spec: SchedulerSpec | None = None
@@ -355,7 +368,9 @@ def run_monte_carlo_distributed(
     args = (decays_bq_s, material_index, density_g_cm3, materials, spacing_mm, nuclide)
     setup = prepare_split(*args, **options)
     if setup.transport is None:  # no photon lines: nothing to transport or split
-        res = run_monte_carlo(*args, **options)
+        res = run_monte_carlo(
+            *args, target_uncertainty=target_uncertainty, max_histories=max_histories, **options
+        )
         return DistributedMonteCarloResult(res, str(spec or "client"), (), (), res.elapsed_s)
     check_cancel(cancel)
     prepare_s = time.perf_counter() - t0
@@ -366,21 +381,48 @@ def run_monte_carlo_distributed(
         if not workers:
             raise DistributedRunError(f"the Dask cluster at {label} has no workers")
         k = min(int(parts) if parts is not None else len(workers), setup.batches)
-        ranges = split_batches(setup.batches, k)
         threads = threads_per_part
         if threads is None and spec is not None and spec.kind == "local":
             threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
-        assert setup.transport is not None
-        tallies = run_parts(
-            c, setup.transport, ranges, threads=threads, progress=progress, cancel=cancel
-        )
+        transport = setup.transport
+        assert transport is not None
+        records: list[PartRecord] = []
+        shared = c.scatter(transport, broadcast=True, hash=False)  # once for every round
+
+        def run_ranges(
+            ranges: Sequence[range], round_progress: ProgressCallback | None
+        ) -> list[McPartTally]:
+            tallies = run_parts(
+                c,
+                transport,
+                ranges,
+                threads=threads,
+                progress=round_progress,
+                cancel=cancel,
+                shared=shared,
+            )
+            records.extend(
+                PartRecord(len(records) + i, p.first_batch, p.stop_batch, p.worker, p.elapsed_s)
+                for i, p in enumerate(tallies)
+            )
+            return tallies
+
+        try:
+            final, tallies, stopped = run_rounds(
+                setup,
+                run_ranges,
+                parts=k,
+                target_uncertainty=target_uncertainty,
+                max_histories=max_histories,
+                progress=progress,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                c.cancel([shared])
         wall = prepare_s + time.perf_counter() - t1
-        merged = merge_parts(setup, tallies, elapsed_s=wall)
-        records = tuple(
-            PartRecord(i, p.first_batch, p.stop_batch, p.worker, p.elapsed_s)
-            for i, p in enumerate(tallies)
-        )
-        return DistributedMonteCarloResult(merged, label, workers, records, wall)
+        merged = merge_parts(final, tallies, elapsed_s=wall, stopped_because=stopped)
+        report(progress, 1.0, "photon Monte Carlo: done")
+        return DistributedMonteCarloResult(merged, label, workers, tuple(records), wall)
 
     if client is not None:
         return go(client, str(getattr(getattr(client, "scheduler", None), "address", "client")))

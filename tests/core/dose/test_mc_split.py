@@ -238,16 +238,51 @@ def test_merge_refuses_a_part_of_another_problem(setup_and_parts):
     assert merge_parts(setup, parts).histories == 20_000
 
 
-def test_split_refuses_a_target_uncertainty_and_too_many_parts():
-    with pytest.raises(InvalidInputError, match="fixed number of histories") as e:
-        run_monte_carlo_split(*_args(), parts=2, target_uncertainty=0.02, **OPTIONS)
-    assert e.value.field == "target_uncertainty"
+def test_split_refuses_too_many_parts_and_bad_input():
     with pytest.raises(InvalidInputError, match="11 parts need at least 11 batches"):
         run_monte_carlo_split(*_args(), parts=11, **OPTIONS)
+    with pytest.raises(InvalidInputError, match="between 0 and 1") as e:
+        run_monte_carlo_split(*_args(), parts=2, target_uncertainty=1.5, **OPTIONS)
+    assert e.value.field == "target_uncertainty"
     with pytest.raises(InvalidInputError, match="finite"):
         bad = PHANTOM[0].copy()
         bad[0, 0, 0] = np.nan
         prepare_split(bad, PHANTOM[1], PHANTOM[2], ["water"], SPACING_MM, "Lu-177")
+
+
+def test_rounds_to_a_target_uncertainty():
+    """Stop on the kidney's photon uncertainty: reached, and the result is exactly the
+    fixed-history run of the batches it ran (same streams); near the one-process stop."""
+    kidney = PHANTOM[3]["kidney"]
+    kw = {"histories": 4_000, "batches": 4, "seed": 3, "target_mask": kidney}
+    seen: list[float] = []
+    split = run_monte_carlo_split(
+        *_args(), parts=2, target_uncertainty=0.01, progress=lambda f, m: seen.append(f), **kw
+    )
+    assert split.stopped_because == "target uncertainty"
+    assert split.target_uncertainty_reached is not None
+    assert split.target_uncertainty_reached <= 0.01
+    assert split.batches > 4 and split.histories == split.batches * 1_000
+    fixed = run_monte_carlo(
+        *_args(), histories=split.histories, batches=split.batches, seed=3, target_mask=kidney
+    )
+    assert np.allclose(split.dose_gy, fixed.dose_gy, rtol=1e-6, atol=0)
+    assert split.target_photon_uncertainty == pytest.approx(
+        fixed.target_photon_uncertainty, rel=1e-9
+    )
+    one = run_monte_carlo(*_args(), target_uncertainty=0.01, **kw)
+    assert one.batches <= split.batches <= 2 * one.batches + 2  # at most one round more
+    assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_rounds_stop_at_max_histories():
+    split = run_monte_carlo_split(
+        *_args(), parts=2, target_uncertainty=1e-6, max_histories=12_000,
+        histories=4_000, batches=4, seed=3,
+    )  # fmt: skip
+    assert split.stopped_because == "max histories"
+    assert 4_000 < split.histories <= 12_000
+    assert split.target_uncertainty_reached is not None and split.target_uncertainty_reached > 1e-6
 
 
 def test_a_nuclide_without_photons_gives_the_local_dose_only():

@@ -118,6 +118,27 @@ def test_more_parts_than_workers_and_the_drop_in_runner(client, one_run):
     assert runner.last is not None and len(runner.last.parts) == 5
 
 
+def test_rounds_to_a_target_uncertainty_on_the_workers(client):
+    """Stop on the kidney's photon uncertainty in rounds; the inputs shipped once; the
+    result is the fixed-history one-process run of the batches it ran."""
+    kidney = PHANTOM[3]["kidney"]
+    kw = {"histories": 4_000, "batches": 4, "seed": 3, "target_mask": kidney}
+    d = run_monte_carlo_distributed(*_args(), client=client, target_uncertainty=0.01, **kw)
+    r = d.result
+    assert r.stopped_because == "target uncertainty"
+    assert r.target_uncertainty_reached is not None and r.target_uncertainty_reached <= 0.01
+    assert r.batches > 4 and r.histories == 1_000 * r.batches
+    # every batch ran exactly once, in parts of at most 2 per round
+    ran = sorted((p.first_batch, p.stop_batch) for p in d.parts)
+    assert ran[0][0] == 0 and ran[-1][1] == r.batches
+    assert all(a[1] == b[0] for a, b in zip(ran, ran[1:], strict=False))
+    fixed = run_monte_carlo(
+        *_args(), histories=r.histories, batches=r.batches, seed=3, target_mask=kidney
+    )
+    assert np.allclose(r.dose_gy, fixed.dose_gy, rtol=1e-6, atol=0)
+    assert r.target_photon_uncertainty == pytest.approx(fixed.target_photon_uncertainty, rel=1e-9)
+
+
 def test_remote_scheduler_address(client, one_run):
     """``tcp://HOST:PORT`` of a running scheduler: the same numbers."""
     address = client.scheduler.address
@@ -233,8 +254,8 @@ def test_bad_input_is_refused_before_any_cluster_starts(monkeypatch):
     monkeypatch.setattr(mc_distributed, "dask_client", no_cluster)
     with pytest.raises(InvalidInputError, match="--scheduler"):
         run_monte_carlo_distributed(*_args(), scheduler="local:0", **OPTIONS)
-    with pytest.raises(InvalidInputError, match="fixed number of histories"):
-        run_monte_carlo_distributed(*_args(), target_uncertainty=0.02, **OPTIONS)
+    with pytest.raises(InvalidInputError, match="between 0 and 1"):
+        run_monte_carlo_distributed(*_args(), target_uncertainty=2.0, **OPTIONS)
     bad = PHANTOM[2].copy()
     bad[5, 5, 5] = 0.0  # decays in a voxel without mass
     with pytest.raises(InvalidInputError, match="density > 0"):
