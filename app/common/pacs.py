@@ -326,17 +326,20 @@ class SendPanel(_Panel):
         self.ct_dir = named(QLineEdit(), "pacsSendCtDir")
         self.ct_dir.setPlaceholderText("folder of the original CT (optional)")
         self.send = named(QPushButton("Send results"), "pacsSendButton")
+        self.case_label = named(QLabel(""), "pacsSendCase")
         row = QHBoxLayout()
         for box in (self.rtdose, self.seg, self.rtstruct, self.report):
             row.addWidget(box)
         row.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.peer_form)
+        lay.addWidget(self.case_label)
         lay.addLayout(row)
         lay.addWidget(self.ct_dir)
         lay.addWidget(self.send)
         lay.addWidget(self.status)
         lay.addWidget(self.error)
+        lay.addStretch(1)
         self.send.clicked.connect(self.on_send)
         session.caseChanged.connect(lambda _c: self._update())
         session.userChanged.connect(self._update)
@@ -381,6 +384,12 @@ class SendPanel(_Panel):
         self._update()
 
     def _update(self) -> None:
+        case = self.session.case
+        self.case_label.setText(
+            f"Case {case.case_id} · {case.patient.name} ({case.patient.patient_id})"
+            if case is not None
+            else "No case open"
+        )
         may = self.session.may("export")
         self.send.setEnabled(self.task is None and may and self.session.case is not None)
         self.send.setToolTip("" if may else "your role may not export")

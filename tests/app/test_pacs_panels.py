@@ -116,6 +116,7 @@ def test_send_results_delivers_the_seg(qtbot, qapp, small_demo_imported_store, t
             qtbot.addWidget(panel)
             panel.show()
             _peer(panel, scp.port, scp.ae_title)
+            assert panel.case_label.text().startswith(f"Case {case_id} · ")
             QTest.keyClicks(panel.ct_dir, str(tp1_dir / "CT"))
             assert panel.send.isEnabled()
             QTest.mouseClick(panel.send, Qt.MouseButton.LeftButton)
@@ -155,6 +156,8 @@ def test_roles_disable_retrieve_and_send(qtbot, qapp, small_demo_imported_store,
         session.login("tom", PASSWORDS["tom"])  # technologist: may import, not export
         assert receive.retrieve.isEnabled()
         assert not send.send.isEnabled() and send.send.toolTip() == "your role may not export"
+        session.logout()  # the case is closed with the log-out
+        assert send.case_label.text() == "No case open" and not send.send.isEnabled()
     finally:
         session.cancel_jobs()
         store.close()
