@@ -264,6 +264,9 @@ class ReportStepView(StepView):
         self._job: Any = None
         self._shown_id: str | None = None
         self._pdf_buffer: QBuffer | None = None
+        # preview and numbers side by side need room: the main window gives a step its
+        # minimum width first (hiding the case list and the viewer's layer column)
+        self.setMinimumWidth(620)
 
         layout = QVBoxLayout(self)
         self.summary_label = named(QLabel("", self), "reportSummary")

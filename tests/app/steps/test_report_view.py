@@ -297,6 +297,45 @@ def test_the_drop_zone_verifies_the_file_and_finds_a_flipped_byte(gui: Gui) -> N
     assert "NOT INTACT" in v.verify_result.text()
 
 
+def test_the_drop_zone_refuses_what_is_not_a_report(gui: Gui) -> None:
+    """A text file is not taken; a fake .pdf and a folder named .pdf are explained, not crashed."""
+    from app.steps.base import TourError
+
+    v = gui.view
+    txt = gui.out / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(TourError, match="refused"):
+        drop_file(v.drop_zone, txt)
+    fake = gui.out / "fake.pdf"
+    fake.write_bytes(b"not a pdf at all")
+    v.verify_result.clear()
+    drop_file(v.drop_zone, fake)
+    _wait(lambda: bool(v.verify_result.text()), TIMEOUT_S, "the verification")
+    assert "NOT INTACT" in v.verify_result.text() and "neither a PDF" in v.verify_result.text()
+    folder = gui.out / "folder.pdf"
+    folder.mkdir()
+    v.verify_result.clear()
+    drop_file(v.drop_zone, folder)
+    _wait(lambda: bool(v.verify_result.text()), TIMEOUT_S, "the verification")
+    assert "NOT CHECKED" in v.verify_result.text() and "folder.pdf" in v.verify_result.text()
+    assert not gui.errors
+
+
+def test_the_password_holder_is_emptied_by_the_call(gui: Gui) -> None:
+    """The worker takes the password out of its one-shot holder, even when signing fails."""
+    from app.steps.report.view import _sign_with_password
+    from dosimetry_core.errors import AuthenticationError, InvalidInputError
+    from dosimetry_core.store.permissions import Actor
+
+    rid = gui.view.state.shown.report_id  # type: ignore[union-attr]
+    secret = ["wrong-password-123"]
+    with pytest.raises((AuthenticationError, InvalidInputError)):
+        _sign_with_password(gui.store, Actor("pia", "physicist"), rid, "mpe", secret, True)
+    assert secret == []
+    with pytest.raises(InvalidInputError, match="type your password"):  # no silent key reuse
+        _sign_with_password(gui.store, Actor("pia", "physicist"), rid, "mpe", [], True)
+
+
 def test_amend_needs_a_reason_and_makes_version_2(gui: Gui) -> None:
     v = gui.view
     v.tabs.setCurrentIndex(1)
