@@ -77,13 +77,26 @@ def test_two_workers_give_the_one_process_doses(prepared, capsys):
         assert c["photon_sd_gy"] == pytest.approx(comp1[name]["photon_sd_gy"], rel=1e-6)
 
 
+@pytest.mark.slow
+def test_two_workers_stop_on_the_target_uncertainty(prepared, capsys):
+    store_dir, case_id = prepared
+    d = _run(
+        capsys, store_dir, case_id, "--scheduler", "local:2",
+        "--target-uncertainty", "0.05", "--target-voi", "Kidney_L",
+    )  # fmt: skip
+    prov = d["provenance"]
+    assert prov["mc_stopped_because"] == "target uncertainty"
+    assert prov["mc_target_uncertainty_reached"] <= 0.05
+    assert prov["mc_voi_components"]["Kidney_L"]["photon_rel_uncertainty"] <= 0.05
+    assert prov["mc_parts"] >= 2 and prov["mc_histories"] % 2_000 == 0  # whole batches
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--scheduler", "local:0"], "--scheduler"),
         (["--scheduler", "tcp://nowhere"], "--scheduler"),
-        (["--scheduler", "local:2", "--target-uncertainty", "0.05", "--target-voi", "Kidney_L"],
-         "fixed number of histories"),
+        (["--scheduler", "local:2", "--method", "vsv"], "use it with --method mc"),
     ],
 )  # fmt: skip
 def test_bad_scheduler_options_are_refused_and_nothing_saved(prepared, capsys, extra, message):
