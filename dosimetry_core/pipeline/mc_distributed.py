@@ -18,8 +18,10 @@ Schedulers (the ``--scheduler`` contract of ``mrtdose batch``):
   2), one task thread each; each part's numba kernels use ``cores // N``
   threads so that the workers do not oversubscribe the machine;
 * ``tcp://HOST:PORT``: an existing Dask scheduler; its workers need this
-  package importable (same version: a part is checked against the problem's
-  fingerprint before it is merged).
+  package importable, the same version (a part carries the identity of the
+  transport code that ran it and the fingerprint of its inputs; a part of other
+  code or other inputs is refused, not merged) and, to skip a numba compile on
+  the first part, a warm ``NUMBA_CACHE_DIR``.
 
 With a target uncertainty the run goes in rounds of batches, every round split
 across the workers with the inputs shipped once, until the target VOI's
@@ -433,7 +435,7 @@ def run_monte_carlo_distributed(
 
 class DaskMonteCarlo:
     """A drop-in for :func:`~dosimetry_core.dose.monte_carlo.run_monte_carlo` that splits
-    the histories across Dask workers (for ``compute_dose(mc_runner=...)``).
+    the histories across Dask workers (for code that takes the engine as a function).
 
     ``last`` holds the :class:`DistributedMonteCarloResult` of the latest call.
     """
