@@ -144,6 +144,10 @@ RULES: dict[str, Rule] = {
     "contour reject": Rule("approve-contour"),
     # identifiable data leaving the workstation (physicist, physician)
     "export": Rule("export"),
+    "listen": Rule("import"),
+    "pacs find": Rule("read"),
+    "pacs get": Rule("import"),
+    "pacs send": Rule("export"),
     "contour export-rtstruct": Rule("export"),
     "contour export-seg": Rule("export"),
     "contour export-nifti": Rule("export"),

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.pacs import SendPanel
 from app.common.widgets import named, read_only_table
 from app.session import CaseSession
 from app.steps.base import StepView
@@ -91,6 +92,9 @@ class ExportStepView(StepView):
         layout.addWidget(self.tabs)
         self.tabs.addTab(self._build_export(), "DICOM export")
         self.tabs.addTab(self._build_population(), "Population ranges")
+        # the same results sent to the hospital's PACS (C-STORE)
+        self.send_panel = SendPanel(session)
+        self.tabs.addTab(self.send_panel, "Send results to PACS")
 
         session.caseChanged.connect(self._on_case_changed)
         session.userChanged.connect(self._on_user_changed)

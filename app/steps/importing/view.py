@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common import error_display
+from app.common.pacs import ReceivePanel
 from app.session import CaseSession
 from app.steps.base import StepView
 from app.steps.importing.model import ImportModel, SummaryNode
@@ -92,7 +94,8 @@ class ImportStepView(StepView):
         row4 = QHBoxLayout()
         row4.addStretch(1)
         row4.addWidget(self.open_button)
-        layout = QVBoxLayout(self)
+        folder_tab = QWidget()
+        layout = QVBoxLayout(folder_tab)
         layout.addWidget(self.permission_label)
         layout.addLayout(row1)
         layout.addLayout(row2)
@@ -100,6 +103,14 @@ class ImportStepView(StepView):
         layout.addWidget(self.status_label)
         layout.addWidget(self.tree, 1)
         layout.addLayout(row4)
+        # the same import from the hospital's PACS (C-FIND, then C-GET or C-MOVE)
+        self.pacs_panel = ReceivePanel(session)
+        self.tabs = QTabWidget(objectName="import-tabs")
+        self.tabs.addTab(folder_tab, "From a folder")
+        self.tabs.addTab(self.pacs_panel, "Receive from PACS")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
 
         self.choose_button.clicked.connect(self.ask_folder)
         self.import_button.clicked.connect(self.start_import)

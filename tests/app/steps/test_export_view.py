@@ -304,6 +304,22 @@ def test_technologist_sees_everything_disabled_physician_may_export(qtbot, entry
     assert view.denied_label.isHidden()
 
 
+def test_send_results_to_pacs_tab_follows_the_export_permission(qtbot, entry_store):
+    add_entry_accounts(entry_store)
+    view = _open(qtbot, entry_store, ENTRY_CASE_ID, user="tom")
+    tabs = view.tabs
+    names = [tabs.tabText(i) for i in range(tabs.count())]
+    assert names == ["DICOM export", "Population ranges", "Send results to PACS"]
+    tabs.setCurrentIndex(2)
+    send = view.send_panel.send
+    assert not send.isEnabled() and send.toolTip() == "your role may not export"
+    assert ENTRY_CASE_ID in view.send_panel.case_label.text()
+    view.session.logout()
+    view.session.login("dora", ENTRY_PASSWORDS["dora"])
+    view.session.open_case(ENTRY_CASE_ID)
+    assert send.isEnabled() and send.toolTip() == ""
+
+
 def _population_store(tmp_path: Path, others: tuple[float, ...]) -> tuple[CaseStore, str]:
     store = CaseStore(tmp_path / "pop")
     for n, v in enumerate(others):

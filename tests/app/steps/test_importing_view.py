@@ -98,6 +98,26 @@ def test_a_physician_sees_the_import_disabled(qtbot, store, small_demo_dirs, sho
     assert view.import_button.isEnabled() and not view.permission_label.isVisible()
 
 
+def test_the_step_offers_the_pacs_beside_the_folder(qtbot, store, shown_errors):
+    """A 'Receive from PACS' tab beside 'From a folder', gated by the import permission."""
+    _accounts(store)
+    session = CaseSession(store)
+    view = _view(qtbot, session)
+    tabs = view.tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["From a folder", "Receive from PACS"]
+    assert tabs.currentIndex() == 0  # the folder import stays what the step opens on
+    session.login("dora", PASSWORDS["dora"])
+    tabs.setCurrentIndex(1)
+    assert not view.pacs_panel.retrieve.isEnabled()
+    assert view.pacs_panel.retrieve.toolTip() == "your role may not import"
+    session.logout()
+    session.login("tom", PASSWORDS["tom"])
+    assert view.pacs_panel.retrieve.toolTip() == ""
+    assert not view.pacs_panel.find_button.isEnabled()  # no Patient ID typed yet
+    qtbot.keyClicks(view.pacs_panel.patient_id, "MRT-DEMO-001")
+    assert view.pacs_panel.find_button.isEnabled()
+
+
 def test_refused_input_highlights_its_field_and_starts_nothing(
     qtbot, store, tmp_path, shown_errors
 ):
