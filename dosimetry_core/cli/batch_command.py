@@ -36,7 +36,7 @@ _HELP = (
     "imported with the rules and skip reasons of 'mrtdose import', one case per patient "
     "and cycle), or a text file of case ids already in the store (one per line, '#' "
     "comments). Each case is one Dask task: --scheduler local[:N] starts N worker "
-    "processes (1 thread each; default: one per CPU), tcp://HOST:PORT uses an existing "
+    "processes (1 thread each; local alone: 2), tcp://HOST:PORT uses an existing "
     "scheduler. Workers open the store themselves: for SQLite a folder reachable at the "
     "same path by every worker, on a filesystem with working POSIX locks (a local disk, "
     "not NFS/SMB); writes are serialised (one writer at a time, 30 s busy timeout); use "
@@ -172,7 +172,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             actor=store.actor,
             on_event=on_event,
-            connect_timeout_s=args.timeout,
         )
     finally:
         bar.close()
@@ -235,8 +234,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--scheduler",
         default="local",
         metavar="local[:N] | tcp://HOST:PORT",
-        help="local cluster of N worker processes (default: one per CPU) or an existing "
-        "Dask scheduler",
+        help="local cluster of N worker processes (local alone: 2) or an existing Dask scheduler",
     )
     p.add_argument("--force", action="store_true", help="run again cases whose run is current")
     p.add_argument(
@@ -245,13 +243,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder of summary.csv, summary.json and gy_per_gbq.png "
         "(default ./mrtdose-batch-<protocol>)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds to wait for a tcp:// scheduler (default 30)",
     )
     p.add_argument("--method", choices=["auto", "multi-point", "single-time-point"], default="auto")
     p.add_argument(

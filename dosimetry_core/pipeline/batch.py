@@ -23,8 +23,10 @@ What the cohort is
 Engine
 ------
 Each case is one task of a ``distributed.Client``: ``local[:N]`` starts a
-``LocalCluster`` of N worker **processes** with one thread each (N defaults to the
-number of CPUs); ``tcp://HOST:PORT`` uses an existing scheduler.  A worker opens the
+``LocalCluster`` of N worker **processes** with one thread each (``local`` alone: 2,
+:data:`dosimetry_core.pipeline.mc_distributed.DEFAULT_LOCAL_WORKERS`; the cluster
+helper and the ``--scheduler`` grammar are shared with the Monte Carlo split);
+``tcp://HOST:PORT`` uses an existing scheduler.  A worker opens the
 store itself from its :class:`StoreLocation` (folder and, for PostgreSQL, the
 database URL); a store object is never pickled.  Cases of one patient run one after
 the other in administration order (a later cycle's cumulative limits read the
@@ -65,7 +67,6 @@ import json
 import math
 import os
 import queue
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -529,29 +530,38 @@ def _organ_rows(store: CaseRepository, case: Any) -> tuple[tuple[OrganRow, ...],
 
 
 # --------------------------------------------------------------- the task
-def _announce(case_id: str) -> None:
+def _announce(case_id: str, token: str) -> None:
     try:
         from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):  # run in the client process
         return
-    worker.log_event(EVENT_TOPIC, {"event": "started", "case_id": case_id})
+    worker.log_event(EVENT_TOPIC, {"event": "started", "case_id": case_id, "batch": token})
 
 
 def _check_actor(store: CaseRepository, actor: Actor | None) -> None:
-    """On a store with accounts the client's actor must still be an active account of that role."""
-    if actor is None or not store.has_users():
+    """On a store with accounts: the client's actor must be an active account of that role
+    that may compute (checked before anything is read or computed); it then acts in the task.
+    """
+    if not store.has_users():
         return
     from dosimetry_core.errors import PermissionDeniedError
+    from dosimetry_core.store.permissions import require
     from dosimetry_core.store.users import list_users
 
+    if actor is None:
+        raise PermissionDeniedError(
+            "this store has user accounts: log in (MRTDOSE_USER and MRTDOSE_PASSWORD) to run "
+            "a batch"
+        )
     info = next((u for u in list_users(store) if u.username == actor.username), None)
     if info is None or not info.active or info.role != actor.role:
         raise PermissionDeniedError(
             f"account {actor.username!r} ({actor.role}) is not an active account of this "
             "store with that role: the worker refuses to act for it"
         )
+    require(actor, "compute")
     store.actor = actor
 
 
@@ -561,14 +571,16 @@ def run_case(
     options: BatchOptions,
     actor: Actor | None = None,
     earlier: CaseOutcome | None = None,
+    token: str = "",
 ) -> CaseOutcome:
     """One case of the batch (the Dask task): skip when current, else ``run_protocol``.
 
     Never raises: a failure is an outcome with its one-line reason.  ``earlier`` is
     the outcome of the patient's previous cycle in this batch (a dependency, so that
     the cycles run in order); when that one was (re)computed, this case is too.
+    ``token`` tags the ``started`` event (several batches may share a scheduler).
     """
-    _announce(case_id)
+    _announce(case_id, token)
     t0 = time.perf_counter()
     store = None
     try:
@@ -626,25 +638,18 @@ def run_case(
 
 
 # ------------------------------------------------------------- the engine
-_SCHEDULER = re.compile(r"^(local(?::(\d+))?|tcp://[^\s/:]+:\d+)$")
-
-
 def parse_scheduler(text: str) -> tuple[str, int | None]:
-    """``("local", N or None)`` or ``("tcp://HOST:PORT", None)``; else InvalidInputError."""
-    m = _SCHEDULER.match(text.strip())
-    if not m:
-        raise InvalidInputError(
-            f"--scheduler {text!r}: give local, local:N (N worker processes) or tcp://HOST:PORT",
-            field="scheduler",
-        )
-    if m.group(1).startswith("local"):
-        n = int(m.group(2)) if m.group(2) else None
-        if n is not None and not 1 <= n <= 256:
-            raise InvalidInputError(
-                f"--scheduler {text!r}: N must be 1 to 256 worker processes", field="scheduler"
-            )
-        return "local", n
-    return m.group(1), None
+    """``("local", N)`` or ``("tcp://HOST:PORT", None)``; else InvalidInputError (field scheduler).
+
+    The grammar is :func:`dosimetry_core.pipeline.mc_distributed.parse_scheduler`'s
+    (the Monte Carlo split and the batch share ``--scheduler``).
+    """
+    from dosimetry_core.pipeline.mc_distributed import parse_scheduler as parse
+
+    spec = parse(text)
+    if spec.kind == "local":
+        return "local", spec.workers
+    return str(spec.address), None
 
 
 def _ordered_chains(store: CaseRepository, case_ids: Sequence[str]) -> list[list[str]]:
@@ -700,7 +705,6 @@ def run_batch(
     scheduler: str = "local",
     actor: Actor | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
-    connect_timeout_s: float = 30.0,
 ) -> BatchResult:
     """Run ``case_ids`` under ``options.protocol_id`` on Dask (module docstring).
 
@@ -724,37 +728,47 @@ def run_batch(
     BatchResult
         One outcome per case, in the order of ``case_ids``.
     """
-    from distributed import Client, LocalCluster, wait
+    from dosimetry_core.pipeline.mc_distributed import dask_client
+    from dosimetry_core.pipeline.mc_distributed import parse_scheduler as parse
 
-    kind, n = parse_scheduler(scheduler)
+    spec = parse(scheduler)
     ids = list(dict.fromkeys(case_ids))
     store = location.open()
     try:
         chains = _ordered_chains(store, ids)
     finally:
         store.close()
-    cluster = None
     t_start = time.perf_counter()
-    if kind == "local":
-        n_workers = n or os.cpu_count() or 1
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            memory_limit=0,
+    with dask_client(spec) as client:
+        n_workers = (
+            spec.workers
+            if spec.kind == "local"
+            else len(client.scheduler_info().get("workers", {}))
         )
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(kind, timeout=connect_timeout_s)
-        except OSError as exc:
-            raise InvalidInputError(
-                f"--scheduler {kind}: cannot reach the Dask scheduler ({exc})", field="scheduler"
-            ) from exc
-        n_workers = len(client.scheduler_info().get("workers", {}))
+        outcomes = _run_on(client, location, chains, options, actor, n_workers, on_event)
+    return BatchResult(
+        protocol_id=options.protocol_id,
+        scheduler=scheduler,
+        outcomes=[outcomes[c] for c in ids],
+        wall_s=time.perf_counter() - t_start,
+        n_workers=n_workers,
+    )
+
+
+def _run_on(
+    client: Any,
+    location: StoreLocation,
+    chains: list[list[str]],
+    options: BatchOptions,
+    actor: Actor | None,
+    n_workers: int,
+    on_event: Callable[[BatchEvent], None] | None,
+) -> dict[str, CaseOutcome]:
+    """Submit the chains to ``client`` and gather the outcomes, emitting the events."""
+    from distributed import wait
+
     events: queue.Queue[dict[str, Any]] = queue.Queue()
-    counter = _Counter(len(ids), n_workers)
+    counter = _Counter(sum(len(c) for c in chains), n_workers)
     outcomes: dict[str, CaseOutcome] = {}
 
     def emit(e: BatchEvent) -> None:
@@ -768,7 +782,9 @@ def run_batch(
             except queue.Empty:
                 return
             cid = str(msg.get("case_id"))
-            if msg.get("event") == "started" and cid not in outcomes:
+            if msg.get("batch") != token or cid in outcomes:
+                continue
+            if msg.get("event") == "started":
                 counter.running.add(cid)
                 emit(counter.event("started", case_id=cid))
 
@@ -799,53 +815,45 @@ def run_batch(
             )
         )
 
-    try:
-        client.subscribe_topic(EVENT_TOPIC, lambda ev: events.put(ev[1]))
-        futures: dict[Any, str] = {}
-        for chain in chains:
-            previous = None
-            for cid in chain:
-                fut = client.submit(
-                    run_case,
-                    location,
-                    cid,
-                    options,
-                    actor,
-                    previous,
-                    pure=False,
-                    key=f"mrtdose-case-{cid}-{os.getpid()}-{time.time_ns()}",
-                )
-                futures[fut] = cid
-                previous = fut
-        pending = set(futures)
-        while pending:
-            try:
-                finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                finished = set()
-            drain()
-            for fut in finished:
-                cid = futures[fut]
-                try:
-                    outcome = fut.result()
-                except Exception as exc:  # the worker died (KilledWorker) or a dependency did
-                    outcome = CaseOutcome(cid, "failed", f"worker lost: {one_line(exc)}")
-                finish(outcome)
-        drain()
-    finally:
+    token = f"{os.getpid()}-{time.time_ns()}"
+    client.subscribe_topic(EVENT_TOPIC, lambda ev: events.put(ev[1]))
+    futures: dict[Any, str] = {}
+    for chain in chains:
+        previous = None
+        for cid in chain:
+            fut = client.submit(
+                run_case,
+                location,
+                cid,
+                options,
+                actor,
+                previous,
+                token,
+                pure=False,
+                key=f"mrtdose-case-{cid}-{token}",
+            )
+            futures[fut] = cid
+            previous = fut
+    pending = set(futures)
+    while pending:
         try:
-            client.close()
-        finally:
-            if cluster is not None:
-                cluster.close()
-    result = BatchResult(
-        protocol_id=options.protocol_id,
-        scheduler=scheduler,
-        outcomes=[outcomes[c] for c in ids],
-        wall_s=time.perf_counter() - t_start,
-        n_workers=n_workers,
-    )
-    return result
+            finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        drain()
+        for fut in finished:
+            cid = futures[fut]
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # the worker died (KilledWorker) or a dependency did
+                outcome = CaseOutcome(cid, "failed", f"worker lost: {one_line(exc)}")
+            finish(outcome)
+    drain()
+    try:
+        client.unsubscribe_topic(EVENT_TOPIC)
+    except Exception:  # the client may be closing
+        pass
+    return outcomes
 
 
 # --------------------------------------------------------------- summary
