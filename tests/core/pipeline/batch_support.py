@@ -3,8 +3,8 @@
 Four study folders (:func:`dosimetry_core.pipeline.demo_cohort.write_demo_cohort`):
 patient 1 cycles 1 and 2, patients 2 and 3 cycle 1 (different kinetics, activities and
 CT grids), imported into a template store (no run yet).  ``baseline`` runs every case
-(but the one the tests corrupt) alone with ``run_protocol`` in this process, cycles in order, on a copy of the template:
-the known answer the batch must reproduce.
+(but the one the tests corrupt) alone with ``run_protocol`` in this process, cycles in
+order, on a copy of the template: the known answer the batch must reproduce.
 """
 
 from __future__ import annotations
