@@ -326,8 +326,8 @@ class ReportStepView(StepView):
         nl.addWidget(self.integrity_label)
         split.addWidget(preview)
         split.addWidget(numbers)
-        split.setStretchFactor(0, 4)
-        split.setStretchFactor(1, 5)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
         layout.addWidget(split, 3)
 
         self.tabs = named(QTabWidget(self), "reportTabs")
