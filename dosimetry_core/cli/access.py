@@ -124,6 +124,7 @@ RULES: dict[str, Rule] = {
     "tia-map": Rule("compute"),
     "dose": Rule("compute"),
     "run": Rule("compute"),
+    "batch": Rule("compute"),
     "contour threshold": Rule("contour"),
     "contour grow": Rule("contour"),
     "contour margin": Rule("contour"),

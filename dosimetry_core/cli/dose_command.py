@@ -104,6 +104,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
             mc_target_voi=args.target_voi,
             mc_target_component=args.target_component,
             mc_electrons=args.mc_electrons,
+            mc_scheduler=args.scheduler,
             seed=args.seed,
             thresholds_gy=args.threshold_gy or (),
             vois=args.voi,
@@ -310,6 +311,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         choices=["local", "kernel"],
         default="local",
         help="MC: electrons, alphas and recoils deposited locally or by kernel convolution",
+    )
+    q.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="local[:N]|tcp://HOST:PORT",
+        help="MC: split the histories across Dask workers (a local cluster of N processes, "
+        "or a running scheduler); same dose and uncertainty as one process for the same "
+        "--histories and --seed (with --target-uncertainty: rounds of batches)",
     )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument(

@@ -200,6 +200,7 @@ def compute_dose(
     mc_target_voi: str | None = None,
     mc_electrons: str = "local",
     mc_target_component: str = "photon",
+    mc_scheduler: str | None = None,
     seed: int = 0,
     thresholds_gy: Sequence[float] = (),
     vois: Sequence[str] | None = None,
@@ -242,6 +243,14 @@ def compute_dose(
         raise InvalidInputError("mc_electrons must be 'local' or 'kernel'")
     if mc_target_component not in ("photon", "total"):
         raise InvalidInputError("mc_target_component must be 'photon' or 'total'")
+    if mc_scheduler is not None:  # refused before the case is loaded
+        from dosimetry_core.pipeline.mc_distributed import parse_scheduler
+
+        if method != "mc":
+            raise InvalidInputError(
+                "--scheduler splits a Monte Carlo run: use it with --method mc", field="scheduler"
+            )
+        parse_scheduler(mc_scheduler)
     lap = _phase_clock(timings)
     case = store.load_case(case_id)
     tia_d = _current_tia_map(case, tia_map_id)
@@ -370,25 +379,34 @@ def compute_dose(
                 kernel.density_g_cm3,
             )
             provenance.update({"kernel": kernel.describe()})
-        mc_result = run_monte_carlo(
-            decays,
-            index,
-            mc_density,
-            mats,
-            spacing,
-            nuclide,
-            histories=mc_histories,
-            deposit_local=(mc_electrons == "local"),
-            electron_dose_gy=electron,
-            include_progeny=include_progeny,
-            target_uncertainty=mc_target_uncertainty,
-            target_mask=target_mask,
-            target_component=mc_target_component,
-            voi_masks=voi_masks,
-            seed=seed,
-            progress=sub_progress(sub, 0.0, 0.9),
-            cancel=cancel,
-        )
+        mc_options: dict[str, Any] = {
+            "histories": mc_histories,
+            "deposit_local": mc_electrons == "local",
+            "electron_dose_gy": electron,
+            "include_progeny": include_progeny,
+            "target_uncertainty": mc_target_uncertainty,
+            "target_mask": target_mask,
+            "target_component": mc_target_component,
+            "voi_masks": voi_masks,
+            "seed": seed,
+            "progress": sub_progress(sub, 0.0, 0.9),
+            "cancel": cancel,
+        }
+        mc_args = (decays, index, mc_density, mats, spacing, nuclide)
+        if mc_scheduler is None:
+            mc_result = run_monte_carlo(*mc_args, **mc_options)
+        else:
+            from dosimetry_core.pipeline.mc_distributed import run_monte_carlo_distributed
+
+            split = run_monte_carlo_distributed(*mc_args, scheduler=mc_scheduler, **mc_options)
+            mc_result = split.result
+            provenance.update(
+                {
+                    "mc_scheduler": split.scheduler,
+                    "mc_parts": len(split.parts),
+                    "mc_workers": len(split.workers),
+                }
+            )
         dose = np.asarray(mc_result.dose_gy, dtype=np.float32)
         uncertainty = np.asarray(mc_result.rel_uncertainty, dtype=np.float32)
         names = {v.voi_id: v.name for v in selected}
