@@ -363,7 +363,9 @@ class MainWindow(QMainWindow):
             self._step_pages[step_id] = scroll
             self.step_stack.addWidget(scroll)
             b = QToolButton(self.step_bar)
-            b.setText(cls.title or STEP_TITLES.get(step_id, step_id))
+            full_title = cls.title or STEP_TITLES.get(step_id, step_id)
+            b.setText(cls.nav_title or full_title)
+            b.setProperty("fullTitle", full_title)
             b.setCheckable(True)
             b.setObjectName(f"stepButton-{step_id}")
             b.setProperty("segment", True)
@@ -379,7 +381,18 @@ class MainWindow(QMainWindow):
             hint = QLabel("No workflow step is installed.", self.step_bar)
             hint.setObjectName("hint")
             bar.addWidget(hint)
-        col.addWidget(self.step_bar)
+        # the bar scrolls sideways rather than widening the window past a small screen
+        self.step_bar_scroll = QScrollArea(central)
+        self.step_bar_scroll.setObjectName("stepBarScroll")
+        self.step_bar_scroll.setWidget(self.step_bar)
+        self.step_bar_scroll.setWidgetResizable(True)
+        self.step_bar_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.step_bar_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.step_bar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.step_bar_scroll.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.step_bar_scroll.horizontalScrollBar().rangeChanged.connect(self._fit_step_bar)
+        self._fit_step_bar()
+        col.addWidget(self.step_bar_scroll)
 
         self.viewer = ViewerPanel(self.session, central)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, central)
@@ -598,6 +611,12 @@ class MainWindow(QMainWindow):
         self._update_steps()
         self.refresh_cases()
 
+    def _fit_step_bar(self, *_range: int) -> None:
+        """Height of the step bar: its buttons, plus the scroll bar only while one is needed."""
+        sb = self.step_bar_scroll.horizontalScrollBar()
+        extra = sb.sizeHint().height() if sb.maximum() > 0 else 0
+        self.step_bar_scroll.setFixedHeight(self.step_bar.sizeHint().height() + extra)
+
     def _update_steps(self) -> None:
         s = self.session
         may_look = s.store is not None and not s.needs_login
@@ -606,7 +625,9 @@ class MainWindow(QMainWindow):
             button = self.step_buttons[step_id]
             button.setEnabled(allowed)
             why = "" if allowed else self._why_disabled(view)
-            button.setToolTip(why)
+            full = str(button.property("fullTitle") or "")
+            shown = full if button.text() != full else ""
+            button.setToolTip("\n".join(t for t in (shown, why) if t))
             view.setEnabled(allowed)
             if not allowed and button.isChecked():
                 self._step_group.setExclusive(False)

@@ -37,6 +37,10 @@ steps made no signed report does the tour fall back to the core: as the
 physicist, in this process (no password ever written to disk), the demo case is
 run under the Lu-177 DOTATATE protocol and its report written to ``OUT_DIR/report/``.
 
+Last, ``export`` (as the physician: RT Dose, SEG and the signed report as
+Encapsulated PDF written to ``OUT_DIR/export`` through the exports step, then
+its population ranges; shown: the files per type and the patient's percentile).
+
 Exit status 0 when every step passed; otherwise 1 with a line on stderr
 naming the step that failed and why.
 """
@@ -474,6 +478,10 @@ def run_tour(out_dir: Path, *, report: bool = True) -> int:
             return shown
 
         steps += [("report", make_report), ("sign", sign_twice), ("verify", verify_file)]
+    # the exports (issue 16): RT Dose, SEG and the signed report into OUT_DIR/export, then
+    # the population ranges, by the physician still logged in after signing
+    if _module_exists("app.steps.export.tour"):
+        steps.append(("export", physicist_step("export", role="physician")))
     failed: list[StepResult] = []
     try:
         for name, body in steps:

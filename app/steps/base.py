@@ -40,6 +40,9 @@ class StepView(QWidget):
 
     step_id: str = ""
     title: str = ""
+    nav_title: str = ""
+    """Shorter text for the step's button in the navigation bar ("" = ``title``); the
+    button's tooltip then gives the whole title."""
     action: str | None = None
     """Permission (store.permissions.ACTIONS) needed to work in this step; None: read only."""
 

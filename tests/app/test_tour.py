@@ -69,7 +69,7 @@ def test_tour_passes_every_step(tour):
         assert isinstance(step["shown"], dict) and step["shown"]
     assert "demo report" in p.stdout
     assert list((out / "report").glob("*.pdf"))
-    assert names[-3:] == ["report", "sign", "verify"]
+    assert names[-4:] == ["report", "sign", "verify", "export"]
 
 
 def test_figures_on_screen_match_the_demo(tour):
@@ -171,3 +171,8 @@ def test_the_report_is_made_signed_twice_and_verified_through_the_gui(tour):
     sigs = PdfFileReader(BytesIO(pdf.read_bytes())).embedded_signatures
     assert [s.field_name for s in sigs] == ["MPE", "Practitioner"]
     assert all(validate_pdf_signature(s, vc).bottom_line for s in sigs)
+    export = steps["export"]
+    assert export["files_by_type"]["RT Dose"] >= 1
+    assert export["files_by_type"]["Segmentation (SEG)"] == 1
+    assert export["files_by_type"].get("Encapsulated PDF") == 1  # the signed report
+    assert "version 1, signed (MPE and practitioner)" in export["report_offered"]

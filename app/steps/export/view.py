@@ -261,6 +261,8 @@ class ExportStepView(StepView):
         self.plot.addItem(self.marker)
         self.marker.setVisible(False)
         v.addWidget(self.plot, 1)
+        # when the plot is hidden (population too small) the texts stay under the organ box
+        v.addStretch(0)
         return page
 
     # ============================================================ content

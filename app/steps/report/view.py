@@ -248,6 +248,7 @@ class ReportStepView(StepView):
 
     step_id = "report"
     title = "Report and sign-off"
+    nav_title = "Report && sign"
     action = None
 
     def __init__(self, session: CaseSession, parent: QWidget | None = None) -> None:
