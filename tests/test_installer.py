@@ -358,3 +358,14 @@ def test_bundle_numba_locator_declines_outside_a_bundle(tmp_path, monkeypatch):
     assert mrt_bundle_numba.bundled_source("pkg/_kernels.py") is None
     hook = (INSTALLER / "bundle" / "rthook_numba_cache.py").read_text(encoding="utf-8")
     assert mrt_bundle_numba.LOCATOR_CLASSES in hook
+
+
+def test_ci_builds_and_smoke_tests_the_bundle_after_the_test_suite():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    tests_at = ci.index("installer/run-tests.sh")
+    for step in (
+        "installer/setup.sh gui,dev,bundle",
+        "installer/build-bundle.sh dist",
+        "installer/smoke-bundle.sh dist",
+    ):
+        assert tests_at < ci.index(step), step
