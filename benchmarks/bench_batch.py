@@ -97,6 +97,10 @@ def setup(root: Path, n: int) -> tuple[Path, list[str], float]:
     return store, json.loads(info.read_text()), time.perf_counter() - t
 
 
+CASE_S: dict[str, list[float]] = {}
+"""Per-case time inside the workers (s), per scheduler: says whether cases slowed down."""
+
+
 def batch(template: Path, work: Path, ids: list[str], scheduler: str) -> tuple[float, dict]:
     from dosimetry_core.pipeline.batch import BatchOptions, StoreLocation, run_batch
 
@@ -105,6 +109,7 @@ def batch(template: Path, work: Path, ids: list[str], scheduler: str) -> tuple[f
     t = time.perf_counter()
     result = run_batch(StoreLocation(str(store)), ids, BatchOptions(PROTOCOL), scheduler=scheduler)
     wall = time.perf_counter() - t
+    CASE_S.setdefault(scheduler, []).extend(o.elapsed_s for o in result.outcomes)
     bad = [o for o in result.outcomes if o.status != "done"]
     if bad:
         raise SystemExit(f"batch {scheduler}: {[(o.case_id, o.status, o.reason) for o in bad]}")
@@ -184,6 +189,7 @@ def main() -> int:
         "speedup_2_workers_vs_sequential": round(med["sequential"] / med["local:2"], 3),
         "ratio_1_worker_vs_sequential": round(med["local:1"] / med["sequential"], 3),
         "max_rel_diff_vs_sequential": max(diffs),
+        "median_case_s_in_worker": {k: round(statistics.median(v), 2) for k, v in CASE_S.items()},
         "goal": ">= 1.7x (2 workers vs 1 on 2 cores)",
         "cpus": os.cpu_count(),
         "load_before": load_before,
@@ -201,6 +207,8 @@ def main() -> int:
             f"1 worker / sequential {report['ratio_1_worker_vs_sequential']}"
         )
         print(f"largest relative difference to the sequential loop: {max(diffs):.2e}")
+        for k, v in report["median_case_s_in_worker"].items():
+            print(f"  median time of one case inside a worker, {k}: {v} s")
         print(f"load average before {load_before}, after {report['load_after']}")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
