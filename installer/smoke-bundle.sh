@@ -10,7 +10,9 @@
 #      `mrtdose run CASE --protocol lu177-dotatate --json` exits 0 and its JSON has a
 #      kidney absorbed dose (organs.kidneys.dose_gy, a positive number of Gy), and the
 #      numba kernels it compiled were cached in NUMBA_CACHE_DIR;
-#   3. the GUI starts offscreen on that store with --demo, opens the demo case and
+#   3. `mrtdose batch` of that case on a local Dask cluster (one worker process, which
+#      the frozen program starts from itself) gives the same kidney dose;
+#   4. the GUI starts offscreen on that store with --demo, opens the demo case and
 #      runs for GUI_SECONDS (default 40) without an error, a traceback or an exit;
 #      it is then stopped.
 #   With SMOKE_TOUR=1 and xvfb-run on the machine, also the whole self-running tour
@@ -99,7 +101,28 @@ cached="$(find "$NUMBA_CACHE_DIR" -name '*.nbi' 2>/dev/null | wc -l | tr -d ' ')
 [ "$cached" -gt 0 ] || fail "numba cached no kernel in NUMBA_CACHE_DIR=$NUMBA_CACHE_DIR"
 echo "smoke-bundle: ok  numba cached $cached kernels in NUMBA_CACHE_DIR"
 
-# 3. the GUI starts offscreen on the demo ----------------------------------------------
+# 3. the same case as a cohort batch on a local Dask cluster --------------------------
+# (the frozen program starts a worker process from itself: multiprocessing.freeze_support)
+echo "$case_id" >"$WORK/cases.txt"
+"$MRTDOSE" --store "$STORE" batch "$WORK/cases.txt" --protocol "$PROTOCOL" --scheduler local:1 \
+  --force --out "$WORK/batch" --json >"$WORK/batch.json" 2>"$WORK/batch.err" \
+  || fail "mrtdose batch --scheduler local:1 exited non-zero: $(tail -5 "$WORK/batch.err")"
+if [ -n "$PY" ]; then
+  "$PY" -c '
+import json, math, sys
+events = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+done = [e for e in events if e.get("event") == "finished"]
+assert len(done) == 1, events
+dose = done[0]["organs"]["kidneys"]
+assert math.isclose(dose, float(sys.argv[2]), rel_tol=1e-3), (dose, sys.argv[2])
+' "$WORK/batch.json" "$kidney" 2>"$WORK/parse.err" \
+    || fail "the batch did not give the kidney dose of the run: $(tail -1 "$WORK/parse.err")"
+else
+  grep -q '"event": "finished"' "$WORK/batch.json" || fail "the batch finished no case"
+fi
+echo "smoke-bundle: ok  mrtdose batch on a local Dask worker: same kidney dose ($(($(date +%s) - t0)) s so far)"
+
+# 4. the GUI starts offscreen on the demo ----------------------------------------------
 QT_QPA_PLATFORM=offscreen "$GUI" --store "$STORE" --demo >"$WORK/gui.out" 2>"$WORK/gui.err" &
 GUI_PID=$!
 waited=0
