@@ -167,7 +167,7 @@ def test_cohort_folder_json_lines_and_summary(cohort, tmp_path_factory, env):
             continue
         patient = f"MRT-COHORT-{name[1:4]}"
         row = next(r for r in rows if r["patient_id"] == patient and r["organ_id"] == "kidneys")
-        assert float(row["dose_Gy"]) == pytest.approx(alone[cid]["kidneys"]["dose_gy"], rel=1e-6)
+        assert float(row["dose_Gy"]) == pytest.approx(alone[cid]["kidneys"]["dose_gy"], rel=1e-5)
     # the same folder again: nothing new to import, the cases it holds are found and skipped
     code, text = _run(
         [

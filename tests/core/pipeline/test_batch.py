@@ -85,7 +85,7 @@ def test_each_case_equals_its_run_alone(cohort, first_batch):
             for attr, value in want.items():
                 # float32 dose maps: the summation order follows the thread count (a worker
                 # has 1 thread), so equal to float32 rounding, not bit for bit
-                assert getattr(rows[organ], attr) == pytest.approx(value, rel=1e-6, abs=0), (
+                assert getattr(rows[organ], attr) == pytest.approx(value, rel=1e-5, abs=0), (
                     cid,
                     organ,
                     attr,
@@ -171,7 +171,7 @@ def test_second_run_skips_finished_cases_and_force_redoes(cohort, first_batch, s
     (o,) = forced.outcomes
     assert o.status == "done" and o.run_id != before[cid].run_id
     for r in o.organs:
-        assert r.dose_gy == pytest.approx(alone[cid][r.organ_id]["dose_gy"], rel=1e-6)
+        assert r.dose_gy == pytest.approx(alone[cid][r.organ_id]["dose_gy"], rel=1e-5)
 
 
 @pytest.mark.slow
