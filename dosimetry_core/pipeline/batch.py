@@ -70,7 +70,7 @@ import queue
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,6 +182,10 @@ class BatchOptions:
     recovery_fwhm_mm: float | None = None
     risk_factors: bool = False
     user: str = ""
+    numba_threads: int | None = None
+    """Threads of the numba kernels in one case (None: numba's default, every core).
+    :func:`run_batch` on a local cluster sets ``cores // workers`` so that N workers do
+    not oversubscribe the cores (each case also uses a few threads of its own)."""
 
 
 @dataclass(frozen=True)
@@ -586,6 +590,11 @@ def run_case(
     try:
         from dosimetry_core.pipeline.protocol_run import run_protocol
 
+        if options.numba_threads:
+            from numba import config, set_num_threads
+
+            most = int(getattr(config, "NUMBA_NUM_THREADS", 1))
+            set_num_threads(max(1, min(options.numba_threads, most)))
         store = location.open()
         _check_actor(store, actor)
         case = store.load_case(case_id)
@@ -745,6 +754,8 @@ def run_batch(
             if spec.kind == "local"
             else len(client.scheduler_info().get("workers", {}))
         )
+        if spec.kind == "local" and options.numba_threads is None:
+            options = replace(options, numba_threads=max(1, (os.cpu_count() or 1) // n_workers))
         outcomes = _run_on(client, location, chains, options, actor, n_workers, on_event)
     return BatchResult(
         protocol_id=options.protocol_id,
