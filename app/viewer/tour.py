@@ -67,7 +67,7 @@ def drive(panel: ViewerPanel, ctx: TourContext) -> dict[str, Any]:
     ctx.wait_until(
         lambda: panel.is_ready() and selector.current_index() == index,
         120,
-        f"viewer: time point {selector.button(index).text()} is drawn",
+        f"viewer: time point {selector.labels()[index]} is drawn",
     )
 
     # a layer off and on again, through its checkbox
@@ -118,7 +118,8 @@ def drive(panel: ViewerPanel, ctx: TourContext) -> dict[str, Any]:
     if view3d["nonblank_fraction"] <= 0.0:
         raise TourError("viewer: the 3D view is blank")
     return {
-        "time_point": selector.button(selector.current_index()).text(),
+        # the whole label (a narrow panel's button shows it without the modality)
+        "time_point": selector.labels()[selector.current_index()],
         "layers": _layers_shown(panel),
         "layer_toggled": toggled,
         "crosshair_lps_mm": [round(float(c), 1) for c in world],

@@ -156,7 +156,7 @@ class StoreLocation:
     url: str | None = None
 
     @classmethod
-    def of(cls, store: Any) -> StoreLocation:
+    def of(cls, store: CaseRepository) -> StoreLocation:
         """The location of an open :class:`~dosimetry_core.store.CaseStore`."""
         url = getattr(store, "url", None)
         driver = str(getattr(url, "drivername", "sqlite"))

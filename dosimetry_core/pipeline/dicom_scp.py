@@ -46,6 +46,7 @@ from typing import Any
 
 from dosimetry_core.errors import DosimetryError, InvalidInputError
 from dosimetry_core.io.text import printable
+from dosimetry_core.store.repository import CaseRepository
 
 __all__ = [
     "STATUS_CANNOT_UNDERSTAND",
@@ -108,7 +109,7 @@ def check_ae_title(title: str, field_name: str) -> str:
     return t
 
 
-def default_incoming_dir(store: Any) -> Path:
+def default_incoming_dir(store: CaseRepository) -> Path:
     """``<store folder>/incoming``: where received instances are filed by default."""
     return Path(store.path) / "incoming"
 
@@ -399,7 +400,9 @@ class StorageServer:
         Called with one line per association, per refusal and per study import.
     """
 
-    def __init__(self, store: Any, settings: ScpSettings, log: LogSink | None = None) -> None:
+    def __init__(
+        self, store: CaseRepository, settings: ScpSettings, log: LogSink | None = None
+    ) -> None:
         self.store = store
         self.settings = settings.checked()
         self.incoming_dir = Path(

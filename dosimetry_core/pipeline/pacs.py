@@ -44,6 +44,7 @@ from dosimetry_core.pipeline.dicom_scp import (
 )
 from dosimetry_core.progress import CancelCheck, ProgressCallback, check_cancel
 from dosimetry_core.progress import report as _progress
+from dosimetry_core.store.repository import CaseRepository
 
 __all__ = [
     "PacsError",
@@ -417,7 +418,7 @@ def _follow(
 
 
 def retrieve_study(
-    store: Any,
+    store: CaseRepository,
     peer: PacsPeer,
     study_instance_uid: str,
     *,
@@ -526,7 +527,7 @@ def _c_get(
 
 
 def _c_move(
-    store: Any,
+    store: CaseRepository,
     peer: PacsPeer,
     query: Any,
     folder_root: Path,
@@ -630,7 +631,7 @@ class SendResult:
         }
 
 
-def newest_signed_report(store: Any, case_id: str) -> tuple[str, bytes] | None:
+def newest_signed_report(store: CaseRepository, case_id: str) -> tuple[str, bytes] | None:
     """The newest report of the case whose status is ``signed`` and its PDF, or None."""
     from dosimetry_core.reporting.records import SIGNED, list_reports, report_pdf
 
@@ -642,7 +643,7 @@ def newest_signed_report(store: Any, case_id: str) -> tuple[str, bytes] | None:
 
 
 def send_case(
-    store: Any,
+    store: CaseRepository,
     peer: PacsPeer,
     case_id: str,
     *,
