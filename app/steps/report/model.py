@@ -108,6 +108,9 @@ class ReportState:
     """The store has a department CA (accounts with personal keys)."""
     error: str = ""
     """Why the reports could not be read (shown instead of them)."""
+    current_flags: tuple[tuple[str, str, str], ...] = ()
+    """(VOI id, name, review flag now) of every VOI of the case, by the core's
+    :func:`dosimetry_core.pipeline.voi_review.review_flag` ("" = approved)."""
 
     @property
     def shown(self) -> ReportRecord | None:
@@ -124,6 +127,7 @@ def load_state(store: Any, case_id: str | None, shown_id: str | None = None) -> 
     ``shown_id`` None or unknown: the newest version.  Errors of the store are
     returned in ``error`` (the step shows them), never raised.
     """
+    from dosimetry_core.pipeline.voi_review import review_flag
     from dosimetry_core.reporting import pades
     from dosimetry_core.reporting.records import list_reports, report_pdf, verify
     from dosimetry_core.store import keys
@@ -137,8 +141,9 @@ def load_state(store: Any, case_id: str | None, shown_id: str | None = None) -> 
         ca = keys.pinned_ca(store)
     except DosimetryError as exc:
         return ReportState(case_id, False, error=str(exc))
+    flags_now = tuple((v.voi_id, v.name, review_flag(v)) for v in case.vois)
     if not reports:
-        return ReportState(case_id, has_run, has_ca=ca is not None)
+        return ReportState(case_id, has_run, has_ca=ca is not None, current_flags=flags_now)
     ids = [r.report_id for r in reports]
     shown = shown_id if shown_id in ids else ids[-1]
     problems = list(verify(store, shown))
@@ -160,6 +165,7 @@ def load_state(store: Any, case_id: str | None, shown_id: str | None = None) -> 
         tuple(problems),
         tuple(checks),
         has_ca=ca is not None,
+        current_flags=flags_now,
     )
 
 
@@ -347,6 +353,31 @@ class ReportModel:
             )
         return ""
 
+    def review_changes(self) -> list[str]:
+        """VOIs whose contour review changed since the shown report's protocol run.
+
+        The report states the review flags saved with the protocol run; a VOI
+        approved (or rejected, or edited) later still carries its old flag in
+        this report until the protocol is run again and the report made again
+        (or amended, when signed).
+        """
+        shown = self.state.shown
+        if shown is None:
+            return []
+        now = {vid: (name, flag) for vid, name, flag in self.state.current_flags}
+        out = []
+        for v in shown.content.get("vois") or []:
+            vid = str(v.get("voi_id") or "")
+            if vid not in now:
+                continue
+            then = str(v.get("review_flag") or "")
+            name, flag = now[vid]
+            if flag != then:
+                out.append(
+                    f"{name} is now {short_flag(flag)} (the report states {short_flag(then)})"
+                )
+        return out
+
     def hints(self) -> list[str]:
         """What the user cannot do now and why (shown under the summary)."""
         s = self.state
@@ -358,6 +389,13 @@ class ReportModel:
             out.append(make)
         if s.newest is not None and sign_roles_for(self.may) and not self.sign_roles():
             out.append(self.sign_hint())
+        changed = self.review_changes()
+        if changed:
+            out.append(
+                "Contour review changed since this report's protocol run: "
+                + "; ".join(changed)
+                + ". Run the protocol again, then make the report again (amend it if signed)."
+            )
         return out
 
     def integrity(self) -> str:

@@ -188,3 +188,37 @@ def test_model_imports_no_qt() -> None:
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_review_after_the_protocol_run_is_pointed_out() -> None:
+    """The report states the flags of its protocol run; a later approval is said, not hidden."""
+    from types import SimpleNamespace
+
+    from app.steps.report.model import ReportState
+
+    content = {
+        "organs": {},
+        "vois": [
+            {"voi_id": "v1", "voi_name": "Kidney_L", "dose_gy": 4.0,
+             "review_flag": "contour not approved (submitted)"},
+            {"voi_id": "v2", "voi_name": "Liver", "dose_gy": 2.7,
+             "review_flag": "contour not approved (draft)"},
+        ],
+        "limit_checks": [],
+    }  # fmt: skip
+    record = SimpleNamespace(
+        report_id="rep-1", content=content, status="draft", version=1, signatures=()
+    )
+    now = (("v1", "Kidney_L", ""), ("v2", "Liver", "contour not approved (draft)"))
+    state = ReportState("case-1", True, (record,), "rep-1", current_flags=now)  # type: ignore[arg-type]
+    model = ReportModel(state, _may("physicist"))
+    assert model.review_changes() == [
+        "Kidney_L is now approved (the report states submitted - not approved)"
+    ]
+    assert any(
+        h.startswith("Contour review changed since this report's protocol run: Kidney_L is now")
+        and h.endswith("Run the protocol again, then make the report again (amend it if signed).")
+        for h in model.hints()
+    )
+    same = ReportState("case-1", True, (record,), "rep-1", current_flags=now[1:])  # type: ignore[arg-type]
+    assert ReportModel(same, _may("physicist")).review_changes() == []
