@@ -23,6 +23,7 @@ not accept a SOP class, a failed C-STORE (naming the SOP Instance UID and the st
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +159,15 @@ def _status_words(status: int, service: str = "") -> str:
     return f"0x{status:04X} ({category})"
 
 
+def _answers_on_port(peer: PacsPeer) -> bool:
+    """True when something accepts a TCP connection at the peer's host and port."""
+    try:
+        with socket.create_connection((peer.host, int(peer.port)), timeout=5.0):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 @contextmanager
 def _associate(
     peer: PacsPeer,
@@ -192,6 +202,15 @@ def _associate(
             "(is our AE title configured on the PACS?)"
         )
     if not assoc.is_established:
+        # pynetdicom reports a refused TCP connection and a peer that accepted the
+        # connection but closed it instead of answering (an A-ASSOCIATE-RJ racing the
+        # close) alike, as aborted: a plain TCP probe tells which it was
+        if _answers_on_port(peer):
+            raise PacsError(
+                f"PACS {peer.words()} refused the association from AE {peer.ae_title!r} "
+                f"(it closed the connection without accepting; is our AE title configured "
+                f"on the PACS, and is {peer.called_ae!r} its AE title?)"
+            )
         raise PacsError(
             f"PACS {peer.words()} unreachable or not answering (no association; "
             "check host, port and that the PACS is running)"

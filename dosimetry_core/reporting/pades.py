@@ -77,7 +77,7 @@ def read_manifest(pdf: bytes) -> dict[str, Any] | None:
             return None
         data = obj.get_object().data
         m = json.loads(data.decode("utf-8"))
-    except (PdfError, ValueError, KeyError, AttributeError, TypeError):
+    except _UNREADABLE:
         return {}
     return m if isinstance(m, dict) else {}
 
@@ -163,11 +163,24 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
+_UNREADABLE = (
+    PdfError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    TypeError,
+    ArithmeticError,
+    IndexError,
+)
+"""What pyHanko's parser raises on a damaged or hostile PDF (a flipped byte in a number
+token gives decimal.InvalidOperation, an ArithmeticError): the file is unreadable."""
+
+
 def count_signatures(pdf: bytes) -> int:
     """Number of embedded signatures (0 when the file is not a readable PDF)."""
     try:
         return len(PdfFileReader(BytesIO(pdf), strict=False).embedded_signatures)
-    except (PdfError, ValueError, KeyError, AttributeError, TypeError):
+    except _UNREADABLE:
         return 0
 
 
@@ -188,7 +201,7 @@ def validate(
     try:
         r = PdfFileReader(BytesIO(pdf), strict=False)
         sigs = list(r.embedded_signatures)
-    except (PdfError, ValueError, KeyError, AttributeError, TypeError) as exc:
+    except _UNREADABLE as exc:
         return [], [f"the PDF cannot be read ({exc})"]
     # no trust anchor: an empty trust list (never the operating system's)
     vc = ValidationContext(trust_roots=[_der_cert(trust)] if trust is not None else [])
@@ -198,7 +211,7 @@ def validate(
         try:
             with _quiet():
                 st = validate_pdf_signature(s, vc)
-        except (PdfError, ValueError, KeyError, TypeError) as exc:
+        except _UNREADABLE as exc:
             problems.append(f"signature {field}: cannot be validated ({exc})")
             continue
         cert = x509.load_der_x509_certificate(s.signer_cert.dump())

@@ -245,3 +245,22 @@ def test_signature_by_a_since_disabled_user_stays_valid_later_ones_not(signed):
     disable_user(store, admin, "bob")
     # bob signed before he was disabled: the record stays valid
     assert verify(store, rid) == []
+
+
+def test_a_pdf_whose_parser_chokes_is_unreadable_not_a_crash(monkeypatch):
+    """A flipped byte inside a number token made pyHanko raise decimal.InvalidOperation
+    (seen in CI on a tampered report): every reader of the file says 'unreadable'."""
+    import decimal
+
+    from dosimetry_core.reporting import pades
+
+    class Choking:
+        def __init__(self, *_a, **_k):
+            raise decimal.InvalidOperation([decimal.ConversionSyntax])
+
+    monkeypatch.setattr(pades, "PdfFileReader", Choking)
+    assert pades.count_signatures(b"%PDF-1.7 damaged") == 0
+    assert pades.read_manifest(b"%PDF-1.7 damaged") == {}
+    checks, problems = pades.validate(b"%PDF-1.7 damaged", None)
+    assert checks == [] and len(problems) == 1
+    assert problems[0].startswith("the PDF cannot be read")
