@@ -60,16 +60,15 @@ from dosimetry_core.dose.monte_carlo import (
     MonteCarloResult,
     VoiDoseComponents,
     _cdf,
+    _check_inputs,
     _check_lines,
     _ratio,
-    _resolve_materials,
-    _spacing_cm,
     _voi_mean_statistics,
     _voi_weights,
     photon_lines,
     run_monte_carlo,
 )
-from dosimetry_core.dose.photon_data import ENERGY_MIN_MEV, PhotonTables, photon_tables
+from dosimetry_core.dose.photon_data import PhotonTables, photon_tables
 from dosimetry_core.dose.units import J_PER_MEV, KG_PER_G
 from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.physics.materials import Material
@@ -294,61 +293,16 @@ def prepare_split(
     ``target_uncertainty``), with the same checks and messages.  ``histories``
     are split into ``batches`` batches of ``histories // batches``.
     """
-    decays = np.asarray(decays_bq_s, dtype=np.float64)
-    mat_idx = np.asarray(material_index)
-    rho = np.asarray(density_g_cm3, dtype=np.float64)
-    if decays.ndim != 3:
-        raise InvalidInputError("decays_bq_s must be a 3-D array [z, y, x]")
-    if mat_idx.shape != decays.shape or rho.shape != decays.shape:
-        raise InvalidInputError(
-            f"decays {decays.shape}, material index {mat_idx.shape} and density "
-            f"{rho.shape} must have the same shape"
-        )
-    if not np.all(np.isfinite(decays)) or np.any(decays < 0):
-        raise InvalidInputError("decays_bq_s must be finite and >= 0")
-    n_decays = float(decays.sum())
-    if n_decays <= 0:
-        raise InvalidInputError("decays_bq_s is zero everywhere: nothing to transport")
-    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
-        raise InvalidInputError("densities must be finite and >= 0 g/cm3")
-    mats = _resolve_materials(materials)
-    if not mats:
-        raise InvalidInputError("at least one material is needed")
-    if not np.issubdtype(mat_idx.dtype, np.integer) or mat_idx.min() < 0:
-        raise InvalidInputError("material_index must hold non-negative integers")
-    if int(mat_idx.max()) >= len(mats):
-        raise InvalidInputError(
-            f"material_index uses index {int(mat_idx.max())} but only {len(mats)} materials given"
-        )
-    dx, dy, dz = _spacing_cm(spacing_mm)
-    voxel_cm3 = dx * dy * dz
-    if estimator not in ("track-length", "analog"):
-        raise InvalidInputError("estimator must be 'track-length' or 'analog'")
-    batches = int(batches)
-    histories = int(histories)
-    if batches < 2:
-        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
-    if histories < batches:
-        raise InvalidInputError(f"histories ({histories}) must be at least batches ({batches})")
-    if seed < 0:
-        raise InvalidInputError("seed must be a non-negative integer")
-    if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
-        raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
-    if np.any((decays > 0) & (rho <= 0)):
-        raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
-    if target_component not in ("photon", "total"):
-        raise InvalidInputError("target_component must be 'photon' or 'total'")
-    electron: NDArray[np.float64] | None = None
-    if electron_dose_gy is not None:
-        if deposit_local:
-            raise InvalidInputError(
-                "electron_dose_gy replaces the local part: use it with deposit_local=False"
-            )
-        electron = np.asarray(electron_dose_gy, dtype=np.float64)
-        if electron.shape != decays.shape:
-            raise InvalidInputError("electron_dose_gy must have the shape of decays_bq_s")
-        if not np.all(np.isfinite(electron)) or np.any(electron < 0):
-            raise InvalidInputError("electron_dose_gy must be finite and >= 0")
+    inp = _check_inputs(
+        decays_bq_s, material_index, density_g_cm3, materials, spacing_mm,
+        histories=histories, batches=batches, seed=seed, estimator=estimator,
+        energy_cutoff_mev=energy_cutoff_mev, target_component=target_component,
+        deposit_local=deposit_local, electron_dose_gy=electron_dose_gy,
+    )  # fmt: skip
+    decays, mat_idx, rho, n_decays, mats = inp.decays, inp.mat_idx, inp.rho, inp.n_decays, inp.mats
+    dx, dy, dz = inp.spacing_cm
+    voxel_cm3, electron = inp.voxel_cm3, inp.electron
+    histories, batches = inp.histories, inp.batches
     mask: ArrayLike = decays > 0 if target_mask is None else target_mask
     named = dict(voi_masks or {})
     vois = [_voi_weights(mask, decays.shape, "target_mask")]

@@ -280,6 +280,104 @@ def _ratio(num: float, den: float) -> float:
 
 
 # ----------------------------------------------------------------- the engine
+@dataclass(frozen=True)
+class _Inputs:
+    """The checked inputs of one Monte Carlo run (:func:`_check_inputs`)."""
+
+    decays: NDArray[np.float64]
+    mat_idx: NDArray[np.integer]
+    rho: NDArray[np.float64]
+    n_decays: float
+    mats: tuple[Material, ...]
+    spacing_cm: tuple[float, float, float]
+    voxel_cm3: float
+    histories: int
+    batches: int
+    electron: NDArray[np.float64] | None
+
+
+def _check_inputs(
+    decays_bq_s: ArrayLike,
+    material_index: ArrayLike,
+    density_g_cm3: ArrayLike,
+    materials: Sequence[Material | str],
+    spacing_mm: Sequence[float],
+    *,
+    histories: int,
+    batches: int,
+    seed: int,
+    estimator: str,
+    energy_cutoff_mev: float,
+    target_component: str,
+    deposit_local: bool,
+    electron_dose_gy: ArrayLike | None,
+) -> _Inputs:
+    """Check a run's inputs (one message naming the field) and convert the arrays.
+
+    Shared by :func:`run_monte_carlo` and the split run
+    (:func:`dosimetry_core.dose.mc_split.prepare_split`), so both refuse the
+    same inputs with the same words.
+    """
+    decays = np.asarray(decays_bq_s, dtype=np.float64)
+    mat_idx = np.asarray(material_index)
+    rho = np.asarray(density_g_cm3, dtype=np.float64)
+    if decays.ndim != 3:
+        raise InvalidInputError("decays_bq_s must be a 3-D array [z, y, x]")
+    if mat_idx.shape != decays.shape or rho.shape != decays.shape:
+        raise InvalidInputError(
+            f"decays {decays.shape}, material index {mat_idx.shape} and density "
+            f"{rho.shape} must have the same shape"
+        )
+    if not np.all(np.isfinite(decays)) or np.any(decays < 0):
+        raise InvalidInputError("decays_bq_s must be finite and >= 0")
+    n_decays = float(decays.sum())
+    if n_decays <= 0:
+        raise InvalidInputError("decays_bq_s is zero everywhere: nothing to transport")
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise InvalidInputError("densities must be finite and >= 0 g/cm3")
+    mats = _resolve_materials(materials)
+    if not mats:
+        raise InvalidInputError("at least one material is needed")
+    if not np.issubdtype(mat_idx.dtype, np.integer) or mat_idx.min() < 0:
+        raise InvalidInputError("material_index must hold non-negative integers")
+    if int(mat_idx.max()) >= len(mats):
+        raise InvalidInputError(
+            f"material_index uses index {int(mat_idx.max())} but only {len(mats)} materials given"
+        )
+    dx, dy, dz = _spacing_cm(spacing_mm)
+    if estimator not in ("track-length", "analog"):
+        raise InvalidInputError("estimator must be 'track-length' or 'analog'")
+    batches = int(batches)
+    histories = int(histories)
+    if batches < 2:
+        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
+    if histories < batches:
+        raise InvalidInputError(f"histories ({histories}) must be at least batches ({batches})")
+    if seed < 0:
+        raise InvalidInputError("seed must be a non-negative integer")
+    if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
+        raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
+    if np.any((decays > 0) & (rho <= 0)):
+        raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
+    if target_component not in ("photon", "total"):
+        raise InvalidInputError("target_component must be 'photon' or 'total'")
+    electron: NDArray[np.float64] | None = None
+    if electron_dose_gy is not None:
+        if deposit_local:
+            raise InvalidInputError(
+                "electron_dose_gy replaces the local part: use it with deposit_local=False"
+            )
+        electron = np.asarray(electron_dose_gy, dtype=np.float64)
+        if electron.shape != decays.shape:
+            raise InvalidInputError("electron_dose_gy must have the shape of decays_bq_s")
+        if not np.all(np.isfinite(electron)) or np.any(electron < 0):
+            raise InvalidInputError("electron_dose_gy must be finite and >= 0")
+    return _Inputs(
+        decays, mat_idx, rho, n_decays, mats, (dx, dy, dz), dx * dy * dz, histories, batches,
+        electron,
+    )  # fmt: skip
+
+
 def run_monte_carlo(
     decays_bq_s: ArrayLike,
     material_index: ArrayLike,
@@ -367,64 +465,19 @@ def run_monte_carlo(
         :mod:`dosimetry_core.progress` conventions; cancel raises ``Cancelled``.
     """
     t0 = time.perf_counter()
-    decays = np.asarray(decays_bq_s, dtype=np.float64)
-    mat_idx = np.asarray(material_index)
-    rho = np.asarray(density_g_cm3, dtype=np.float64)
-    if decays.ndim != 3:
-        raise InvalidInputError("decays_bq_s must be a 3-D array [z, y, x]")
-    if mat_idx.shape != decays.shape or rho.shape != decays.shape:
-        raise InvalidInputError(
-            f"decays {decays.shape}, material index {mat_idx.shape} and density "
-            f"{rho.shape} must have the same shape"
-        )
-    if not np.all(np.isfinite(decays)) or np.any(decays < 0):
-        raise InvalidInputError("decays_bq_s must be finite and >= 0")
-    n_decays = float(decays.sum())
-    if n_decays <= 0:
-        raise InvalidInputError("decays_bq_s is zero everywhere: nothing to transport")
-    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
-        raise InvalidInputError("densities must be finite and >= 0 g/cm3")
-    mats = _resolve_materials(materials)
-    if not mats:
-        raise InvalidInputError("at least one material is needed")
-    if not np.issubdtype(mat_idx.dtype, np.integer) or mat_idx.min() < 0:
-        raise InvalidInputError("material_index must hold non-negative integers")
-    if int(mat_idx.max()) >= len(mats):
-        raise InvalidInputError(
-            f"material_index uses index {int(mat_idx.max())} but only {len(mats)} materials given"
-        )
-    dx, dy, dz = _spacing_cm(spacing_mm)
-    voxel_cm3 = dx * dy * dz
-    if estimator not in ("track-length", "analog"):
-        raise InvalidInputError("estimator must be 'track-length' or 'analog'")
-    batches = int(batches)
-    histories = int(histories)
-    if batches < 2:
-        raise InvalidInputError("at least 2 batches are needed for an uncertainty")
-    if histories < batches:
-        raise InvalidInputError(f"histories ({histories}) must be at least batches ({batches})")
     if target_uncertainty is not None and not 0 < target_uncertainty < 1:
         raise InvalidInputError("target_uncertainty is a fraction between 0 and 1 (e.g. 0.02)")
-    if seed < 0:
-        raise InvalidInputError("seed must be a non-negative integer")
-    if not ENERGY_MIN_MEV <= energy_cutoff_mev < 1.0:
-        raise InvalidInputError(f"energy_cutoff_mev must be in [{ENERGY_MIN_MEV}, 1) MeV")
+    inp = _check_inputs(
+        decays_bq_s, material_index, density_g_cm3, materials, spacing_mm,
+        histories=histories, batches=batches, seed=seed, estimator=estimator,
+        energy_cutoff_mev=energy_cutoff_mev, target_component=target_component,
+        deposit_local=deposit_local, electron_dose_gy=electron_dose_gy,
+    )  # fmt: skip
+    decays, mat_idx, rho, n_decays, mats = inp.decays, inp.mat_idx, inp.rho, inp.n_decays, inp.mats
+    dx, dy, dz = inp.spacing_cm
+    voxel_cm3, electron = inp.voxel_cm3, inp.electron
+    histories, batches = inp.histories, inp.batches
     mask: ArrayLike = decays > 0 if target_mask is None else target_mask
-    if np.any((decays > 0) & (rho <= 0)):
-        raise InvalidInputError("voxels with decays must have a density > 0 g/cm3")
-    if target_component not in ("photon", "total"):
-        raise InvalidInputError("target_component must be 'photon' or 'total'")
-    electron: NDArray[np.float64] | None = None
-    if electron_dose_gy is not None:
-        if deposit_local:
-            raise InvalidInputError(
-                "electron_dose_gy replaces the local part: use it with deposit_local=False"
-            )
-        electron = np.asarray(electron_dose_gy, dtype=np.float64)
-        if electron.shape != decays.shape:
-            raise InvalidInputError("electron_dose_gy must have the shape of decays_bq_s")
-        if not np.all(np.isfinite(electron)) or np.any(electron < 0):
-            raise InvalidInputError("electron_dose_gy must be finite and >= 0")
     named = dict(voi_masks or {})
     vois: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = [
         _voi_weights(mask, decays.shape, "target_mask")
