@@ -298,7 +298,8 @@ def register_rigid(
     Set-up measured in PLATFORM.md ("SimpleITK registration"): Euler3D,
     Mattes MI (Mattes et al. 2003) with ``histogram_bins`` bins, random sampling
     of ``sampling_fraction`` of the voxels with a fixed ``seed`` (reproducible),
-    linear interpolation, a 3-level pyramid (``shrink_factors``,
+    linear interpolation (the moving gradient by central differences at the
+    sample points), a 3-level pyramid (``shrink_factors``,
     ``smoothing_sigmas_vox`` in voxels), gradient descent with physical-shift
     scales.  Optimiser: regular-step gradient descent from ``initial_step_mm``
     down to ``min_step_mm`` (step multiplied by ``relaxation`` whenever the
@@ -395,6 +396,12 @@ def register_rigid(
     if use_body_mask:
         reg.SetMetricFixedMask(_body_mask_image(fixed, 10.0))
     reg.SetInterpolator(sitk.sitkLinear)
+    # The moving image's gradient at each sample point by central differences, not
+    # from a gradient image filtered over the whole moving CT at every pyramid level
+    # (SimpleITK's default).  Full demo (CT 116x192x192), measured: 6.4 -> 3.2 s per
+    # time point on 1 thread, 3.5 -> 1.8 s on 2; largest body-point error to the
+    # known misalignment 0.68 / 0.26 / 0.20 mm (with the filter 0.68 / 0.32 / 0.24).
+    reg.MetricUseMovingImageGradientFilterOff()
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=float(initial_step_mm),
         minStep=float(min_step_mm),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from dosimetry_core.pipeline.batch import (
     SUMMARY_COLUMNS,
     BatchOptions,
     StoreLocation,
+    _limit_threads,
+    _ordered_chains,
+    _thread_budget,
     parse_scheduler,
     read_case_list,
     resume_state,
@@ -222,6 +226,74 @@ def test_parse_scheduler():
         with pytest.raises(InvalidInputError) as err:
             parse_scheduler(bad)
         assert err.value.field == "scheduler"
+
+
+def test_longest_patients_are_submitted_first_cycles_in_order(cohort):
+    """Graham's LPT order: the patient with the most voxels to process comes first, and a
+    patient's cycles stay in administration order (cycle 2 depends on cycle 1)."""
+    tpl, _ = cohort
+    ids = tpl["ids"]
+    with CaseStore(tpl["store"]) as s:
+        chains = _ordered_chains(s, [ids[k] for k in sorted(ids)] + ["case-missing"])
+        voxels = {
+            cid: sum(
+                ser.volume.geometry.n_voxels
+                for tp in s.load_case(cid).time_points
+                for ser in (tp.functional, tp.anatomical)
+                if ser is not None and ser.volume is not None
+            )
+            for cid in ids.values()
+        }
+    assert chains[-1] == ["case-missing"]  # reported by its task, never dropped
+    assert [ids["p001_c1"], ids["p001_c2"]] in chains
+    totals = [sum(voxels[c] for c in chain) for chain in chains[:-1]]
+    assert totals == sorted(totals, reverse=True) and len(set(totals)) > 1
+    assert sorted(c for chain in chains for c in chain) == sorted([*ids.values(), "case-missing"])
+
+
+class _FakeClient:
+    def __init__(self, workers, cores, fail=False):
+        self.workers, self.cores, self.fail = workers, cores, fail
+
+    def scheduler_info(self):
+        return {"workers": self.workers}
+
+    def run(self, fn):
+        if self.fail:
+            raise OSError("scheduler gone")
+        return self.cores
+
+
+def test_thread_budget_divides_each_machines_cores_among_its_task_threads():
+    one = {"tcp://a:1": {"host": "a", "nthreads": 1}}
+    two = {**one, "tcp://a:2": {"host": "a", "nthreads": 1}}
+    assert _thread_budget(_FakeClient(one, {"tcp://a:1": 2}), 1) == 2  # one worker keeps both
+    assert _thread_budget(_FakeClient(two, {"tcp://a:1": 2, "tcp://a:2": 2}), 2) == 1
+    mixed = {
+        "tcp://a:1": {"host": "a", "nthreads": 2},
+        "tcp://a:2": {"host": "a", "nthreads": 2},
+        "tcp://b:1": {"host": "b", "nthreads": 1},
+    }
+    cores = {"tcp://a:1": 16, "tcp://a:2": 16, "tcp://b:1": 8}
+    assert _thread_budget(_FakeClient(mixed, cores), 3) == 4  # min(16 // 4, 8 // 1)
+    small = {"tcp://a:1": {"host": "a", "nthreads": 4}}
+    assert _thread_budget(_FakeClient(small, {"tcp://a:1": 2}), 1) == 1  # never 0
+    failing = _FakeClient(two, {}, fail=True)
+    assert _thread_budget(failing, 2) == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_limit_threads_sets_numba_and_simpleitk_pools():
+    import SimpleITK as sitk
+    from numba import get_num_threads, set_num_threads
+
+    before = (sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), get_num_threads())
+    try:
+        _limit_threads(1)
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
+        assert get_num_threads() == 1
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before[0])
+        set_num_threads(before[1])
 
 
 @pytest.mark.slow
