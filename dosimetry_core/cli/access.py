@@ -312,9 +312,10 @@ def open_store_for(args: argparse.Namespace, rule: Rule | None, command: str) ->
         ``user``), or a password is missing.
     """
     from dosimetry_core.store import CaseStore
+    from dosimetry_core.store.case_store import database_url_from_env
 
     path = store_path(args)
-    store = CaseStore(path)
+    store = CaseStore(path, url=database_url_from_env())
     try:
         username = _login_name(args, store) if (rule is None or rule.login) else None
         if username:

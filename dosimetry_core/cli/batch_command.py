@@ -40,7 +40,10 @@ _HELP = (
     "scheduler. Workers open the store themselves: for SQLite a folder reachable at the "
     "same path by every worker, on a filesystem with working POSIX locks (a local disk, "
     "not NFS/SMB); writes are serialised (one writer at a time, 30 s busy timeout); use "
-    "PostgreSQL for workers on other machines. A case whose saved run for this protocol "
+    "PostgreSQL for workers on other machines ($MRTDOSE_DATABASE_URL, e.g. "
+    "postgresql+psycopg://USER:PASSWORD@HOST/DB, with the blob folder shared: the "
+    "password is not sent with the tasks; each worker takes it from its own "
+    "$MRTDOSE_DATABASE_URL, $PGPASSWORD or ~/.pgpass). A case whose saved run for this protocol "
     "is current (inputs unchanged) is skipped unless --force; killing the batch loses "
     "nothing already saved. Exit status 1 when any case failed."
 )

@@ -1,6 +1,7 @@
 """DICOM networking: ``mrtdose listen`` and ``mrtdose pacs find|get|send`` (issue 17).
 
-``mrtdose listen --port P --ae-title T [--allow-ae TITLE ...] [--incoming DIR] [--idle-s S]``
+``mrtdose listen --port P --ae-title T [--allow-ae TITLE ...] [--incoming DIR] [--idle-s S]
+[--min-free-mb MB]``
 runs a storage SCP (:mod:`dosimetry_core.pipeline.dicom_scp`): instances are filed
 under ``<store folder>/incoming`` (or ``--incoming``) and each study is imported with
 the ``mrtdose import`` core path once every association that brought it has ended and
@@ -112,6 +113,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         allowed_calling_aes=tuple(args.allow_ae or ()),
         incoming_dir=Path(args.incoming) if args.incoming else None,
         idle_s=args.idle_s,
+        min_free_mb=args.min_free_mb,
         calibration_cps_per_mbq=args.calibration_cps_per_mbq,
         allow_activity_above_administered=args.allow_activity_above_administered,
     ).checked()
@@ -336,6 +338,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=5.0,
         help="seconds without a new instance of a study before it is imported (default 5)",
+    )
+    p.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=1024.0,
+        metavar="MB",
+        help="refuse instances (status 0xA700) that would leave less free space than this "
+        "on the incoming folder's disk (default 1024)",
     )
     p.add_argument("--calibration-cps-per-mbq", type=float, default=None, metavar="X")
     p.add_argument("--allow-activity-above-administered", action="store_true")

@@ -112,6 +112,7 @@ def export_seg(
     series_description: str = "Segmentation",
     series_number: int = 300,
     series_instance_uid: str = "",
+    sop_instance_uid: str = "",
     content_label: str = "MRTDOSE",
     manufacturer: str = "MRTDOSE",
     manufacturer_model_name: str = "mrtdose",
@@ -131,6 +132,8 @@ def export_seg(
         Grid of the masks = grid of the referenced CT.
     referenced_ct
         The CT slices (paths or data sets), any order.
+    series_instance_uid, sop_instance_uid
+        The object's UIDs (default: new random ones).
 
     Raises
     ------
@@ -172,7 +175,7 @@ def export_seg(
         segment_descriptions=descriptions,
         series_instance_uid=series_instance_uid or str(generate_uid()),
         series_number=int(series_number),
-        sop_instance_uid=str(generate_uid()),
+        sop_instance_uid=sop_instance_uid or str(generate_uid()),
         instance_number=1,
         manufacturer=manufacturer,
         manufacturer_model_name=manufacturer_model_name,

@@ -38,7 +38,9 @@ on a filesystem with working POSIX locks and shared memory for the WAL index (a
 local disk; not NFS/SMB).  Writes are serialised by SQLite (one writer at a time,
 ``BEGIN IMMEDIATE``; the others wait up to the store's busy timeout, 30 s, while a
 save takes milliseconds).  Workers on other machines need a PostgreSQL store
-(``CaseStore(path, url=...)``, the blob folder shared).
+(``CaseStore(path, url=...)``; on the command line ``$MRTDOSE_DATABASE_URL``) and the
+blob folder shared.  The database password never travels with the tasks
+(:class:`StoreLocation`).
 
 Isolation, resume, summary
 --------------------------
@@ -149,7 +151,12 @@ class StoreLocation:
     """Where a worker finds the store: the folder and, for PostgreSQL, the database URL.
 
     Only these strings travel to the workers; each opens its own
-    :class:`~dosimetry_core.store.CaseStore`.
+    :class:`~dosimetry_core.store.CaseStore`.  The URL travels **without its
+    password**: task arguments are visible to anybody who can reach the Dask
+    scheduler (its dashboard, its logs, any client).  A worker finds the password
+    in its own ``$MRTDOSE_DATABASE_URL`` naming the same server, database and user
+    (workers of a local cluster inherit the caller's environment), else libpq
+    looks in ``$PGPASSWORD`` and ``~/.pgpass`` as for any PostgreSQL client.
     """
 
     path: str
@@ -157,18 +164,43 @@ class StoreLocation:
 
     @classmethod
     def of(cls, store: CaseRepository) -> StoreLocation:
-        """The location of an open :class:`~dosimetry_core.store.CaseStore`."""
+        """The location of an open :class:`~dosimetry_core.store.CaseStore` (no password)."""
         url = getattr(store, "url", None)
         driver = str(getattr(url, "drivername", "sqlite"))
         text = None
         if url is not None and not driver.startswith("sqlite"):
-            text = url.render_as_string(hide_password=False)
+            from sqlalchemy.engine import URL
+
+            bare = URL.create(
+                url.drivername, url.username, None, url.host, url.port, url.database, url.query
+            )
+            text = bare.render_as_string(hide_password=False)
         return cls(str(Path(store.path).resolve()), text)
+
+    def resolved_url(self) -> str | None:
+        """The URL a worker connects with: the password from its own environment."""
+        if self.url is None:
+            return None
+        from sqlalchemy.engine import make_url
+
+        from dosimetry_core.store.case_store import database_url_from_env
+
+        url = make_url(self.url)
+        mine = database_url_from_env()
+        if url.password is None and mine is not None:
+            try:
+                env = make_url(mine)
+            except Exception:  # a malformed variable: libpq's own sources still apply
+                return self.url
+            same = ("drivername", "host", "port", "database", "username")
+            if all(getattr(env, k) == getattr(url, k) for k in same):
+                return mine
+        return self.url
 
     def open(self) -> Any:
         from dosimetry_core.store import CaseStore
 
-        return CaseStore(self.path, url=self.url)
+        return CaseStore(self.path, url=self.resolved_url())
 
 
 @dataclass(frozen=True)

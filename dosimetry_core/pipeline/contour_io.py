@@ -158,6 +158,26 @@ def _context(case: Case, tp: Any, description: str) -> DicomWriteContext:
     )
 
 
+def _content_uids(case: Case, tp: Any, kind: str, names: list[str] | None) -> tuple[str, str]:
+    """Series and SOP Instance UIDs derived from what the object holds.
+
+    The same VOIs (name, kind, colour, mask content) of the same time point give the
+    same UIDs, so sending the results to a PACS again replaces the object there
+    instead of adding a duplicate series; an edited VOI gives new UIDs.  (PS3.3
+    C.12.1.1.1: one SOP Instance UID per instance content; pydicom's
+    ``generate_uid(entropy_srcs=...)`` hashes the sources under its UID root.)
+    """
+    from pydicom.uid import generate_uid
+
+    wanted = {n.lower() for n in names} if names else None
+    parts = [case.case_id, tp.time_point_id, kind]
+    for v in sorted(case.vois, key=lambda v: v.name):
+        if v.time_point_id == tp.time_point_id and (wanted is None or v.name.lower() in wanted):
+            parts += [v.name, str(v.kind), ",".join(map(str, v.color_rgb)), v.mask.key]
+    series = str(generate_uid(entropy_srcs=[*parts, "series"]))
+    return series, str(generate_uid(entropy_srcs=[*parts, "instance"]))
+
+
 def export_rtstruct_from_case(
     store: CaseRepository,
     case: Case,
@@ -172,6 +192,7 @@ def export_rtstruct_from_case(
 
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
     ctx = _context(case, tp, f"VOIs {tp.label}")
+    ctx.series_instance_uid, _ = _content_uids(case, tp, "RTSTRUCT", names)
     return export_rtstruct(out, masks, geometry, ctx, _ct_files(ct_dir, tp))
 
 
@@ -188,8 +209,15 @@ def export_seg_from_case(
     from dosimetry_core.io.seg import export_seg
 
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
+    series_uid, sop_uid = _content_uids(case, tp, "SEG", names)
     return export_seg(
-        out, masks, geometry, _ct_files(ct_dir, tp), series_description=f"VOIs {tp.label}"
+        out,
+        masks,
+        geometry,
+        _ct_files(ct_dir, tp),
+        series_description=f"VOIs {tp.label}",
+        series_instance_uid=series_uid,
+        sop_instance_uid=sop_uid,
     )
 
 

@@ -26,7 +26,10 @@ an invalid SOP Instance / Study Instance UID, or whose SOP Instance UID or SOP
 Class UID differ from the C-STORE request's, is refused with a C-STORE failure
 status (``0xC210`` cannot understand, ``0xA900`` data set does not match SOP
 class) and logged; nothing is written and the SCP goes on.  A file that cannot
-be written (disk full) is refused with ``0xA700`` (out of resources).  When a
+be written (disk full) is refused with ``0xA700`` (out of resources), and so is
+one that would leave less than the free-space reserve on the incoming folder's
+disk (``--min-free-mb``, default 1024 MB): a sender, mistaken or hostile, cannot
+fill the disk that also holds the case store.  When a
 list of calling AE titles is configured, an association from any other AE title
 is rejected (A-ASSOCIATE-RJ, calling AE title not recognised) and the refusal is
 logged with the peer's address.
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -67,6 +71,8 @@ __all__ = [
 
 STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700
+DEFAULT_MIN_FREE_MB = 1024.0
+"""Free space (MB) the SCP and a retrieve leave on the incoming folder's disk."""
 STATUS_DOES_NOT_MATCH = 0xA900
 STATUS_CANNOT_UNDERSTAND = 0xC210
 
@@ -165,9 +171,25 @@ class InstanceFiler:
     instance of another study is refused.
     """
 
-    def __init__(self, incoming_dir: Path, expected_study_uid: str | None = None) -> None:
+    def __init__(
+        self,
+        incoming_dir: Path,
+        expected_study_uid: str | None = None,
+        min_free_mb: float = DEFAULT_MIN_FREE_MB,
+    ) -> None:
         self.incoming_dir = Path(incoming_dir)
         self.expected_study_uid = expected_study_uid
+        self.min_free_bytes = max(0, int(float(min_free_mb) * 1024 * 1024))
+
+    def _free_bytes(self) -> int | None:
+        """Free bytes on the incoming folder's disk (its nearest existing parent)."""
+        here = self.incoming_dir
+        while not here.exists() and here.parent != here:
+            here = here.parent
+        try:
+            return int(shutil.disk_usage(here).free)
+        except OSError:
+            return None  # unknown: the write itself will say
 
     def study_folder(self, study_instance_uid: str) -> Path:
         return self.incoming_dir / _digest(study_instance_uid, 16)
@@ -222,9 +244,19 @@ class InstanceFiler:
         folder = self.study_folder(str(study))
         path = folder / f"{_digest(str(sop), 24)}.dcm"
         try:
+            encoded = event.encoded_dataset()
+            free = self._free_bytes()
+            if free is not None and free - len(encoded) < self.min_free_bytes:
+                return self._reject(
+                    req_sop,
+                    STATUS_OUT_OF_RESOURCES,
+                    f"the incoming folder's disk has {free / 2**20:.0f} MB free; filing "
+                    f"this instance would leave less than the reserve of "
+                    f"{self.min_free_bytes / 2**20:.0f} MB (--min-free-mb)",
+                )
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
-            tmp.write_bytes(event.encoded_dataset())
+            tmp.write_bytes(encoded)
             tmp.replace(path)
         except OSError as exc:
             return self._reject(
@@ -351,6 +383,9 @@ class ScpSettings:
     """Seconds without a new instance of a study (after its associations ended)
     before it is imported."""
     auto_import: bool = True
+    min_free_mb: float = DEFAULT_MIN_FREE_MB
+    """Instances that would leave less free space than this on the incoming disk
+    are refused (0xA700)."""
     calibration_cps_per_mbq: float | None = None
     allow_activity_above_administered: bool = False
 
@@ -366,6 +401,11 @@ class ScpSettings:
         if not (self.idle_s >= 0 and self.idle_s < 86400):
             raise InvalidInputError(
                 f"--idle-s: {self.idle_s} is not a number of seconds (0 to 86400)", field="idle_s"
+            )
+        if not (self.min_free_mb >= 0 and self.min_free_mb < 1e9):
+            raise InvalidInputError(
+                f"--min-free-mb: {self.min_free_mb} is not a size in MB (0 to 1e9)",
+                field="min_free_mb",
             )
         return self
 
@@ -410,7 +450,7 @@ class StorageServer:
             if settings.incoming_dir is not None
             else default_incoming_dir(store)
         )
-        self.filer = InstanceFiler(self.incoming_dir)
+        self.filer = InstanceFiler(self.incoming_dir, min_free_mb=self.settings.min_free_mb)
         self._log = log or (lambda line: None)
         self._lock = threading.Lock()
         self._associations: dict[int, AssociationRecord] = {}

@@ -19,6 +19,7 @@ folder given as ``ct_dir``.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -330,6 +331,13 @@ def export_case(
                         patient=case.patient,
                         study=StudyRef(ref.functional.study_instance_uid, ref.acquired_at),
                         software_version=_software_version(),
+                        # the same PDF bytes, the same UIDs: a report sent again
+                        # replaces itself in the PACS (an amended version is new)
+                        series_instance_uid=str(
+                            generate_uid(
+                                entropy_srcs=[case_id, hashlib.sha256(report_pdf).hexdigest()]
+                            )
+                        ),
                     ),
                 )
             )

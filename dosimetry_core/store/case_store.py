@@ -113,6 +113,20 @@ AuditSpec = tuple[Actor | None, str, dict[str, Any] | None]
 """``(actor, action, details)`` of the audit entry that goes with a change."""
 
 
+DATABASE_URL_ENV = "MRTDOSE_DATABASE_URL"
+"""Environment variable naming the database of the command-line store (e.g.
+``postgresql+psycopg://mrt:PASSWORD@db.hospital/mrt``): every ``mrtdose`` command then
+keeps its tables there and its blobs in the ``--store`` folder.  An environment
+variable, not an option, so that the password never appears in ``ps`` output or a
+shell history."""
+
+
+def database_url_from_env() -> str | None:
+    """``$MRTDOSE_DATABASE_URL`` (stripped), or None when unset or empty."""
+    text = os.environ.get(DATABASE_URL_ENV, "").strip()
+    return text or None
+
+
 def default_store_path() -> Path:
     """Folder of the user's default case store.
 

@@ -260,3 +260,84 @@ def test_killed_batch_resumes_without_redoing_saved_cases(
         runs = [e for e in audit.entries(s, finished["case_id"]) if e.action == "protocol-run"]
         assert len(runs) == 1  # computed once, not redone
         assert all(s.load_case(cid).protocol_run is not None for cid in ids)
+
+
+# ------------------------------------------------------------- PostgreSQL
+class _PgStore:
+    """What :meth:`StoreLocation.of` reads of a store: its folder and database URL."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.path, self.url = path, make_url(url)
+
+
+def test_database_password_never_travels_with_the_tasks(tmp_path, monkeypatch):
+    """Task arguments are readable by anybody who reaches the scheduler: the location sent
+    to the workers has no password; a worker takes it from its own $MRTDOSE_DATABASE_URL
+    when that names the same server, database and user, else leaves it to libpq."""
+    import pickle
+
+    from dosimetry_core.pipeline.batch import StoreLocation
+
+    url = "postgresql+psycopg://mrt:s3cret-pw@db.example:5432/mrt"
+    loc = StoreLocation.of(_PgStore(tmp_path, url))
+    assert loc.url == "postgresql+psycopg://mrt@db.example:5432/mrt"
+    assert b"s3cret-pw" not in pickle.dumps(loc)
+    monkeypatch.delenv("MRTDOSE_DATABASE_URL", raising=False)
+    assert loc.resolved_url() == loc.url  # libpq: $PGPASSWORD or ~/.pgpass
+    monkeypatch.setenv("MRTDOSE_DATABASE_URL", url)
+    assert loc.resolved_url() == url
+    for other in (
+        "postgresql+psycopg://mrt:pw@attacker.example:5432/mrt",  # another server
+        "postgresql+psycopg://admin:pw@db.example:5432/mrt",  # another user
+        "postgresql+psycopg://mrt:pw@db.example:5432/other",  # another database
+        "not a url at all",
+    ):
+        monkeypatch.setenv("MRTDOSE_DATABASE_URL", other)
+        assert loc.resolved_url() == loc.url, other
+    sqlite = StoreLocation.of(CaseStore(tmp_path / "s"))
+    assert sqlite.url is None and sqlite.resolved_url() is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("MRTDOSE_TEST_PG_URL"), reason="needs a PostgreSQL server (.ci/run)"
+)
+def test_batch_on_a_postgresql_store_from_the_command_line(cohort, tmp_path, env, monkeypatch):
+    """``$MRTDOSE_DATABASE_URL`` puts the store's tables in PostgreSQL for every command; the
+    batch's workers reach the same database and save there (no SQLite file is made)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from dosimetry_core.store.case_store import DB_FILENAME
+    from tests.core.store.conftest import _database_url
+
+    base = os.environ["MRTDOSE_TEST_PG_URL"]
+    dbname = f"mrt_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {dbname}"))
+    try:
+        url = _database_url(base, dbname)
+        monkeypatch.setenv("MRTDOSE_DATABASE_URL", url)
+        one = tmp_path / "cohort"
+        one.mkdir()
+        shutil.copytree(Path(cohort["dirs"]) / "p002_c1", one / "p002_c1")
+        store = tmp_path / "store"
+        code, out = _run(
+            ["--store", str(store), "batch", str(one), "--protocol", PROTOCOL]
+            + ["--scheduler", "local:1", "--json"]
+        )
+        events = _lines(out)
+        assert code == 0, events
+        assert [e["event"] for e in events if e["event"] in ("finished", "failed")] == ["finished"]
+        assert not (store / DB_FILENAME).exists()
+        with CaseStore(store, url=url) as s:
+            (case,) = s.list_cases()
+            assert s.load_case(case.case_id).protocol_run is not None
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+        admin.dispose()

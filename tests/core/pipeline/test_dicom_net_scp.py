@@ -22,6 +22,7 @@ from dosimetry_core.errors import InvalidInputError
 from dosimetry_core.pipeline.dicom_scp import (
     STATUS_CANNOT_UNDERSTAND,
     STATUS_DOES_NOT_MATCH,
+    STATUS_OUT_OF_RESOURCES,
     ScpSettings,
     StorageServer,
 )
@@ -195,6 +196,26 @@ def test_corrupt_and_hostile_instances_rejected_good_ones_import(
     assert _send(srv.port, good[:1]) == [0]
 
 
+def test_free_space_reserve_refuses_instances_and_keeps_serving(server, small_demo_dirs):
+    """A sender cannot fill the disk that holds the store: an instance that would leave less
+    than the reserve free is refused with 0xA700 and its reason logged; nothing is filed."""
+    import shutil as _shutil
+
+    make, store, lines = server
+    tp1 = next(small_demo_dirs["siemens-bqml"].glob("tp1*"))
+    good = sorted(p for p in tp1.rglob("*.dcm") if "RTSTRUCT" not in p.parts)[:2]
+    free_mb = _shutil.disk_usage(store.path).free / 2**20
+    srv = make(min_free_mb=free_mb + 10_000)  # more than the disk has: every instance refused
+    assert _send(srv.port, good) == [STATUS_OUT_OF_RESOURCES] * 2
+    assert srv.wait_until_idle(timeout_s=60)
+    assert any("0xA700" in x and "--min-free-mb" in x for x in lines), lines
+    incoming = store.path / "incoming"
+    assert not incoming.exists() or not [p for p in incoming.rglob("*") if p.is_file()]
+    assert store.list_cases() == []
+    ok = make(min_free_mb=0)  # no reserve: the same files are filed
+    assert _send(ok.port, good) == [0, 0]
+
+
 def test_settings_refused_with_the_option_named(tmp_path):
     with CaseStore(tmp_path / "s") as store:
         with pytest.raises(InvalidInputError, match="--ae-title") as e:
@@ -204,6 +225,9 @@ def test_settings_refused_with_the_option_named(tmp_path):
             StorageServer(store, ScpSettings(ae_title="OK", port=0, allowed_calling_aes=("a\\b",)))
         with pytest.raises(InvalidInputError, match="--port"):
             StorageServer(store, ScpSettings(ae_title="OK", port=70000))
+        with pytest.raises(InvalidInputError, match="--min-free-mb") as e:
+            StorageServer(store, ScpSettings(ae_title="OK", port=0, min_free_mb=-1))
+        assert e.value.field == "min_free_mb"
 
 
 def test_a_study_is_imported_once_when_all_its_associations_ended(server, small_demo_dirs):

@@ -192,3 +192,39 @@ def test_refusals(prepared, tmp_path):
         export_case(store, case_id, tmp_path, anonymize=True, secret="s", report_pdf=PDF)
     with pytest.raises(InvalidInputError, match="CT files"):
         export_case(store, case_id, tmp_path, rtdose=False, rtstruct=True)
+
+
+def _uids(res) -> dict[str, list[str]]:
+    return {
+        kind: sorted(str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files)
+        for kind, files in res.files.items()
+    }
+
+
+def test_sending_the_same_results_again_gives_the_same_instances(prepared, tmp_path):
+    """A re-export (a second 'pacs send') of unchanged results carries the same Series and SOP
+    Instance UIDs, so the PACS replaces instead of duplicating; an edited VOI, or another
+    version of the report, is a new instance."""
+    store, root, case_id, _ = prepared
+    copy = CaseStore(copy_store(Path(store.path), tmp_path / "store"))
+    kw = {"rtstruct": True, "seg": True, "ct_dir": root}
+    first = export_case(copy, case_id, tmp_path / "a", report_pdf=PDF, **kw)
+    again = export_case(copy, case_id, tmp_path / "b", report_pdf=PDF, **kw)
+    assert set(first.files) == {"RTDOSE", "RTSTRUCT", "SEG", "DOC"}
+    assert _uids(first) == _uids(again)
+    series = {
+        k: str(pydicom.dcmread(f[0], stop_before_pixels=True).SeriesInstanceUID)
+        for k, f in first.files.items()
+    }
+    assert len(set(series.values())) == 4  # one series per kind
+    case = copy.load_case(case_id)
+    liver = next(v for v in case.vois if v.name == "Liver")
+    liver.color_rgb = (12, 34, 56)
+    copy.save_case(case)
+    other_pdf = PDF.replace(b"1.4", b"1.5")
+    edited = export_case(copy, case_id, tmp_path / "c", report_pdf=other_pdf, **kw)
+    before, after = _uids(first), _uids(edited)
+    assert after["RTDOSE"] == before["RTDOSE"]
+    for kind in ("RTSTRUCT", "SEG", "DOC"):
+        assert set(after[kind]).isdisjoint(before[kind]), kind
+    copy.close()
