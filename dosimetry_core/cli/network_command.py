@@ -391,7 +391,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--ct-dir",
         default=None,
         metavar="DIR",
-        help="the original CT files (SEG/RTSTRUCT reference the PACS's CT)",
+        help="the original CT files (SEG/RTSTRUCT reference the PACS's CT); default the CT "
+        "as received by 'mrtdose listen' or 'pacs get' when kept in the incoming folder",
     )
     _peer_options(s)
     s.set_defaults(func=cmd_pacs_send)

@@ -26,7 +26,10 @@ Each case is one task of a ``distributed.Client``: ``local[:N]`` starts a
 ``LocalCluster`` of N worker **processes** with one thread each (``local`` alone: 2,
 :data:`dosimetry_core.pipeline.mc_distributed.DEFAULT_LOCAL_WORKERS`; the cluster
 helper and the ``--scheduler`` grammar are shared with the Monte Carlo split);
-``tcp://HOST:PORT`` uses an existing scheduler.  A worker opens the
+``tcp://HOST:PORT`` uses an existing scheduler.  Each case's native thread pools
+(numba, SimpleITK) get the machine's cores divided by the task threads on it
+(:func:`_thread_budget`), and patients are submitted longest first
+(:func:`_ordered_chains`).  A worker opens the
 store itself from its :class:`StoreLocation` (folder and, for PostgreSQL, the
 database URL); a store object is never pickled.  Cases of one patient run one after
 the other in administration order (a later cycle's cumulative limits read the

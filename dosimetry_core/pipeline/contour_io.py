@@ -120,7 +120,9 @@ def _masks_for_export(
     return masks, ct.geometry, tp
 
 
-def _ct_files(ct_dir: Path, tp: Any) -> list[Path]:
+def _ct_files(ct_dir: Path, tp: Any, sop_uids: list[str] | None = None) -> list[Path]:
+    """The files of ``tp``'s CT series under ``ct_dir``; their SOP Instance UIDs are
+    appended to ``sop_uids`` when given."""
     import pydicom
 
     files = sorted(p for p in Path(ct_dir).rglob("*") if p.is_file())
@@ -128,11 +130,15 @@ def _ct_files(ct_dir: Path, tp: Any) -> list[Path]:
     out = []
     for p in files:
         try:
-            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            ds = pydicom.dcmread(
+                p, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "SOPInstanceUID"]
+            )
         except Exception:  # not DICOM: ignore
             continue
         if getattr(ds, "SeriesInstanceUID", None) == want:
             out.append(p)
+            if sop_uids is not None:
+                sop_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
     if not out:
         raise InvalidInputError(
             f"{ct_dir}: no file of the CT series {want} of {tp.label}; "
@@ -158,12 +164,16 @@ def _context(case: Case, tp: Any, description: str) -> DicomWriteContext:
     )
 
 
-def _content_uids(case: Case, tp: Any, kind: str, names: list[str] | None) -> tuple[str, str]:
+def _content_uids(
+    case: Case, tp: Any, kind: str, names: list[str] | None, ct_uids: list[str]
+) -> tuple[str, str]:
     """Series and SOP Instance UIDs derived from what the object holds.
 
-    The same VOIs (name, kind, colour, mask content) of the same time point give the
-    same UIDs, so sending the results to a PACS again replaces the object there
-    instead of adding a duplicate series; an edited VOI gives new UIDs.  (PS3.3
+    The same VOIs (name, kind, colour, mask content) of the same time point on the
+    same CT instances (``ct_uids``, the SOP Instance UIDs referenced) give the same
+    UIDs, so sending the results to a PACS again replaces the object there instead
+    of adding a duplicate series; an edited VOI, or references to other CT
+    instances, give new UIDs.  (PS3.3
     C.12.1.1.1: one SOP Instance UID per instance content; pydicom's
     ``generate_uid(entropy_srcs=...)`` hashes the sources under its UID root.)
     """
@@ -174,6 +184,7 @@ def _content_uids(case: Case, tp: Any, kind: str, names: list[str] | None) -> tu
     for v in sorted(case.vois, key=lambda v: v.name):
         if v.time_point_id == tp.time_point_id and (wanted is None or v.name.lower() in wanted):
             parts += [v.name, str(v.kind), ",".join(map(str, v.color_rgb)), v.mask.key]
+    parts += sorted(ct_uids)
     series = str(generate_uid(entropy_srcs=[*parts, "series"]))
     return series, str(generate_uid(entropy_srcs=[*parts, "instance"]))
 
@@ -192,8 +203,10 @@ def export_rtstruct_from_case(
 
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
     ctx = _context(case, tp, f"VOIs {tp.label}")
-    ctx.series_instance_uid, _ = _content_uids(case, tp, "RTSTRUCT", names)
-    return export_rtstruct(out, masks, geometry, ctx, _ct_files(ct_dir, tp))
+    ct_uids: list[str] = []
+    files = _ct_files(ct_dir, tp, ct_uids)
+    ctx.series_instance_uid, _ = _content_uids(case, tp, "RTSTRUCT", names, ct_uids)
+    return export_rtstruct(out, masks, geometry, ctx, files)
 
 
 def export_seg_from_case(
@@ -209,12 +222,14 @@ def export_seg_from_case(
     from dosimetry_core.io.seg import export_seg
 
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
-    series_uid, sop_uid = _content_uids(case, tp, "SEG", names)
+    ct_uids: list[str] = []
+    files = _ct_files(ct_dir, tp, ct_uids)
+    series_uid, sop_uid = _content_uids(case, tp, "SEG", names, ct_uids)
     return export_seg(
         out,
         masks,
         geometry,
-        _ct_files(ct_dir, tp),
+        files,
         series_description=f"VOIs {tp.label}",
         series_instance_uid=series_uid,
         sop_instance_uid=sop_uid,

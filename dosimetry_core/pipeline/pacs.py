@@ -661,6 +661,54 @@ def newest_signed_report(store: CaseRepository, case_id: str) -> tuple[str, byte
     return rec.report_id, report_pdf(store, rec.report_id)
 
 
+def _received_ct(store: CaseRepository, case_id: str, into: Path) -> Path | None:
+    """The original CT files of the case's contoured time points, as the PACS sent them.
+
+    A study that came in through ``mrtdose listen`` or ``mrtdose pacs get`` is kept
+    under the store's incoming folder, one folder per study
+    (:class:`~dosimetry_core.pipeline.dicom_scp.InstanceFiler`).  When the CT series of
+    every time point with VOIs is there, its files are linked (or copied) into
+    ``into`` and ``into`` is returned: SEG/RTSTRUCT then reference the instances the
+    PACS holds.  None when any is missing.
+    """
+    import os
+    import shutil
+
+    import pydicom
+
+    case = store.load_case(case_id)
+    contoured = {v.time_point_id for v in case.vois}
+    filer = InstanceFiler(default_incoming_dir(store))
+    found = False
+    for tp in case.sorted_time_points():
+        if tp.time_point_id not in contoured or tp.anatomical is None:
+            continue
+        folder = filer.study_folder(tp.anatomical.study_instance_uid)
+        if not tp.anatomical.study_instance_uid or not folder.is_dir():
+            return None
+        matching = []
+        for path in sorted(folder.glob("*.dcm")):
+            try:
+                ds = pydicom.dcmread(
+                    path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
+                )
+            except Exception:  # a file the import refused too: not a reference
+                continue
+            if str(getattr(ds, "SeriesInstanceUID", "")) == tp.anatomical.series_instance_uid:
+                matching.append(path)
+        if not matching:
+            return None
+        target = into / tp.time_point_id
+        target.mkdir(parents=True, exist_ok=True)
+        for path in matching:
+            try:
+                os.symlink(path.resolve(), target / path.name)
+            except OSError:  # no symbolic links here (Windows without the privilege)
+                shutil.copy2(path, target / path.name)
+        found = True
+    return into if found else None
+
+
 def send_case(
     store: CaseRepository,
     peer: PacsPeer,
@@ -685,8 +733,11 @@ def send_case(
         A PDF to send instead of the stored signed report.
     ct_dir
         Folder with the original CT files the SEG/RTSTRUCT reference (the CT the
-        PACS holds).  Without it the CT is re-written from the store for the
-        references (new SOP Instance UIDs, not in the PACS): a warning says so.
+        PACS holds).  Without it, the CT as received from the PACS (``mrtdose
+        listen`` / ``pacs get`` keep it in the store's incoming folder) when every
+        contoured time point's CT series is there; else the CT is re-written from the
+        store for the references (new SOP Instance UIDs, not in the PACS): a
+        warning says so.
 
     Raises
     ------
@@ -722,15 +773,17 @@ def send_case(
             + ("; ".join(result.warnings) or "no RT Dose, SEG, RTSTRUCT or report selected")
             + ")"
         )
-    images = structures and ct_dir is None
-    if images:
-        result.warnings.append(
-            "SEG/RTSTRUCT reference the CT as re-written from the store (new SOP Instance "
-            "UIDs the PACS does not hold): give the original CT folder (--ct-dir) for "
-            "references to the PACS's CT"
-        )
     wanted = {"RTDOSE", "SEG", "RTSTRUCT", "DOC"}
     with tempfile.TemporaryDirectory(prefix="mrtdose-send-") as tmp:
+        if structures and ct_dir is None:
+            ct_dir = _received_ct(store, case_id, Path(tmp) / "received-ct")
+        images = structures and ct_dir is None
+        if images:
+            result.warnings.append(
+                "SEG/RTSTRUCT reference the CT as re-written from the store (new SOP "
+                "Instance UIDs the PACS does not hold): give the original CT folder "
+                "(--ct-dir) for references to the PACS's CT"
+            )
         _progress(progress, 0.0, "writing the DICOM objects")
         exported = export_case(
             store,

@@ -293,3 +293,53 @@ def test_send_sends_the_newest_signed_report(results_case, storescp, tmp_path):
     assert str(ds.SOPInstanceUID) == sent.sop_instance_uid
     assert bytes(ds.EncapsulatedDocument)[: len(want)] == want
     assert dciodvfy_errors(got) == []
+
+
+def test_send_references_the_ct_as_received_from_the_pacs(
+    results_case, storescp, small_demo_dirs, tmp_path
+):
+    """A case whose CT came from the PACS (kept in the store's incoming folder): the SEG sent
+    back references the very CT instances the PACS holds, without --ct-dir and without the
+    're-written' warning; with nothing received the fallback is said."""
+    from pydicom.uid import generate_uid
+
+    from dosimetry_core.pipeline.dicom_scp import InstanceFiler, default_incoming_dir
+
+    path, case_id = results_case
+    peer = PacsPeer("127.0.0.1", storescp.port, storescp.ae_title, "MRTDOSE")
+    copy = copy_store(path, tmp_path / "store")
+    with CaseStore(copy) as store:
+        res = send_case(store, peer, case_id, rtdose=False, report=False)
+        assert any("re-written from the store" in w for w in res.warnings)
+        case = store.load_case(case_id)
+        contoured = {v.time_point_id for v in case.vois}
+        filer = InstanceFiler(default_incoming_dir(store))
+        originals: set[str] = set()
+        for tp in case.sorted_time_points():
+            if tp.time_point_id not in contoured:
+                continue
+            ct = next(small_demo_dirs["siemens-bqml"].glob(f"{tp.label.lower()}*")) / "CT"
+            folder = filer.study_folder(tp.anatomical.study_instance_uid)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, f in enumerate(sorted(ct.glob("*.dcm"))):
+                ds = pydicom.dcmread(f)
+                assert str(ds.SeriesInstanceUID) == tp.anatomical.series_instance_uid
+                # the scanner's own instance UIDs (the demo's files were written by our
+                # writer, whose re-written CT would carry the same ones)
+                uid = generate_uid(entropy_srcs=["scanner", str(ds.SOPInstanceUID)])
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+                originals.add(str(uid))
+                ds.save_as(folder / f"{i:04d}.dcm")
+        before = set(storescp.folder.glob("*.dcm"))
+        res = send_case(store, peer, case_id, rtdose=False, report=False)
+    assert not any("re-written" in w for w in res.warnings), res.warnings
+    [seg] = [p for p in set(storescp.folder.glob("*.dcm")) - before]
+    ds = pydicom.dcmread(seg)
+    assert ds.Modality == "SEG"
+    refs = {
+        str(item.ReferencedSOPInstanceUID)
+        for series in ds.ReferencedSeriesSequence
+        for item in series.ReferencedInstanceSequence
+    }
+    assert refs and refs <= originals
+    assert dciodvfy_errors(seg) == []
