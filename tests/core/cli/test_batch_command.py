@@ -328,7 +328,7 @@ def test_batch_on_a_postgresql_store_from_the_command_line(cohort, tmp_path, env
         store = tmp_path / "store"
         code, out = _run(
             ["--store", str(store), "batch", str(one), "--protocol", PROTOCOL]
-            + ["--scheduler", "local:1", "--json"]
+            + ["--scheduler", "local:1", "--json", "--out", str(tmp_path / "out")]
         )
         events = _lines(out)
         assert code == 0, events
