@@ -157,6 +157,14 @@ def document_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: where a password is, nobody knows
+        return "(text not shown: it is not a database URL)"
+
+
 def _db_reason(exc: BaseException) -> str:
     """The database driver's own message, on one line (without SQLAlchemy's help links)."""
     orig = getattr(exc, "orig", None)
@@ -266,7 +274,8 @@ class CaseStore:
                 db_url, pool_pre_ping=db_url.get_backend_name() != "sqlite"
             )
         except (ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot use the database URL {url!r}: {_db_reason(exc)}") from exc
+            shown = masked_url(url) if url is not None else ""
+            raise StoreError(f"cannot use the database URL {shown!r}: {_db_reason(exc)}") from exc
         self.url = db_url
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", self._sqlite_connect)

@@ -367,3 +367,19 @@ def test_store_at_the_default_path_is_created(
     with CaseStore() as s:
         assert s.path == tmp_path / "deep" / "store"
         assert (s.path / "cases.sqlite").is_file() and (s.path / "blobs").is_dir()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+nosuchdriver://mrt:TopSecret@127.0.0.1:1/x",  # a driver that is not there
+        "not a url mrt:TopSecret@db",  # nothing SQLAlchemy can parse
+        "postgresql+psycopg://mrt:TopSecret@127.0.0.1:1/x",  # nobody listening
+    ],
+)
+def test_a_bad_database_url_is_named_without_its_password(tmp_path: Path, url: str) -> None:
+    """The message goes to the terminal and the logs: the password in the URL stays out."""
+    with pytest.raises(StoreError) as err:
+        CaseStore(tmp_path / "s", url=url)
+    assert "TopSecret" not in str(err.value)
+    assert "database URL" in str(err.value) or "cannot open the case store" in str(err.value)
