@@ -1,7 +1,8 @@
 """DICOM networking: ``mrtdose listen`` and ``mrtdose pacs find|get|send`` (issue 17).
 
 ``mrtdose listen --port P --ae-title T [--allow-ae TITLE ...] [--incoming DIR] [--idle-s S]
-[--min-free-mb MB]``
+[--min-free-mb MB]
+[--tls-cert PEM --tls-key PEM [--tls-ca PEM]]`` (DICOM over TLS, PS3.15 B.1)
 runs a storage SCP (:mod:`dosimetry_core.pipeline.dicom_scp`): instances are filed
 under ``<store folder>/incoming`` (or ``--incoming``) and each study is imported with
 the ``mrtdose import`` core path once every association that brought it has ended and
@@ -76,6 +77,9 @@ def _peer(args: argparse.Namespace) -> Any:
         called_ae=str(called),
         ae_title=args.ae_title or (saved.ae_title if saved else "MRTDOSE"),
         timeout_s=args.timeout_s or (saved.timeout_s if saved else 30.0),
+        tls_ca=args.tls_ca or (saved.tls_ca if saved else ""),
+        tls_cert=args.tls_cert or (saved.tls_cert if saved else ""),
+        tls_key=args.tls_key or (saved.tls_key if saved else ""),
     ).checked()
     if args.save_peer:
         save_peer(peer, path)
@@ -90,6 +94,16 @@ def _peer_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--called-ae", default=None, metavar="AE", help="the PACS's AE title")
     g.add_argument("--ae-title", default=None, metavar="AE", help="our AE title (default MRTDOSE)")
     g.add_argument("--timeout-s", type=float, default=None, help="network timeout (default 30 s)")
+    g.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="PEM",
+        help="DICOM over TLS: the CA that issued the PACS's certificate (host name checked)",
+    )
+    g.add_argument(
+        "--tls-cert", default=None, metavar="PEM", help="our certificate, for mutual TLS"
+    )
+    g.add_argument("--tls-key", default=None, metavar="PEM", help="its private key")
     g.add_argument(
         "--peer-file",
         default=None,
@@ -114,6 +128,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
         incoming_dir=Path(args.incoming) if args.incoming else None,
         idle_s=args.idle_s,
         min_free_mb=args.min_free_mb,
+        tls_cert=args.tls_cert or "",
+        tls_key=args.tls_key or "",
+        tls_ca=args.tls_ca or "",
         calibration_cps_per_mbq=args.calibration_cps_per_mbq,
         allow_activity_above_administered=args.allow_activity_above_administered,
     ).checked()
@@ -346,6 +363,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="refuse instances (status 0xA700) that would leave less free space than this "
         "on the incoming folder's disk (default 1024)",
+    )
+    p.add_argument(
+        "--tls-cert", default=None, metavar="PEM", help="DICOM over TLS: our certificate"
+    )
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="its private key")
+    p.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="PEM",
+        help="with TLS: accept only callers with a certificate issued by this CA",
     )
     p.add_argument("--calibration-cps-per-mbq", type=float, default=None, metavar="X")
     p.add_argument("--allow-activity-above-administered", action="store_true")

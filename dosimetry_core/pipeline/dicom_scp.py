@@ -386,6 +386,12 @@ class ScpSettings:
     min_free_mb: float = DEFAULT_MIN_FREE_MB
     """Instances that would leave less free space than this on the incoming disk
     are refused (0xA700)."""
+    tls_cert: str = ""
+    """Our certificate (PEM): DICOM over TLS when set (:mod:`dicom_tls`)."""
+    tls_key: str = ""
+    """Its private key (PEM, unencrypted)."""
+    tls_ca: str = ""
+    """With TLS: callers must present a certificate issued by this CA (mutual TLS)."""
     calibration_cps_per_mbq: float | None = None
     allow_activity_above_administered: bool = False
 
@@ -407,7 +413,20 @@ class ScpSettings:
                 f"--min-free-mb: {self.min_free_mb} is not a size in MB (0 to 1e9)",
                 field="min_free_mb",
             )
+        if (self.tls_key or self.tls_ca) and not self.tls_cert:
+            raise InvalidInputError(
+                "--tls-key/--tls-ca need --tls-cert (the SCP's certificate)", field="tls_cert"
+            )
+        self.tls_context()  # every file problem said before listening
         return self
+
+    def tls_context(self) -> Any:
+        """The server :class:`ssl.SSLContext`, or None for plain DICOM."""
+        if not self.tls_cert:
+            return None
+        from dosimetry_core.pipeline.dicom_tls import server_context
+
+        return server_context(self.tls_cert, self.tls_key, self.tls_ca)
 
 
 #: Storage SOP classes the SCP accepts (every storage class pynetdicom knows).
@@ -503,6 +522,7 @@ class StorageServer:
                 (self.settings.host, int(self.settings.port)),
                 block=False,
                 evt_handlers=handlers,
+                ssl_context=self.settings.tls_context(),
             )
         except OSError as exc:
             raise InvalidInputError(

@@ -87,6 +87,13 @@ class PacsPeer:
     """Our (calling) AE title."""
     timeout_s: float = 30.0
     """Connection, ACSE and DIMSE timeout."""
+    tls_ca: str = ""
+    """PEM file of the CA that issued the PACS's certificate: DICOM over TLS when set
+    (:mod:`dosimetry_core.pipeline.dicom_tls`); empty = plain DICOM."""
+    tls_cert: str = ""
+    """Our certificate (PEM), for a PACS that requires mutual TLS."""
+    tls_key: str = ""
+    """Its private key (PEM, unencrypted)."""
 
     def checked(self) -> PacsPeer:
         """This peer, validated (messages name the option)."""
@@ -103,18 +110,34 @@ class PacsPeer:
                 f"--timeout-s: {self.timeout_s} is not a number of seconds (0 to 3600)",
                 field="timeout_s",
             )
+        if (self.tls_cert or self.tls_key) and not self.tls_ca:
+            raise InvalidInputError(
+                "--tls-cert/--tls-key need --tls-ca (the CA of the PACS's certificate)",
+                field="tls_ca",
+            )
+        if self.tls_ca:
+            self.tls_context()  # every file problem said now, before any connection
         return self
 
+    def tls_context(self) -> Any:
+        """The client :class:`ssl.SSLContext`, or None for plain DICOM."""
+        if not self.tls_ca:
+            return None
+        from dosimetry_core.pipeline.dicom_tls import client_context
+
+        return client_context(self.tls_ca, self.tls_cert, self.tls_key)
+
     def words(self) -> str:
-        return printable(f"{self.called_ae}@{self.host}:{self.port}")
+        tls = " (TLS)" if self.tls_ca else ""
+        return printable(f"{self.called_ae}@{self.host}:{self.port}{tls}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def load_peer(path: str | Path) -> PacsPeer:
-    """Read a saved peer (JSON with ``host``, ``port``, ``called_ae``, optional ``ae_title``
-    and ``timeout_s``)."""
+    """Read a saved peer (JSON with ``host``, ``port``, ``called_ae``, optional ``ae_title``,
+    ``timeout_s`` and the TLS files ``tls_ca``, ``tls_cert``, ``tls_key``)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -131,6 +154,9 @@ def load_peer(path: str | Path) -> PacsPeer:
             called_ae=str(data["called_ae"]),
             ae_title=str(data.get("ae_title", "MRTDOSE")),
             timeout_s=float(data.get("timeout_s", 30.0)),
+            tls_ca=str(data.get("tls_ca", "") or ""),
+            tls_cert=str(data.get("tls_cert", "") or ""),
+            tls_key=str(data.get("tls_key", "") or ""),
         )
     except KeyError as exc:
         raise InvalidInputError(f"{p}: the PACS peer file has no {exc.args[0]!r}") from exc
@@ -186,6 +212,7 @@ def _associate(
     ae.dimse_timeout = peer.timeout_s
     ae.network_timeout = peer.timeout_s
     ae.connection_timeout = min(peer.timeout_s, 10.0)
+    tls = peer.tls_context()
     try:
         assoc = ae.associate(
             peer.host,
@@ -193,6 +220,7 @@ def _associate(
             ae_title=peer.called_ae,
             ext_neg=ext_neg or None,
             evt_handlers=handlers or None,
+            tls_args=(tls, peer.host) if tls is not None else None,
         )
     except (OSError, ValueError) as exc:
         raise PacsError(f"PACS {peer.words()}: cannot connect ({exc})") from exc
@@ -200,6 +228,13 @@ def _associate(
         raise PacsError(
             f"PACS {peer.words()} refused the association from AE {peer.ae_title!r} "
             "(is our AE title configured on the PACS?)"
+        )
+    if not assoc.is_established and tls is not None and _answers_on_port(peer):
+        raise PacsError(
+            f"PACS {peer.words()}: no secure association (the TLS handshake failed or the "
+            "PACS refused us: is its certificate issued by the CA in --tls-ca and made out "
+            "to this host name, does it speak TLS on this port, and does it need our "
+            "certificate, --tls-cert/--tls-key?)"
         )
     if not assoc.is_established:
         # pynetdicom reports a refused TCP connection and a peer that accepted the
@@ -473,6 +508,12 @@ def retrieve_study(
     from dosimetry_core.pipeline.importing import _require_import_permission, import_directory
 
     uid = _check_study_uid(study_instance_uid)
+    if method == "move" and peer.tls_ca:
+        raise InvalidInputError(
+            "--method move over TLS: the PACS would connect back to a receiving SCP "
+            "that listens without TLS here; use --method get (one secure association)",
+            field="method",
+        )
     if method not in ("get", "move"):
         raise InvalidInputError(f"--method {method!r}: use get or move", field="method")
     peer.checked()
