@@ -120,7 +120,7 @@ def _masks_for_export(
     return masks, ct.geometry, tp
 
 
-def _ct_files(ct_dir: Path, tp: Any, sop_uids: list[str] | None = None) -> list[Path]:
+def ct_series_files(ct_dir: Path, tp: Any, sop_uids: list[str] | None = None) -> list[Path]:
     """The files of ``tp``'s CT series under ``ct_dir``; their SOP Instance UIDs are
     appended to ``sop_uids`` when given."""
     import pydicom
@@ -204,7 +204,7 @@ def export_rtstruct_from_case(
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
     ctx = _context(case, tp, f"VOIs {tp.label}")
     ct_uids: list[str] = []
-    files = _ct_files(ct_dir, tp, ct_uids)
+    files = ct_series_files(ct_dir, tp, ct_uids)
     ctx.series_instance_uid, _ = _content_uids(case, tp, "RTSTRUCT", names, ct_uids)
     return export_rtstruct(out, masks, geometry, ctx, files)
 
@@ -223,7 +223,7 @@ def export_seg_from_case(
 
     masks, geometry, tp = _masks_for_export(store, case, time_point, names)
     ct_uids: list[str] = []
-    files = _ct_files(ct_dir, tp, ct_uids)
+    files = ct_series_files(ct_dir, tp, ct_uids)
     series_uid, sop_uid = _content_uids(case, tp, "SEG", names, ct_uids)
     return export_seg(
         out,

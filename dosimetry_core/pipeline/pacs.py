@@ -715,7 +715,7 @@ def _received_ct(store: CaseRepository, case_id: str, into: Path) -> Path | None
     import os
     import shutil
 
-    import pydicom
+    from dosimetry_core.pipeline.contour_io import ct_series_files
 
     case = store.load_case(case_id)
     contoured = {v.time_point_id for v in case.vois}
@@ -727,17 +727,9 @@ def _received_ct(store: CaseRepository, case_id: str, into: Path) -> Path | None
         folder = filer.study_folder(tp.anatomical.study_instance_uid)
         if not tp.anatomical.study_instance_uid or not folder.is_dir():
             return None
-        matching = []
-        for path in sorted(folder.glob("*.dcm")):
-            try:
-                ds = pydicom.dcmread(
-                    path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
-                )
-            except Exception:  # a file the import refused too: not a reference
-                continue
-            if str(getattr(ds, "SeriesInstanceUID", "")) == tp.anatomical.series_instance_uid:
-                matching.append(path)
-        if not matching:
+        try:
+            matching = ct_series_files(folder, tp)
+        except InvalidInputError:  # the study came, its CT series did not
             return None
         target = into / tp.time_point_id
         target.mkdir(parents=True, exist_ok=True)
